@@ -1,0 +1,42 @@
+# Two set-up commands on a fresh Debian / Raspberry Pi OS machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint bench-all train clean system-test-deps
+
+$(BIN)/edge-anpr: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.test-deps: $(BIN)/edge-anpr
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+## run: install into .venv and run the demo (serve + send the bundled frames + print reads)
+run: $(BIN)/edge-anpr
+	$(BIN)/edge-anpr demo
+
+system-test-deps:
+	bash scripts/ensure-system-packages
+
+## test: install the test tools (and mosquitto when missing) and run the whole suite
+test: $(VENV)/.test-deps system-test-deps
+	$(BIN)/ruff check edge_anpr tests
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check edge_anpr tests
+	$(BIN)/mypy
+
+## train: retrain every model in models/ (needs the [train] extra and ../shared/data)
+train:
+	test -x .venv-train/bin/python || $(PYTHON) -m venv .venv-train
+	.venv-train/bin/python -m pip install -q -e '.[train]'
+	.venv-train/bin/python -m edge_anpr.train all
+
+clean:
+	rm -rf $(VENV) .venv-train .pytest_cache .mypy_cache .ruff_cache

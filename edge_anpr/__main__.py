@@ -1,0 +1,3 @@
+from edge_anpr.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""The command line: the only place that parses arguments.
+
+Each sub-command validates its arguments here and calls one function of the module that owns
+the work, importing it lazily so ``edge-anpr send`` on a camera box never loads the models.
+Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from edge_anpr import __version__
+from edge_anpr.config import Config, config_reference_markdown, load_config
+from edge_anpr.errors import ConfigError, EdgeAnprError
+from edge_anpr.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-anpr",
+        description="Licence plate recognition appliance: UDP frames in, plate events out.",
+    )
+    parser.add_argument("--version", action="version", version=f"edge-anpr {__version__}")
+    parser.add_argument("--log-level", default=None, help="override device.log_level")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", type=Path, default=None, help="TOML config file")
+        return p
+
+    serve = with_config(sub.add_parser("serve", help="run the appliance"))
+    serve.add_argument(
+        "--stdout", action="store_true", help="write frames/reads/stats as JSON lines to stdout"
+    )
+    serve.add_argument("--port", type=int, default=None, help="override ingest.port")
+    serve.add_argument("--no-mqtt", action="store_true", help="do not publish to MQTT")
+
+    demo = with_config(sub.add_parser("demo", help="serve and send the bundled sample frames"))
+    demo.add_argument("--port", type=int, default=None, help="UDP port (default: a free one)")
+    demo.add_argument("--loop", action="store_true", help="keep sending until interrupted")
+
+    send = sub.add_parser("send", help="send images, a folder, a video or a webcam over UDP")
+    send.add_argument("source", help="image file, folder of images, video file or webcam index")
+    send.add_argument("--host", default="127.0.0.1")
+    send.add_argument("--port", type=int, default=6112)
+    send.add_argument("--format", choices=["legacy", "sequenced"], default="sequenced")
+    send.add_argument("--camera", type=int, default=0, help="camera id (sequenced format)")
+    send.add_argument("--fps", type=_positive_float, default=5.0)
+    send.add_argument("--key", default="", help="HMAC key (sequenced format)")
+    send.add_argument("--loop", action="store_true", help="repeat the source until interrupted")
+    send.add_argument("--count", type=int, default=0, help="stop after this many frames (0: all)")
+
+    read = with_config(sub.add_parser("read", help="read plate crops, print JSON"))
+    read.add_argument("crops", nargs="+", type=Path)
+
+    recognize = with_config(sub.add_parser("recognize", help="find and read plates in images"))
+    recognize.add_argument("images", nargs="+", type=Path)
+    recognize.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    evaluate = with_config(sub.add_parser("eval", help="evaluate on a scenes-layout folder"))
+    evaluate.add_argument("directory", type=Path)
+    evaluate.add_argument("--split", choices=["val", "train", "all"], default="val")
+
+    eval_crops = with_config(sub.add_parser("eval-crops", help="evaluate the reader on crops"))
+    eval_crops.add_argument("directory", type=Path, nargs="?", default=None)
+    eval_crops.add_argument("--split", choices=["val", "train", "all"], default="val")
+
+    bench = with_config(sub.add_parser("bench", help="measure speed (per-stage medians)"))
+    bench.add_argument("what", choices=["ingest", "read", "recognize", "serve"])
+    bench.add_argument("--frames", type=_positive_int, default=None)
+    bench.add_argument("--frame-bytes", type=_positive_int, default=200_000)
+    bench.add_argument("--format", choices=["legacy", "sequenced"], default="sequenced")
+    bench.add_argument("--workers", type=_positive_int, default=None)
+
+    cfg = sub.add_parser("config", help="check a config file or print the key reference")
+    cfg.add_argument("file", type=Path, nargs="?", default=None)
+    cfg.add_argument("--markdown", action="store_true", help="print the README key table")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level or "INFO")
+    try:
+        return _dispatch(args)
+    except EdgeAnprError as exc:
+        print(f"edge-anpr: error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load(args: argparse.Namespace) -> Config:
+    cfg = load_config(getattr(args, "config", None))
+    if args.log_level is None:
+        setup_logging(cfg.device.log_level)
+    return cfg
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command: str = args.command
+    if command == "config":
+        if args.markdown:
+            sys.stdout.write(config_reference_markdown())
+            return 0
+        load_config(args.file)
+        print(f"{args.file or 'embedded defaults'}: ok")
+        return 0
+    if command == "send":
+        from edge_anpr.ingest.sender import send_main
+
+        return send_main(
+            source=args.source, host=args.host, port=args.port, wire_format=args.format,
+            camera=args.camera, fps=args.fps, key=args.key, loop=args.loop, count=args.count,
+        )
+    cfg = _load(args)
+    if command == "serve":
+        from edge_anpr.app import serve_main
+
+        return serve_main(cfg, stdout_json=args.stdout, port=args.port, mqtt=not args.no_mqtt)
+    if command == "demo":
+        from edge_anpr.demo import demo_main
+
+        return demo_main(cfg, port=args.port, loop=args.loop)
+    if command == "read":
+        from edge_anpr.vision.reader import read_main
+
+        return read_main(cfg, args.crops)
+    if command == "recognize":
+        from edge_anpr.vision.recognize import recognize_main
+
+        return recognize_main(cfg, args.images, as_json=args.json)
+    if command == "eval":
+        from edge_anpr.vision.eval_scenes import eval_scenes_main
+
+        return eval_scenes_main(cfg, args.directory, split=args.split)
+    if command == "eval-crops":
+        from edge_anpr.vision.eval_crops import eval_crops_main
+
+        return eval_crops_main(cfg, args.directory, split=args.split)
+    if command == "bench":
+        return _bench(cfg, args)
+    raise AssertionError(f"unhandled command {command}")
+
+
+def _bench(cfg: Config, args: argparse.Namespace) -> int:
+    if args.what == "ingest":
+        from edge_anpr.ingest.bench import bench_ingest
+
+        return bench_ingest(
+            frames=args.frames or 5000, frame_bytes=args.frame_bytes, wire_format=args.format
+        )
+    if args.what == "read":
+        from edge_anpr.vision.bench import bench_read
+
+        return bench_read(cfg, frames=args.frames or 300)
+    if args.what == "recognize":
+        from edge_anpr.vision.bench import bench_recognize
+
+        return bench_recognize(cfg, frames=args.frames or 100)
+    from edge_anpr.service.bench import bench_serve
+
+    return bench_serve(cfg, frames=args.frames or 300, workers=args.workers)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

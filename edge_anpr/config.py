@@ -1,0 +1,336 @@
+"""The one validated configuration object.
+
+The TOML file is parsed once into frozen, typed dataclasses. Defaults live here and nowhere else:
+``edge-anpr serve`` with no file runs on them, and the README's key table is checked against
+them by a test (``edge-anpr config --markdown`` prints it). Validation is generic over the
+dataclass fields, so adding a key is adding a field with a default and a ``doc``; an unknown key
+or a value of the wrong type or range is a ``ConfigError`` naming the exact key path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+from edge_anpr.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on older interpreters
+    import tomli as tomllib
+
+T = TypeVar("T")
+
+
+def _key(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None) -> Any:
+    """A config field: its default, the sentence the README shows, and an optional range."""
+    meta = {"doc": doc, "lo": lo, "hi": hi}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    name: str = _key("edge-anpr", "Device id: used in MQTT topics and the Home Assistant device.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _key("INFO", "Logging level.")
+    stats_interval_s: float = _key(
+        5.0, "Seconds between stats lines/status messages.", lo=0.5, hi=3600
+    )
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    bind: str = _key("0.0.0.0", "Address the UDP socket binds to.")
+    port: int = _key(6112, "UDP port for both wire formats.", lo=0, hi=65535)
+    recv_buffer_bytes: int = _key(
+        4 * 1024 * 1024, "Requested socket receive buffer (SO_RCVBUF).", lo=65536, hi=1 << 30
+    )
+    max_frame_bytes: int = _key(
+        4 * 1024 * 1024, "Largest frame accepted; larger headers are rejected.", lo=1024, hi=1 << 28
+    )
+    frame_timeout_s: float = _key(
+        1.0, "An incomplete frame with no datagram for this long is dropped.", lo=0.01, hi=60
+    )
+    max_frames_in_flight_per_stream: int = _key(
+        4, "Incomplete frames kept per sequenced stream.", lo=1, hi=64
+    )
+    max_frames_in_flight_total: int = _key(
+        64, "Incomplete frames kept over all senders.", lo=1, hi=4096
+    )
+    max_buffered_bytes: int = _key(
+        64 * 1024 * 1024, "Bytes of incomplete frames kept over all senders.", lo=1 << 16,
+        hi=1 << 32,
+    )
+    max_senders: int = _key(
+        256, "Tracked senders/streams; the least recently active is evicted.", lo=1, hi=65536
+    )
+    queue_frames_per_camera: int = _key(
+        2, "Complete frames waiting per camera; the oldest is dropped when full.", lo=1, hi=64
+    )
+    allow_unauthenticated: bool = _key(
+        True, "Accept untagged sequenced datagrams from cameras with no key."
+    )
+    key: str = _key("", "Global HMAC key for sequenced datagrams ('' = none).")
+    legacy: bool = _key(True, "Accept the legacy length-prefixed format.")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    id: int = _key(-1, "Camera id of the sequenced format (-1: none).", lo=-1, hi=65535)
+    source: str = _key("", "Sender IP address of a legacy camera ('' = none).")
+    key: str = _key("", "HMAC key for this camera ('' = the global key).")
+    roi: list[int] = _key([], "Region of interest x, y, w, h in pixels ([] = whole frame).")
+    min_plate_width_px: int = _key(0, "Override of detector.min_plate_width_px (0 = none).", lo=0)
+    max_plate_width_px: int = _key(0, "Override of detector.max_plate_width_px (0 = none).", lo=0)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    min_plate_width_px: int = _key(60, "Narrowest plate searched for.", lo=16, hi=4096)
+    max_plate_width_px: int = _key(320, "Widest plate searched for.", lo=16, hi=4096)
+    score_threshold: float = _key(0.0, "SVM margin above which a window is a candidate.")
+    motion_gating: bool = _key(False, "Skip detection on frames with no motion.")
+    max_candidates: int = _key(8, "Candidates read per frame after NMS.", lo=1, hi=64)
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    regions: list[str] = _key(["generic"], "Plate-format regions, in order of preference.")
+    min_confidence: float = _key(0.3, "Reads below this plate confidence are ignored.", lo=0, hi=1)
+    top_n: int = _key(5, "Candidates kept per read.", lo=1, hi=20)
+    models_dir: str = _key("", "Folder of the model files ('' = the bundled models).")
+
+
+@dataclass(frozen=True)
+class WorkersConfig:
+    count: int = _key(0, "Recognition worker threads (0 = one per core).", lo=0, hi=64)
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    quiet_time_s: float = _key(
+        3.0, "An event ends after this long without a matching read.", lo=0.1, hi=3600
+    )
+    max_edit_distance: int = _key(2, "Reads this close in text join one event.", lo=0, hi=4)
+    parked_suppress_s: float = _key(
+        600.0, "A plate that just ended at the same spot does not re-trigger for this long.",
+        lo=0, hi=86400,
+    )
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = _key(True, "Publish to MQTT.")
+    host: str = _key("localhost", "Broker host.")
+    port: int = _key(1883, "Broker port.", lo=1, hi=65535)
+    protocol: Literal["3.1.1", "5"] = _key("3.1.1", "MQTT protocol version.")
+    client_id: str = _key("", "Client id ('' = edge-anpr-<device>).")
+    username: str = _key("", "Username ('' = none).")
+    password: str = _key("", "Password.")
+    tls: bool = _key(False, "Use TLS.")
+    ca_file: str = _key("", "CA bundle for TLS ('' = system).")
+    cert_file: str = _key("", "Client certificate for TLS.")
+    key_file: str = _key("", "Client key for TLS.")
+    topic_prefix: str = _key("", "Topic prefix ('' = edge-anpr/<device>).")
+    keepalive_s: int = _key(30, "Keepalive interval.", lo=5, hi=3600)
+    outbox_path: str = _key(
+        "", "SQLite outbox file ('' = $STATE_DIRECTORY/outbox.sqlite or ./outbox.sqlite)."
+    )
+    outbox_max_messages: int = _key(100000, "Outbox bound; oldest evicted first.", lo=10)
+    homeassistant_discovery: bool = _key(True, "Publish Home Assistant discovery config.")
+    homeassistant_prefix: str = _key("homeassistant", "Home Assistant discovery prefix.")
+
+
+@dataclass(frozen=True)
+class KnownPlateConfig:
+    name: str = _key("", "Name published when this entry matches.")
+    plate: str = _key("", "Plate text, wildcard (* ?) or regex, per `match`.")
+    match: Literal["exact", "wildcard", "regex"] = _key("exact", "How `plate` is compared.")
+    max_edit_distance: int = _key(0, "Tolerated character edits.", lo=0, hi=3)
+    gate: bool = _key(False, "Send a gate `open` command when this plate is seen.")
+
+
+@dataclass(frozen=True)
+class Config:
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    cameras: dict[str, CameraConfig] = field(default_factory=dict)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    reader: ReaderConfig = field(default_factory=ReaderConfig)
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    known_plates: list[KnownPlateConfig] = field(default_factory=list)
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate a TOML file; None gives the embedded defaults."""
+    if path is None:
+        return Config()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_dict(raw, source=str(path))
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    cfg = _build(Config, raw, "", source)
+    _check_cross_fields(cfg, source)
+    return cfg
+
+
+def _check_cross_fields(cfg: Config, source: str) -> None:
+    det = cfg.detector
+    if det.min_plate_width_px > det.max_plate_width_px:
+        raise ConfigError(
+            f"{source}: detector.min_plate_width_px ({det.min_plate_width_px}) is above "
+            f"detector.max_plate_width_px ({det.max_plate_width_px})"
+        )
+    ids: dict[int, str] = {}
+    for name, cam in cfg.cameras.items():
+        if cam.roi and (len(cam.roi) != 4 or min(cam.roi[2:]) <= 0):
+            raise ConfigError(f"{source}: cameras.{name}.roi must be [x, y, w, h] with w, h > 0")
+        if cam.id >= 0:
+            if cam.id in ids:
+                raise ConfigError(
+                    f"{source}: cameras.{name}.id {cam.id} is already used by camera {ids[cam.id]}"
+                )
+            ids[cam.id] = name
+    for i, known in enumerate(cfg.known_plates):
+        if not known.plate:
+            raise ConfigError(f"{source}: known_plates[{i}].plate must not be empty")
+        if known.match == "regex":
+            import re
+
+            try:
+                re.compile(known.plate)
+            except re.error as exc:
+                raise ConfigError(
+                    f"{source}: known_plates[{i}].plate is not a valid regex: {exc}"
+                ) from None
+
+
+def _build(cls: type[T], raw: Any, path: str, source: str) -> T:
+    where = path or "top level"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {where} must be a table, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in raw:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{source}: unknown key {_join(path, key)!r} (known here: {known})")
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        values[name] = _convert(hints[name], value, _join(path, name), source, fields[name])
+    return cls(**values)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _convert(tp: Any, value: Any, path: str, source: str, fld: dataclasses.Field[Any]) -> Any:
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path, source)  # type: ignore[arg-type]
+    if origin is dict:
+        _, val_tp = get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {path} must be a table of tables")
+        return {str(k): _build(val_tp, v, f"{path}.{k}", source) for k, v in value.items()}
+    if origin is list:
+        (item_tp,) = get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {path} must be a list, got {_show(value)}")
+        if dataclasses.is_dataclass(item_tp):
+            return [_build(item_tp, v, f"{path}[{i}]", source) for i, v in enumerate(value)]
+        return [
+            _convert(item_tp, v, f"{path}[{i}]", source, fld) for i, v in enumerate(value)
+        ]
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            raise ConfigError(
+                f"{source}: {path} must be one of {', '.join(map(repr, allowed))}, got {_show(value)}"
+            )
+        return value
+    if origin in (typing.Union, types.UnionType):
+        raise AssertionError(f"unsupported config type at {path}")  # our bug, not the user's
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {path} must be true or false, got {_show(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: {path} must be an integer, got {_show(value)}")
+        _check_range(value, path, source, fld)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{source}: {path} must be a number, got {_show(value)}")
+        _check_range(float(value), path, source, fld)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {path} must be a string, got {_show(value)}")
+        return value
+    raise AssertionError(f"unsupported config type {tp!r} at {path}")
+
+
+def _check_range(value: float, path: str, source: str, fld: dataclasses.Field[Any]) -> None:
+    lo, hi = fld.metadata.get("lo"), fld.metadata.get("hi")
+    if lo is not None and value < lo:
+        raise ConfigError(f"{source}: {path} must be at least {lo:g}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{source}: {path} must be at most {hi:g}, got {value!r}")
+
+
+def _show(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def config_reference_markdown() -> str:
+    """The README's key table, generated from the dataclasses so the two cannot drift."""
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+
+    def walk(cls: type[Any], prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            path = _join(prefix, f.name)
+            if dataclasses.is_dataclass(tp):
+                walk(tp, path)  # type: ignore[arg-type]
+            elif get_origin(tp) is dict:
+                walk(get_args(tp)[1], f"{path}.<name>")
+            elif get_origin(tp) is list and dataclasses.is_dataclass(get_args(tp)[0]):
+                walk(get_args(tp)[0], f"[[{path}]]")
+            else:
+                default = (
+                    f.default if f.default is not dataclasses.MISSING
+                    else f.default_factory()  # type: ignore[misc]
+                )
+                shown = _toml_literal(default)
+                rows.append(f"| `{path}` | `{shown}` | {f.metadata.get('doc', '')} |")
+
+    walk(Config, "")
+    return "\n".join(rows) + "\n"
+
+
+def _toml_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_literal(v) for v in value) + "]"
+    return repr(value)

@@ -1,0 +1,29 @@
+"""One small error hierarchy.
+
+Like h11's Local/RemoteProtocolError split, the names tell bad input (a sender's datagram, a
+user's config file) apart from our own bugs: everything derived from ``EdgeAnprError`` is an
+expected, user-facing condition whose message is one readable line saying what was wrong, where,
+and what to do. Anything else escaping a stage is a bug and is logged with its traceback.
+"""
+
+from __future__ import annotations
+
+
+class EdgeAnprError(Exception):
+    """Base of every expected, user-facing error."""
+
+
+class ConfigError(EdgeAnprError):
+    """The configuration file or a command-line value is wrong; the message names the key."""
+
+
+class ProtocolError(EdgeAnprError):
+    """A datagram broke the wire protocol (bad input from a sender, never our bug)."""
+
+
+class ModelError(EdgeAnprError):
+    """A model file is missing, unreadable or not the shape the code expects."""
+
+
+class PublishError(EdgeAnprError):
+    """The MQTT side cannot work as configured (bad TLS files, refused credentials...)."""

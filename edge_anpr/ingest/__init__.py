@@ -1,0 +1,1 @@
+"""Ingest: UDP datagrams in, complete frames out (wire formats in ../shared/PROTOCOL.md)."""

@@ -1,0 +1,1 @@
+"""Plates: plate-format rules per region, known-plate matching and tracking into events."""

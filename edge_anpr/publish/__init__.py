@@ -1,0 +1,1 @@
+"""Publish: plate events to MQTT through a durable SQLite outbox."""

@@ -1,0 +1,1 @@
+"""Service: worker pool, systemd notification and the whole-pipeline benchmark."""

@@ -1,0 +1,1 @@
+"""Training (optional extra ``[train]``): never imported at run time."""

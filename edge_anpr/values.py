@@ -1,0 +1,65 @@
+"""Values that cross stage boundaries: small frozen dataclasses with units in their names.
+
+Stages hand each other these and nothing with behaviour, so a worker thread can never reach
+back into the state of the task that produced its input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+WireFormat = Literal["legacy", "sequenced"]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One complete, still-encoded camera frame as reassembled from UDP."""
+
+    camera: str
+    """Configured camera name, or a derived one (``cam-<id>`` / ``legacy-<addr>``)."""
+    sender: tuple[str, int]
+    wire_format: WireFormat
+    sequence: int | None
+    """Frame number of the sequenced format; None for legacy frames."""
+    jpeg: bytes
+    capture_time_us: int
+    """Capture time from the sender, microseconds since the Unix epoch; 0 when unknown."""
+    completed_monotonic_s: float
+    """``time.monotonic()`` when the last datagram of the frame arrived (latency origin)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One alternative reading of a plate."""
+
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class PlateText:
+    """What the reader makes of one plate crop."""
+
+    text: str
+    confidence: float
+    """Plate confidence in [0, 1]: product-like score of its characters and format fit."""
+    char_confidences: tuple[float, ...]
+    candidates: tuple[Candidate, ...]
+    """Best first; the first equals (text, confidence)."""
+    region: str
+    """Name of the plate-format region whose pattern fitted best, or ``generic``."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlateRead:
+    """One plate found and read in one frame."""
+
+    camera: str
+    text: PlateText
+    box_px: tuple[int, int, int, int]
+    """x, y, width, height in frame pixels."""
+    capture_time_us: int
+    frame_sequence: int | None
+    completed_monotonic_s: float
+    """Copied from the frame, so publish latency can be measured end to end."""

@@ -1,0 +1,1 @@
+"""Vision: find plates in a frame (HoG + SVM) and read them (int8 TFLite models)."""
