@@ -1,0 +1,484 @@
+"""Sans-IO frame reassembly for both wire formats (rules in PROTOCOL.md).
+
+``Reassembler.feed(datagram, sender, now_s)`` and ``Reassembler.expire(now_s)`` return typed
+events, ``FrameReady`` or ``Dropped``; nothing here touches a socket, a thread or the time of day,
+so every rule is tested with plain calls, including adversarial input.
+
+Memory is bounded whatever arrives: every frame in progress owns one preallocated buffer of its
+announced length (chunks are copied in through memoryviews, so assembly is O(bytes)); the number
+of such frames and their bytes are capped globally (the least recently active frame is dropped
+to make room), frames per sequenced stream are capped, and tracked senders (legacy senders with a
+frame in progress plus sequenced streams) are capped with least-recently-active eviction.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter, OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from edge_anpr.config import Config
+from edge_anpr.ingest.protocol import (
+    LEGACY_HEADER,
+    MAGIC,
+    SEQ_MODULO,
+    BadDatagram,
+    DropReason,
+    key_bytes,
+    parse_sequenced,
+    seq_newer,
+    tag_is_valid,
+)
+from edge_anpr.values import Frame
+
+Address = tuple[str, int]
+
+RESYNC_FRAMES = 1024
+"""A frame number this far *behind* the last one handed on means the sender restarted its
+numbering (a late frame is never a thousand frames late): the stream starts over instead of
+dropping every frame as late until the counter catches up."""
+LATE_MEMORY = 16
+"""Frame numbers per stream remembered as already counted late, so a late frame of 140 chunks
+is one drop, not 140."""
+
+
+@dataclass(frozen=True, slots=True)
+class FrameReady:
+    frame: Frame
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    reason: DropReason
+    sender: Address
+    camera: str | None
+    """Camera name when known (``None`` for datagrams too broken to name one)."""
+    detail: str
+    missing_chunks: int = 0
+    """For sequenced frames dropped incomplete: how many chunks never arrived."""
+
+
+Event = FrameReady | Dropped
+_Key = tuple[str, str, int] | tuple[str, str, int, int]
+"""("L", ip, port): legacy sender; ("S", ip, camera): stream; ("S", ip, camera, seq): frame."""
+_NO_EVENTS: tuple[Event, ...] = ()
+
+
+@dataclass
+class IngestStats:
+    """Counters of the ingest stage; ``drops`` is keyed by drop reason."""
+
+    datagrams: int = 0
+    datagram_bytes: int = 0
+    frames_completed: int = 0
+    frame_bytes: int = 0
+    duplicates: int = 0
+    senders_evicted: int = 0
+    streams_reset: int = 0
+    drops: Counter[str] = field(default_factory=Counter)
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "datagrams": self.datagrams,
+            "datagram_bytes": self.datagram_bytes,
+            "frames_completed": self.frames_completed,
+            "frame_bytes": self.frame_bytes,
+            "duplicates": self.duplicates,
+            "senders_evicted": self.senders_evicted,
+            "streams_reset": self.streams_reset,
+            "dropped": dict(sorted(self.drops.items())),
+        }
+
+
+class _Partial:
+    """A frame in progress: its preallocated buffer and what has been copied into it."""
+
+    __slots__ = (
+        "buf", "camera", "count", "covered", "ends", "got", "key", "last_s", "length",
+        "received", "sender", "seq", "starts", "stream", "time_us",
+    )
+
+    def __init__(
+        self, key: _Key, sender: Address, stream: _Stream | None, camera: str, length: int,
+        count: int, seq: int, time_us: int, now_s: float,
+    ) -> None:
+        self.key = key
+        self.sender = sender
+        self.stream = stream
+        self.camera = camera
+        self.buf = bytearray(length)
+        self.length = length
+        self.count = count
+        self.seq = seq
+        self.time_us = time_us
+        self.covered = 0
+        self.received = 0
+        self.got = bytearray(count) if count else bytearray()
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.last_s = now_s
+
+
+class _Stream:
+    """One sequenced stream: (source address, camera id)."""
+
+    __slots__ = ("camera", "frames", "key", "last_handed", "last_s", "late_seen")
+
+    def __init__(self, key: _Key, camera: str, now_s: float) -> None:
+        self.key = key
+        self.camera = camera
+        self.frames: dict[int, _Partial] = {}
+        self.last_handed: int | None = None
+        self.late_seen: deque[int] = deque(maxlen=LATE_MEMORY)
+        self.last_s = now_s
+
+
+class Reassembler:
+    """Datagrams in, frames and counted drops out. One instance per listening socket."""
+
+    def __init__(self, cfg: Config) -> None:
+        ing = cfg.ingest
+        self._legacy_on = ing.legacy
+        self._max_frame = ing.max_frame_bytes
+        self._timeout_s = ing.frame_timeout_s
+        self._stream_idle_s = max(10 * ing.frame_timeout_s, 10.0)
+        self._per_stream = ing.max_frames_in_flight_per_stream
+        self._max_frames = ing.max_frames_in_flight_total
+        self._max_bytes = ing.max_buffered_bytes
+        self._max_senders = ing.max_senders
+        self._allow_unauth = ing.allow_unauthenticated
+        global_key = key_bytes(ing.key)
+        self._cam_names: dict[int, str] = {}
+        self._cam_keys: dict[int, bytes | None] = {}
+        self._global_key = global_key
+        self._legacy_names: dict[str, str] = {}
+        for name, cam in cfg.cameras.items():
+            if cam.id >= 0:
+                self._cam_names[cam.id] = name
+                self._cam_keys[cam.id] = key_bytes(cam.key) or global_key
+            if cam.source:
+                self._legacy_names[cam.source] = name
+        self.stats = IngestStats()
+        self._legacy: dict[Address, _Partial] = {}
+        self._streams: dict[tuple[str, int], _Stream] = {}
+        # Least recently active first: tracked senders (legacy frames in progress and sequenced
+        # streams), and frames in progress of both formats.
+        self._senders_lru: OrderedDict[_Key, _Partial | _Stream] = OrderedDict()
+        self._frames_lru: OrderedDict[_Key, _Partial] = OrderedDict()
+        self._bytes = 0
+
+    # -- bounds, for tests and the stats line ---------------------------------------------
+
+    def tracked_bytes(self) -> int:
+        """Bytes of frame buffers currently allocated (at most ``ingest.max_buffered_bytes``)."""
+        return self._bytes
+
+    def tracked_frames(self) -> int:
+        """Frames in progress (at most ``ingest.max_frames_in_flight_total``)."""
+        return len(self._frames_lru)
+
+    def tracked_senders(self) -> int:
+        """Legacy senders with a frame in progress plus sequenced streams (<= max_senders)."""
+        return len(self._senders_lru)
+
+    # -- input ------------------------------------------------------------------------------
+
+    def feed(self, data: bytes, sender: Address, now_s: float) -> Sequence[Event]:
+        """Take one datagram from ``sender`` received at monotonic time ``now_s``."""
+        st = self.stats
+        st.datagrams += 1
+        st.datagram_bytes += len(data)
+        if data[:4] == MAGIC:
+            return self._feed_sequenced(data, sender, now_s)
+        if not self._legacy_on:
+            return self._drop("legacy_disabled", sender, None, "legacy format is disabled")
+        return self._feed_legacy(data, sender, now_s)
+
+    def expire(self, now_s: float) -> list[Event]:
+        """Drop frames idle for ``frame_timeout_s`` and forget long-idle streams.
+
+        Both LRU maps are ordered by last activity, so this stops at the first live entry.
+        """
+        events: list[Event] = []
+        cutoff = now_s - self._timeout_s
+        frames = self._frames_lru
+        while frames:
+            part = next(iter(frames.values()))
+            if part.last_s > cutoff:
+                break
+            events.append(self._discard(part, "timeout", f"no datagram for {self._timeout_s:g} s"))
+        idle_cutoff = now_s - self._stream_idle_s
+        senders = self._senders_lru
+        while senders:
+            owner = next(iter(senders.values()))
+            if owner.last_s > idle_cutoff or not isinstance(owner, _Stream) or owner.frames:
+                break
+            del senders[owner.key]
+            del self._streams[(owner.key[1], owner.key[2])]
+        return events
+
+    # -- legacy -----------------------------------------------------------------------------
+
+    def _legacy_name(self, ip: str) -> str:
+        name = self._legacy_names.get(ip)
+        return name if name is not None else f"legacy-{ip}"
+
+    def _feed_legacy(self, data: bytes, sender: Address, now_s: float) -> Sequence[Event]:
+        part = self._legacy.get(sender)
+        size = len(data)
+        # The original server took any 4-byte datagram for a header, which broke frames whose
+        # last chunk was 4 bytes long; here it is data when exactly 4 bytes are missing.
+        if size == 4 and (part is None or part.length - part.covered != 4):
+            events: list[Event] = []
+            if part is not None:
+                events.append(self._discard(
+                    part, "abandoned", f"new header after {part.covered} of {part.length} bytes",
+                ))
+            (length,) = LEGACY_HEADER.unpack(data)
+            camera = self._legacy_name(sender[0])
+            if length == 0 or length > self._max_frame:
+                events.extend(self._drop(
+                    "bad_length", sender, camera,
+                    f"legacy header announces {length} bytes (max {self._max_frame})",
+                ))
+                return events
+            key: _Key = ("L", sender[0], sender[1])
+            events.extend(self._make_sender_room())
+            events.extend(self._make_room(length))
+            part = _Partial(key, sender, None, camera, length, 0, 0, 0, now_s)
+            self._legacy[sender] = part
+            self._senders_lru[key] = part
+            self._add_frame(part)
+            return events
+        if part is None:
+            return self._drop(
+                "no_frame", sender, self._legacy_name(sender[0]),
+                f"{size}-byte datagram with no frame in progress",
+            )
+        covered = part.covered
+        if covered + size > part.length:
+            return [self._discard(
+                part, "overflow", f"{size} bytes after {covered} of {part.length} would overflow",
+            )]
+        part.buf[covered : covered + size] = data
+        part.covered = covered + size
+        part.last_s = now_s
+        self._frames_lru.move_to_end(part.key)
+        self._senders_lru.move_to_end(part.key)
+        if part.covered < part.length:
+            return _NO_EVENTS
+        self._remove_frame(part)
+        return [self._ready(part, sender, None, now_s)]
+
+    # -- sequenced --------------------------------------------------------------------------
+
+    def _feed_sequenced(self, data: bytes, sender: Address, now_s: float) -> Sequence[Event]:
+        try:
+            chunk = parse_sequenced(data, self._max_frame)
+        except BadDatagram as exc:
+            camera = None
+            if len(data) >= 8:
+                cam = int.from_bytes(data[6:8], "big")
+                camera = self._cam_names.get(cam, f"cam-{cam}")
+            return self._drop(exc.reason, sender, camera, exc.detail)
+        cam_id = chunk.camera
+        name = self._cam_names.get(cam_id)
+        camera = name if name is not None else f"cam-{cam_id}"
+        key = self._cam_keys.get(cam_id, self._global_key)
+        if key is not None:
+            if chunk.tag is None:
+                return self._drop("unauthenticated", sender, camera, "untagged datagram")
+            if not tag_is_valid(key, chunk):
+                return self._drop("bad_tag", sender, camera, "tag does not match the key")
+        elif not self._allow_unauth:
+            return self._drop(
+                "unauthenticated", sender, camera,
+                "no key configured for this camera and unauthenticated senders are not allowed",
+            )
+        events: list[Event] = []
+        stream = self._streams.get((sender[0], cam_id))
+        if stream is None:
+            events.extend(self._make_sender_room())
+            skey: _Key = ("S", sender[0], cam_id)
+            stream = _Stream(skey, camera, now_s)
+            self._streams[(sender[0], cam_id)] = stream
+            self._senders_lru[skey] = stream
+        else:
+            self._senders_lru.move_to_end(stream.key)
+        stream.last_s = now_s
+        seq = chunk.frame
+        part = stream.frames.get(seq)
+        if part is None:
+            if stream.last_handed is not None:
+                behind = (stream.last_handed - seq) % SEQ_MODULO
+                if behind == 0:
+                    self.stats.duplicates += 1
+                    return events
+                if behind <= RESYNC_FRAMES:
+                    if seq not in stream.late_seen:
+                        stream.late_seen.append(seq)
+                        events.extend(self._drop(
+                            "late", sender, camera,
+                            f"frame {seq} is older than frame {stream.last_handed} handed on",
+                        ))
+                    return events
+                if behind < SEQ_MODULO // 2:
+                    # Far behind: the sender restarted its numbering. Start the stream over.
+                    self.stats.streams_reset += 1
+                    for old in list(stream.frames.values()):
+                        events.append(self._discard(old, "lost", "sender restarted numbering"))
+                    stream.last_handed = None
+                    stream.late_seen.clear()
+            if len(stream.frames) >= self._per_stream:
+                oldest = min(stream.frames.values(), key=lambda p: (p.seq - seq) % SEQ_MODULO)
+                if seq_newer(oldest.seq, seq):
+                    # The new frame is older than every frame in flight: it is the one to drop.
+                    events.extend(self._drop(
+                        "stream_limit", sender, camera,
+                        f"frame {seq} is older than the {len(stream.frames)} frames in flight",
+                    ))
+                    return events
+                events.append(self._discard(
+                    oldest, "stream_limit",
+                    f"{len(stream.frames)} frames in flight when frame {seq} started",
+                ))
+            events.extend(self._make_room(chunk.length))
+            part = _Partial(
+                ("S", sender[0], cam_id, seq), sender, stream, camera, chunk.length,
+                chunk.count, seq, chunk.time_us, now_s,
+            )
+            stream.frames[seq] = part
+            self._add_frame(part)
+        elif (
+            chunk.count != part.count or chunk.length != part.length
+            or chunk.time_us != part.time_us
+        ):
+            events.append(self._discard(
+                part, "inconsistent",
+                f"chunk says count={chunk.count} length={chunk.length} time={chunk.time_us}, "
+                f"frame says count={part.count} length={part.length} time={part.time_us}",
+            ))
+            return events
+        index = chunk.index
+        if part.got[index]:
+            self.stats.duplicates += 1
+            return events
+        off = chunk.offset
+        end = off + len(chunk.payload)
+        starts = part.starts
+        pos = bisect.bisect_right(starts, off)
+        if (pos > 0 and part.ends[pos - 1] > off) or (pos < len(starts) and starts[pos] < end):
+            events.append(self._discard(
+                part, "overlap", f"chunk {index} bytes {off}..{end} overlap earlier chunks",
+            ))
+            return events
+        starts.insert(pos, off)
+        part.ends.insert(pos, end)
+        part.buf[off:end] = chunk.payload
+        part.got[index] = 1
+        part.received += 1
+        part.covered += end - off
+        part.last_s = now_s
+        part.sender = sender
+        self._frames_lru.move_to_end(part.key)
+        if part.received < part.count:
+            if part.covered >= part.length:
+                events.append(self._discard(
+                    part, "inconsistent",
+                    f"{part.received} of {part.count} chunks already cover all {part.length} bytes",
+                ))
+            return events
+        if part.covered != part.length:
+            events.append(self._discard(
+                part, "inconsistent",
+                f"all {part.count} chunks cover {part.covered} of {part.length} bytes",
+            ))
+            return events
+        return self._complete_sequenced(stream, part, now_s, events)
+
+    def _complete_sequenced(
+        self, stream: _Stream, part: _Partial, now_s: float, events: list[Event],
+    ) -> list[Event]:
+        seq = part.seq
+        self._remove_frame(part)
+        older = [p for p in stream.frames.values() if seq_newer(seq, p.seq)]
+        older.sort(key=lambda p: (seq - p.seq) % SEQ_MODULO, reverse=True)
+        for other in older:
+            events.append(self._discard(other, "lost", f"frame {seq} completed first"))
+        # Chunks of frames at or before last_handed are refused on arrival, so a frame that
+        # completes here is always newer than the last one handed on.
+        stream.last_handed = seq
+        events.append(self._ready(part, part.sender, seq, now_s))
+        return events
+
+    # -- bookkeeping ------------------------------------------------------------------------
+
+    def _ready(self, part: _Partial, sender: Address, seq: int | None, now_s: float) -> FrameReady:
+        self.stats.frames_completed += 1
+        self.stats.frame_bytes += part.length
+        return FrameReady(Frame(
+            camera=part.camera, sender=sender,
+            wire_format="legacy" if seq is None else "sequenced",
+            sequence=seq, jpeg=bytes(part.buf), capture_time_us=part.time_us,
+            completed_monotonic_s=now_s,
+        ))
+
+    def _drop(
+        self, reason: DropReason, sender: Address, camera: str | None, detail: str,
+    ) -> list[Event]:
+        self.stats.drops[reason] += 1
+        return [Dropped(reason, sender, camera, detail, 0)]
+
+    def _add_frame(self, part: _Partial) -> None:
+        self._frames_lru[part.key] = part
+        self._bytes += part.length
+
+    def _remove_frame(self, part: _Partial) -> None:
+        if self._frames_lru.pop(part.key, None) is None:
+            return
+        self._bytes -= part.length
+        if part.stream is None:
+            self._legacy.pop(part.sender, None)
+            self._senders_lru.pop(part.key, None)
+        else:
+            part.stream.frames.pop(part.seq, None)
+
+    def _discard(self, part: _Partial, reason: DropReason, detail: str) -> Dropped:
+        """Drop a frame in progress, free its buffer, and report what was missing."""
+        self._remove_frame(part)
+        self.stats.drops[reason] += 1
+        if part.stream is None:
+            return Dropped(reason, part.sender, part.camera, detail, 0)
+        return Dropped(
+            reason, part.sender, part.camera, f"frame {part.seq}: {detail}",
+            part.count - part.received,
+        )
+
+    def _make_room(self, length: int) -> list[Event]:
+        """Drop least recently active frames until one more of ``length`` bytes fits."""
+        events: list[Event] = []
+        frames = self._frames_lru
+        while frames and (
+            len(frames) >= self._max_frames or self._bytes + length > self._max_bytes
+        ):
+            victim = next(iter(frames.values()))
+            events.append(self._discard(
+                victim, "memory_limit",
+                f"{len(frames)} frames / {self._bytes} bytes in flight, room needed",
+            ))
+        return events
+
+    def _make_sender_room(self) -> list[Event]:
+        """Evict least recently active senders/streams until one more fits."""
+        events: list[Event] = []
+        while len(self._senders_lru) >= self._max_senders:
+            _, owner = self._senders_lru.popitem(last=False)
+            self.stats.senders_evicted += 1
+            if isinstance(owner, _Stream):
+                del self._streams[(owner.key[1], owner.key[2])]
+                for part in list(owner.frames.values()):
+                    events.append(self._discard(part, "evicted", "least recently active stream"))
+            else:
+                events.append(self._discard(owner, "evicted", "least recently active sender"))
+        return events

@@ -1,0 +1,156 @@
+"""The thin I/O shell around the reassembler: one non-blocking UDP socket driven by trio.
+
+The drain loop waits for readability, then reads datagrams until the socket would block. There
+is deliberately no per-datagram timeout or ``await`` between datagrams: at 1,000 frames/s of
+200 KB the socket delivers ~140,000 datagrams/s, and any per-datagram scheduling cost is paid that
+many times. The loop returns to the scheduler after a bounded batch so other tasks still run.
+Stale state is expired after every drain pass and by a periodic task (when no datagram arrives).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterable
+
+import trio
+
+from edge_anpr.config import Config
+from edge_anpr.ingest.queue import FrameQueue
+from edge_anpr.ingest.reassembly import Dropped, Event, FrameReady, Reassembler
+from edge_anpr.logs import RateLimitedLog, fields
+
+log = logging.getLogger(__name__)
+
+RECV_BYTES = 65535
+BATCH_DATAGRAMS = 1024
+"""Datagrams read per drain pass before yielding to other tasks."""
+
+
+def open_udp_socket(bind: str, port: int, recv_buffer_bytes: int) -> socket.socket:
+    """A bound, non-blocking UDP socket with the largest receive buffer the system grants."""
+    infos = socket.getaddrinfo(bind, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, recv_buffer_bytes)
+        force = getattr(socket, "SO_RCVBUFFORCE", None)
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        # Linux reports twice the usable size and caps requests at net.core.rmem_max; as root,
+        # SO_RCVBUFFORCE bypasses the cap (a burst of frames needs megabytes of buffer).
+        if force is not None and granted < recv_buffer_bytes and _is_root():
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, force, recv_buffer_bytes)
+                granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            except OSError:
+                pass
+        level = logging.INFO if granted >= recv_buffer_bytes else logging.WARNING
+        log.log(level, "%s", fields(
+            event="udp_recv_buffer", requested=recv_buffer_bytes, granted=granted,
+            hint="" if level == logging.INFO else "raise net.core.rmem_max",
+        ))
+        sock.bind(addr)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _is_root() -> bool:
+    return sys.platform.startswith("linux") and os.geteuid() == 0
+
+
+class DropLog:
+    """One readable line per drop reason and sender, rate limited (every drop is counted)."""
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        self._limited = RateLimitedLog(log, interval_s=interval_s)
+
+    def dropped(self, ev: Dropped) -> None:
+        sender = f"{ev.sender[0]}:{ev.sender[1]}"
+        extra = {"missing_chunks": ev.missing_chunks} if ev.missing_chunks else {}
+        self._limited.warning(
+            f"{ev.reason}|{ev.sender[0]}",
+            "ingest drop " + fields(
+                reason=ev.reason, sender=sender, camera=ev.camera or "-", detail=ev.detail,
+                **extra,
+            ),
+        )
+
+
+def deliver(events: Iterable[Event], queue: FrameQueue, drops: DropLog) -> None:
+    """Queue complete frames, log drops (including frames pushed out of a full queue)."""
+    for ev in events:
+        if isinstance(ev, FrameReady):
+            old = queue.put_nowait(ev.frame)
+            if old is not None:
+                drops.dropped(Dropped(
+                    "queue_full", old.sender, old.camera,
+                    "consumers are behind; oldest waiting frame of this camera dropped",
+                ))
+        else:
+            drops.dropped(ev)
+
+
+async def run_udp_ingest(
+    cfg: Config,
+    queue: FrameQueue,
+    reassembler: Reassembler,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Receive on ``cfg.ingest.bind``/``port`` until cancelled, feeding ``queue``.
+
+    Reports the bound port through ``task_status.started(port)`` (so ``port = 0`` works), and
+    logs ``serving udp=HOST:PORT``. Counters live in ``reassembler.stats``. Never raises because
+    of a datagram: bad input is counted and logged; a bug in the reassembler is logged with its
+    traceback and the datagram skipped, so one bad packet cannot take the appliance down.
+    """
+    ing = cfg.ingest
+    sock = open_udp_socket(ing.bind, ing.port, ing.recv_buffer_bytes)
+    drops = DropLog()
+    bugs = RateLimitedLog(log, interval_s=60.0)
+    with sock:
+        host, port = sock.getsockname()[:2]
+        log.info("serving udp=%s:%d", host, port)
+        task_status.started(port)
+        feed = reassembler.feed
+        recvfrom = sock.recvfrom
+        clock = time.monotonic
+        expire_every_s = min(ing.frame_timeout_s / 4, 0.25)
+        next_expire = clock() + expire_every_s
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_expire_periodically, reassembler, queue, drops, expire_every_s)
+            while True:
+                await trio.lowlevel.wait_readable(sock)
+                for _ in range(BATCH_DATAGRAMS):
+                    try:
+                        data, addr = recvfrom(RECV_BYTES)
+                    except BlockingIOError:
+                        break
+                    except OSError as exc:  # e.g. ICMP errors surfacing on some platforms
+                        bugs.warning("recv", "ingest recv_error " + fields(error=exc))
+                        break
+                    try:
+                        events = feed(data, (addr[0], addr[1]), clock())
+                    except Exception:
+                        log.exception("ingest bug while handling a datagram from %s", addr)
+                        continue
+                    if events:
+                        deliver(events, queue, drops)
+                now = clock()
+                if now >= next_expire:
+                    deliver(reassembler.expire(now), queue, drops)
+                    next_expire = now + expire_every_s
+
+
+async def _expire_periodically(
+    reassembler: Reassembler, queue: FrameQueue, drops: DropLog, every_s: float
+) -> None:
+    while True:
+        await trio.sleep(every_s)
+        deliver(reassembler.expire(time.monotonic()), queue, drops)
