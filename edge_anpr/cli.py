@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     eval_crops = with_config(sub.add_parser("eval-crops", help="evaluate the reader on crops"))
     eval_crops.add_argument("directory", type=Path, nargs="?", default=None)
     eval_crops.add_argument("--split", choices=["val", "train", "all"], default="val")
+    eval_crops.add_argument(
+        "--failures-sheet", type=Path, default=None, help="write a PNG contact sheet of misreads"
+    )
 
     bench = with_config(sub.add_parser("bench", help="measure speed (per-stage medians)"))
     bench.add_argument("what", choices=["ingest", "read", "recognize", "serve"])
@@ -157,7 +160,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "eval-crops":
         from edge_anpr.vision.eval_crops import eval_crops_main
 
-        return eval_crops_main(cfg, args.directory, split=args.split)
+        return eval_crops_main(
+            cfg, args.directory, split=args.split, failures_sheet=args.failures_sheet
+        )
     if command == "bench":
         return _bench(cfg, args)
     raise AssertionError(f"unhandled command {command}")

@@ -1,0 +1,144 @@
+"""Plate-format rules per region: rank candidate texts and fix confusable characters.
+
+A pattern is a string over ``@`` (a letter), ``#`` (a digit) and ``*`` (either). A region is an
+ordered tuple of patterns. The reader hands over, per character, its classifier alternatives
+(best first, with probabilities); ``rank_candidates`` builds texts from them by beam search and,
+for each configured region, the best text that fits one of the region's patterns. A confusable
+character (O/0, I/1, B/8, S/5, Z/2, G/6, D/0, A/4, T/7) is swapped ONLY at a position where the
+pattern demands the other kind. ``generic`` fixes nothing and ranks by confidence alone.
+
+Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+REGIONS: dict[str, tuple[str, ...]] = {
+    "generic": (),
+    # Brazil: old grey LLLNNNN and Mercosur LLLNLNN
+    "br": ("@@@####", "@@@#@##"),
+    # UK current format: two letters, two digits, three letters
+    "uk": ("@@##@@@",),
+    # Netherlands sidecodes (dashes removed)
+    "nl": (
+        "##@@@#", "#@@@##", "@@###@", "@###@@", "@@@##@", "#@@###", "###@@#",
+        "@@##@@", "@@@@##", "##@@@@", "@@####", "##@@##",
+    ),
+    # Germany: 1-3 letter district, 1-2 letters, 1-4 digits (spaces removed)
+    "de": tuple(
+        "@" * d + "@" * s + "#" * n
+        for d in (1, 2, 3) for s in (1, 2) for n in (1, 2, 3, 4) if 3 <= d + s + n <= 8
+    ),
+    # US: common state serial formats (vanity plates fall back to generic)
+    "us": ("@@@###", "###@@@", "@@@####", "#@@@###", "###@###", "##@@###", "#@@####",
+           "@@####", "@##@@@", "@@@@###", "######", "#####"),
+}
+
+TO_DIGIT = {"O": "0", "D": "0", "Q": "0", "U": "0", "I": "1", "L": "1", "J": "1", "Z": "2",
+            "S": "5", "B": "8", "G": "6", "A": "4", "T": "7"}
+TO_LETTER = {"0": "O", "1": "I", "2": "Z", "5": "S", "8": "B", "6": "G", "4": "A", "7": "T"}
+FIX_PENALTY = 0.5
+"""A swapped character keeps this share of its original probability."""
+OFF_FORMAT_PENALTY = 0.6
+"""With specific regions configured, a text that fits none of them is scored this much lower."""
+
+Alternatives = Sequence[Sequence[tuple[str, float]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    text: str
+    confidence: float
+    region: str
+
+
+def fits(text: str, pattern: str) -> bool:
+    if len(text) != len(pattern):
+        return False
+    return all(
+        p == "*" or (p == "@" and c.isalpha()) or (p == "#" and c.isdigit())
+        for c, p in zip(text, pattern, strict=True)
+    )
+
+
+def _best_for_pattern(alts: Alternatives, pattern: str) -> tuple[str, float] | None:
+    """Best text fitting ``pattern``: the most probable fitting alternative per position, or
+    the top alternative swapped to its confusable twin (penalised); None when impossible."""
+    text = []
+    log_p = 0.0
+    for options, kind in zip(alts, pattern, strict=True):
+        chosen: tuple[str, float] | None = None
+        for ch, p in options:
+            if kind == "*" or (kind == "@" and ch.isalpha()) or (kind == "#" and ch.isdigit()):
+                chosen = (ch, p)
+                break
+        top_ch, top_p = options[0]
+        swap: str | None = None
+        if kind == "#":
+            swap = TO_DIGIT.get(top_ch)
+        elif kind == "@":
+            swap = TO_LETTER.get(top_ch)
+        if swap is not None and (chosen is None or top_p * FIX_PENALTY > chosen[1]):
+            chosen = (swap, top_p * FIX_PENALTY)
+        if chosen is None:
+            return None
+        text.append(chosen[0])
+        log_p += math.log(max(chosen[1], 1e-9))
+    return "".join(text), log_p
+
+
+def _beam(alts: Alternatives, width: int) -> list[tuple[str, float]]:
+    beams: list[tuple[str, float]] = [("", 0.0)]
+    for options in alts:
+        beams = sorted(
+            ((t + ch, lp + math.log(max(p, 1e-9))) for t, lp in beams for ch, p in options),
+            key=lambda b: -b[1],
+        )[:width]
+    return beams
+
+
+def _confidence(log_p: float, n: int) -> float:
+    """Geometric mean of the character probabilities: comparable across lengths."""
+    return math.exp(log_p / max(1, n))
+
+
+def rank_candidates(alts: Alternatives, regions: Sequence[str], top_n: int) -> list[Ranked]:
+    """Ranked distinct candidate texts, best first (at least one when ``alts`` is non-empty)."""
+    if not alts:
+        return []
+    unknown = [r for r in regions if r not in REGIONS]
+    if unknown:
+        raise ValueError(f"unknown plate region(s) {unknown}; known: {sorted(REGIONS)}")
+    n = len(alts)
+    specific = [r for r in regions if REGIONS[r]]
+    scored: dict[str, Ranked] = {}
+
+    def offer(text: str, log_p: float, region: str) -> None:
+        conf = _confidence(log_p, n)
+        old = scored.get(text)
+        if old is None or conf > old.confidence:
+            scored[text] = Ranked(text, conf, region)
+
+    for rank, name in enumerate(specific):
+        for pattern in REGIONS[name]:
+            if len(pattern) != n:
+                continue
+            best = _best_for_pattern(alts, pattern)
+            if best is not None:
+                # earlier regions in the list are preferred a little
+                offer(best[0], best[1] - 0.01 * rank * n, name)
+    for text, log_p in _beam(alts, max(top_n * 4, 16)):
+        region = next(
+            (r for r in specific if any(fits(text, p) for p in REGIONS[r])), None
+        )
+        if region is not None:
+            offer(text, log_p - 0.01 * specific.index(region) * n, region)
+        elif specific:
+            offer(text, log_p + n * math.log(OFF_FORMAT_PENALTY), "generic")
+        else:
+            offer(text, log_p, "generic")
+    ranked = sorted(scored.values(), key=lambda r: -r.confidence)
+    return ranked[:top_n]

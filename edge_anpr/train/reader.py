@@ -1,0 +1,386 @@
+"""Train the plate reader: character segmenter + character classifier, exported as int8 TFLite.
+
+    PYTHONPATH=. nice -n 10 /work/trainenv/bin/python -m edge_anpr.train reader
+
+Steps (each logged with its time):
+1. render + degrade synthetic plates (seeds 0..N-1; tests use seeds >= 1_000_000),
+2. train the segmenter on them,
+3. pseudo-label the TRAINING part of ../shared/data/plate-crops (and plate boxes of the
+   TRAINING part of ../shared/data/scenes, with margin): a crop is kept when the number of
+   segmented boxes equals its label length; validation files are never opened,
+4. train the classifier on synthetic + pseudo-labelled real characters (+ junk boxes),
+5. fine-tune the segmenter on synthetic + real,
+6. export both as full-integer int8 TFLite (int8 input and output) into models/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_anpr.datasplit import shared_data_dir, split_of
+from edge_anpr.train.augment import degrade_plate
+from edge_anpr.train.render import render_plate
+from edge_anpr.vision.reader import (
+    CHAR_H,
+    CHAR_W,
+    CLASSES,
+    NOT_A_CHAR,
+    SEG_CHANNELS,
+    SEG_H,
+    SEG_STRIDE,
+    SEG_W,
+    Letterbox,
+    char_crop,
+    decode_segmentation,
+    letterbox,
+    normalise_chars,
+)
+
+GH, GW = SEG_H // SEG_STRIDE, SEG_W // SEG_STRIDE
+REPO = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
+
+
+def say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- targets and samples
+
+def seg_target(boxes_lb: np.ndarray) -> np.ndarray:
+    """GH x GW x (5 + 1): heat, dx, dy, w/64, h/64, regression mask; boxes in input pixels."""
+    t = np.zeros((GH, GW, SEG_CHANNELS + 1), np.float32)
+    yy, xx = np.mgrid[0:GH, 0:GW].astype(np.float32)
+    for x0, y0, x1, y1 in boxes_lb:
+        bw, bh = x1 - x0, y1 - y0
+        if bw < 1 or bh < 3:
+            continue
+        cx, cy = (x0 + x1) / 2 / SEG_STRIDE, (y0 + y1) / 2 / SEG_STRIDE
+        if not (0 <= cx < GW and 0 <= cy < GH):
+            continue
+        sx = max(0.5, bw / SEG_STRIDE / 3)
+        sy = max(0.5, bh / SEG_STRIDE / 5)
+        g = np.exp(-(((xx - cx + 0.5) / sx) ** 2 + ((yy - cy + 0.5) / sy) ** 2) / 2)
+        t[..., 0] = np.maximum(t[..., 0], g)
+        ix, iy = int(cx), int(cy)
+        t[iy, ix, 0] = 1.0
+        t[iy, ix, 1:5] = (cx - ix, cy - iy, min(1.0, bw / SEG_H), min(1.0, bh / SEG_H))
+        t[iy, ix, 5] = 1.0
+    return t
+
+
+def boxes_to_lb(boxes: np.ndarray, lb: Letterbox) -> np.ndarray:
+    out = boxes.astype(np.float32).copy()
+    out[:, [0, 2]] = out[:, [0, 2]] * lb.scale + lb.dx
+    out[:, [1, 3]] = out[:, [1, 3]] * lb.scale + lb.dy
+    return out
+
+
+def junk_boxes(rng: np.random.Generator, grey: np.ndarray, boxes: np.ndarray, n: int) -> list[
+    np.ndarray
+]:
+    """Boxes that are not one whole character: between two, above/below, random background."""
+    out: list[np.ndarray] = []
+    H, W = grey.shape
+    if len(boxes) == 0:
+        return out
+    h = float(np.median(boxes[:, 3] - boxes[:, 1]))
+    w = float(np.median(boxes[:, 2] - boxes[:, 0]))
+    for _ in range(n):
+        kind = rng.random()
+        if kind < 0.3 and len(boxes) >= 2:  # straddling two neighbours
+            i = int(rng.integers(len(boxes) - 1))
+            cx = (boxes[i, 2] + boxes[i + 1, 0]) / 2
+            cy = (boxes[i, 1] + boxes[i, 3]) / 2
+        elif kind < 0.65:  # small print above or below the characters
+            i = int(rng.integers(len(boxes)))
+            cx = (boxes[i, 0] + boxes[i, 2]) / 2 + float(rng.uniform(-w, w))
+            cy = (boxes[i, 1] + boxes[i, 3]) / 2 + (1 if rng.random() < 0.5 else -1) * h * float(
+                rng.uniform(0.8, 1.2)
+            )
+        else:  # anywhere away from the characters
+            cx, cy = float(rng.uniform(0, W)), float(rng.uniform(0, H))
+        s = float(rng.uniform(0.4, 1.3))
+        b = np.float32([cx - w * s / 2, cy - h * s / 2, cx + w * s / 2, cy + h * s / 2])
+        ix = np.maximum(0, np.minimum(b[2], boxes[:, 2]) - np.maximum(b[0], boxes[:, 0]))
+        iy = np.maximum(0, np.minimum(b[3], boxes[:, 3]) - np.maximum(b[1], boxes[:, 1]))
+        cover = ix * iy / ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+        if cover.max() < 0.55:
+            out.append(b)
+    return out
+
+
+def jitter_box(rng: np.random.Generator, b: np.ndarray) -> np.ndarray:
+    w, h = b[2] - b[0], b[3] - b[1]
+    dx, dy = rng.normal(0, 0.06) * h, rng.normal(0, 0.05) * h
+    sw, sh = np.exp(rng.normal(0, 0.1)), np.exp(rng.normal(0, 0.08))
+    cx, cy = (b[0] + b[2]) / 2 + dx, (b[1] + b[3]) / 2 + dy
+    return np.float32([cx - w * sw / 2, cy - h * sh / 2, cx + w * sw / 2, cy + h * sh / 2])
+
+
+def synth(n: int, seed0: int) -> dict[str, np.ndarray]:
+    path = CACHE / f"synth_{seed0}_{n}.npz"
+    if path.exists():
+        d = np.load(path)
+        return {k: d[k] for k in d.files}
+    xs, ts, cx, cy = [], [], [], []
+    t0 = time.time()
+    for i in range(n):
+        rng = np.random.default_rng(seed0 + i)
+        plate = render_plate(rng)
+        grey, boxes = degrade_plate(rng, plate)
+        lb_img, lb = letterbox(grey)
+        xs.append(lb_img)
+        ts.append(seg_target(boxes_to_lb(boxes, lb)))
+        for b, ch in zip(boxes, plate.text, strict=True):
+            if rng.random() < 0.6:
+                cx.append(char_crop(grey, jitter_box(rng, b)))
+                cy.append(CLASSES.index(ch))
+        for b in junk_boxes(rng, grey, boxes, 1):
+            cx.append(char_crop(grey, b))
+            cy.append(NOT_A_CHAR)
+        if i % 2000 == 0:
+            say(f"synth {i}/{n} {time.time() - t0:.0f}s")
+    out = {"x": np.stack(xs), "t": np.stack(ts), "cx": np.stack(cx), "cy": np.asarray(cy)}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **out)
+    return out
+
+
+# ---------------------------------------------------------------- real data (training split)
+
+def real_train_items() -> list[tuple[np.ndarray, str, str]]:
+    """(grey crop, label, source) for the TRAINING split only."""
+    data = shared_data_dir(REPO)
+    items: list[tuple[np.ndarray, str, str]] = []
+    if data is None:
+        say("no ../shared/data: training on synthetic plates only")
+        return items
+    crops = data / "plate-crops"
+    with open(crops / "labels.csv", newline="") as f:
+        for row in csv.reader(f):
+            if len(row) < 3 or split_of(row[0]) != "train":
+                continue
+            img = cv2.imread(str(crops / row[0]), cv2.IMREAD_GRAYSCALE)
+            if img is not None:
+                items.append((img, row[2].strip().upper(), "crops"))
+    scenes = data / "scenes"
+    rng = np.random.default_rng(7)
+    for txt in sorted(scenes.glob("*/*.txt")):
+        jpg = txt.with_suffix(".jpg")
+        if split_of(jpg.name) != "train" or not jpg.exists():
+            continue
+        img = cv2.imread(str(jpg), cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            continue
+        for line in txt.read_text().splitlines():
+            parts = line.split()
+            if len(parts) < 6:
+                continue
+            x, y, w, h = (int(float(v)) for v in parts[1:5])
+            label = parts[5].upper()
+            for _ in range(2):
+                mx, my = rng.uniform(0.0, 0.12) * w, rng.uniform(0.0, 0.2) * h
+                x0, y0 = max(0, int(x - mx)), max(0, int(y - my))
+                x1, y1 = min(img.shape[1], int(x + w + mx)), min(img.shape[0], int(y + h + my))
+                if x1 - x0 > 16 and y1 - y0 > 8:
+                    items.append((img[y0:y1, x0:x1].copy(), label, "scenes"))
+    say(f"real training items: {len(items)}")
+    return items
+
+
+# ---------------------------------------------------------------- models
+
+def _tf():  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(2)
+    tf.config.threading.set_inter_op_parallelism_threads(2)
+    return tf
+
+
+def build_segmenter():  # type: ignore[no-untyped-def]
+    tf = _tf()
+    L = tf.keras.layers
+
+    def conv(x, c, s=1, d=1):  # type: ignore[no-untyped-def]
+        x = L.Conv2D(c, 3, strides=s, dilation_rate=d, padding="same", use_bias=False)(x)
+        x = L.BatchNormalization()(x)
+        return L.ReLU(6.0)(x)
+
+    inp = tf.keras.Input((SEG_H, SEG_W, 1))
+    x = conv(inp, 12, 2)
+    x = conv(x, 24)
+    x = conv(x, 40, 2)
+    skip = conv(x, 40)
+    x = conv(skip, 40, d=2)
+    x = conv(x, 40, d=4)
+    x = conv(x, 40, d=8)
+    x = L.Concatenate()([x, skip])
+    x = L.Conv2D(32, 1, activation="relu")(x)
+    out = L.Conv2D(SEG_CHANNELS, 1, activation="sigmoid")(x)
+    return tf.keras.Model(inp, out)
+
+
+def seg_loss(y_true, y_pred):  # type: ignore[no-untyped-def]
+    tf = _tf()
+    heat_t, heat_p = y_true[..., 0], tf.clip_by_value(y_pred[..., 0], 1e-4, 1 - 1e-4)
+    pos = tf.cast(heat_t >= 0.999, tf.float32)
+    neg = 1.0 - pos
+    focal = -(pos * (1 - heat_p) ** 2 * tf.math.log(heat_p)
+              + neg * (1 - heat_t) ** 4 * heat_p ** 2 * tf.math.log(1 - heat_p))
+    npos = tf.maximum(1.0, tf.reduce_sum(pos))
+    mask = y_true[..., 5:6]
+    reg = tf.reduce_sum(tf.abs(y_true[..., 1:5] - y_pred[..., 1:5]) * mask)
+    return tf.reduce_sum(focal) / npos + 5.0 * reg / npos
+
+
+def build_classifier():  # type: ignore[no-untyped-def]
+    tf = _tf()
+    L = tf.keras.layers
+
+    def conv(x, c, s=1):  # type: ignore[no-untyped-def]
+        x = L.Conv2D(c, 3, strides=s, padding="same", use_bias=False)(x)
+        x = L.BatchNormalization()(x)
+        return L.ReLU(6.0)(x)
+
+    inp = tf.keras.Input((CHAR_H, CHAR_W, 1))
+    x = conv(inp, 16)
+    x = conv(x, 32, 2)
+    x = conv(x, 32)
+    x = conv(x, 64, 2)
+    x = conv(x, 64)
+    x = conv(x, 64, 2)
+    x = L.Flatten()(x)
+    x = L.Dropout(0.3)(x)
+    x = L.Dense(128, activation="relu")(x)
+    out = L.Dense(NOT_A_CHAR + 1, activation="softmax")(x)
+    return tf.keras.Model(inp, out)
+
+
+def augment_chars(rng: np.random.Generator, crops: np.ndarray) -> np.ndarray:
+    x = normalise_chars(crops)
+    # small random contrast inversion is NOT applied: ink polarity is learnt from data
+    noise = rng.normal(0, 0.03, x.shape).astype(np.float32)
+    return np.clip(x + noise, 0, 1)
+
+
+def export_int8(model, rep: np.ndarray, path: Path) -> None:  # type: ignore[no-untyped-def]
+    tf = _tf()
+
+    def gen():  # type: ignore[no-untyped-def]
+        for i in range(min(len(rep), 300)):
+            yield [rep[i : i + 1].astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = gen
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    data = conv.convert()
+    path.write_bytes(data)
+    say(f"wrote {path} ({len(data)} bytes)")
+
+
+# ---------------------------------------------------------------- pseudo labels
+
+def pseudo_label(seg_model, items):  # type: ignore[no-untyped-def]
+    """Keep real crops whose segmented box count equals the label length."""
+    kept = []
+    batch = 64
+    for s in range(0, len(items), batch):
+        chunk = items[s : s + batch]
+        lbs = [letterbox(g) for g, _, _ in chunk]
+        x = np.stack([lb[0] for lb in lbs]).astype(np.float32)[..., None] / 255.0
+        maps = seg_model.predict(x, verbose=0)
+        for (grey, label, src), (_, lb), m in zip(chunk, lbs, maps, strict=True):
+            boxes = decode_segmentation(m.astype(np.float32), lb)
+            if len(boxes) == len(label) and all(c in CLASSES for c in label):
+                kept.append((grey, label, boxes[:, :4], src))
+    return kept
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m edge_anpr.train reader")
+    ap.add_argument("--synthetic", type=int, default=24000)
+    ap.add_argument("--seg-epochs", type=int, default=8)
+    ap.add_argument("--cls-epochs", type=int, default=6)
+    ap.add_argument("--finetune-epochs", type=int, default=4)
+    ap.add_argument("--out", type=Path, default=REPO / "models")
+    ap.add_argument("--no-real", action="store_true", help="synthetic plates only")
+    args = ap.parse_args(argv)
+    tf = _tf()
+    tf.keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    say("rendering synthetic plates")
+    syn = synth(args.synthetic, 0)
+    sx = syn["x"].astype(np.float32)[..., None] / 255.0
+    st = syn["t"]
+    say(f"segmenter: {len(sx)} samples")
+    seg = build_segmenter()
+    seg.compile(tf.keras.optimizers.Adam(2e-3), loss=seg_loss)
+    seg_ckpt = CACHE / "seg_synth.keras"
+    if seg_ckpt.exists() and os.environ.get("EDGE_ANPR_REUSE") == "1":
+        seg = tf.keras.models.load_model(seg_ckpt, compile=False)
+        seg.compile(tf.keras.optimizers.Adam(2e-3), loss=seg_loss)
+    else:
+        sched = tf.keras.callbacks.LearningRateScheduler(
+            lambda e: 2e-3 * (0.5 ** max(0, e - args.seg_epochs // 2))
+        )
+        seg.fit(sx, st, batch_size=64, epochs=args.seg_epochs, validation_split=0.05,
+                callbacks=[sched], verbose=2)
+        seg.save(seg_ckpt)
+    real = [] if args.no_real else real_train_items()
+    kept = pseudo_label(seg, real) if real else []
+    say(f"pseudo-labelled real crops kept: {len(kept)} of {len(real)}")
+    # classifier data
+    cx, cy = [syn["cx"]], [syn["cy"]]
+    rx, ry = [], []
+    for grey, label, boxes, _ in kept:
+        for _ in range(4):
+            for b, ch in zip(boxes, label, strict=True):
+                rx.append(char_crop(grey, jitter_box(rng, b)))
+                ry.append(CLASSES.index(ch))
+            for b in junk_boxes(rng, grey, boxes, 2):
+                rx.append(char_crop(grey, b))
+                ry.append(NOT_A_CHAR)
+    if rx:
+        cx.append(np.stack(rx))
+        cy.append(np.asarray(ry))
+    cxa, cya = np.concatenate(cx), np.concatenate(cy)
+    say(f"classifier: {len(cxa)} crops ({len(rx)} real)")
+    cls = build_classifier()
+    cls.compile(tf.keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"])
+    xin = augment_chars(rng, cxa)
+    sched = tf.keras.callbacks.LearningRateScheduler(
+        lambda e: 1e-3 * (0.5 ** max(0, e - args.cls_epochs // 2))
+    )
+    cls.fit(xin, cya, batch_size=256, epochs=args.cls_epochs, validation_split=0.05,
+            shuffle=True, callbacks=[sched], verbose=2)
+    export_int8(cls, xin[rng.permutation(len(xin))[:300]], args.out / "classifier.tflite")
+    # segmenter fine-tune on synthetic + real pseudo-labels
+    if kept and args.finetune_epochs > 0:
+        rxs, rts = [], []
+        for grey, _, boxes, _ in kept:
+            lb_img, lb = letterbox(grey)
+            rxs.append(lb_img)
+            rts.append(seg_target(boxes_to_lb(boxes, lb)))
+        rxa = np.stack(rxs).astype(np.float32)[..., None] / 255.0
+        rta = np.stack(rts)
+        reps = max(1, len(sx) // (4 * len(rxa)))
+        fx = np.concatenate([sx, np.repeat(rxa, reps, axis=0)])
+        ft = np.concatenate([st, np.repeat(rta, reps, axis=0)])
+        seg.compile(tf.keras.optimizers.Adam(5e-4), loss=seg_loss)
+        seg.fit(fx, ft, batch_size=64, epochs=args.finetune_epochs, shuffle=True, verbose=2)
+    export_int8(seg, sx[rng.permutation(len(sx))[:300]], args.out / "segmenter.tflite")
+    return 0

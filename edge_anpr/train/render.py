@@ -1,0 +1,385 @@
+"""Synthetic licence plates with exact per-character boxes (training only, never at run time).
+
+``render_plate(rng)`` draws one plate face in one of several layouts (EU with blue band, NL,
+DE, UK front/rear, US state-like styles, BR grey and Mercosur, one-line and two-line) and
+returns the RGB image with the box and label of every *main* character. Everything else on the
+plate (state names, slogans, stickers, sidecode logos, the EU band letters, screws) is drawn but
+not labelled, so a segmenter trained on these learns to ignore small text.
+
+Deterministic: the same ``numpy.random.Generator`` seed gives the same plate.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+DIGITS = "0123456789"
+
+LAYOUTS = (
+    "us", "us", "us", "us", "us", "us", "us_dark", "us_two_line",
+    "eu", "nl", "de", "uk_front", "uk_rear", "br_old", "br_mercosur", "one_line",
+)
+
+US_STATES = (
+    "ALASKA", "California", "WASHINGTON", "HAWAII", "IDAHO", "Kentucky", "Maryland", "Minnesota",
+    "NORTH CAROLINA", "NEVADA", "Oregon", "VIRGINIA", "TEXAS", "FLORIDA", "New York", "OHIO",
+    "Illinois", "GEORGIA", "Arizona", "COLORADO", "UTAH", "Michigan", "Pennsylvania", "MAINE",
+    "Vermont", "IOWA", "KANSAS", "Montana", "Wyoming", "Tennessee", "New Jersey", "INDIANA",
+    "Louisiana", "ALABAMA", "Delaware", "Connecticut", "Nebraska", "Oklahoma", "New Mexico",
+)
+SLOGANS = (
+    "FAMOUS POTATOES", "THE SILVER STATE", "10,000 lakes", "Treasure the Chesapeake",
+    "LIVE FREE OR DIE", "ALOHA STATE", "Sunshine State", "Great Faces. Great Places.",
+    "First in Flight", "Land of Lincoln", "THE LONE STAR STATE", "Empire State", "Garden State",
+    "Grand Canyon State", "Crossroads of America", "Pure Michigan", "Vacationland",
+    "Wild Wonderful", "Sportsman's Paradise", "The First State", "Constitution State",
+    "www.dmv.gov", "COUNTY", "Heart of Dixie", "Green Mountains", "Beautiful",
+)
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
+@dataclass(frozen=True)
+class RenderedPlate:
+    image: np.ndarray
+    """RGB uint8, H x W x 3: the plate face only (no margin)."""
+    boxes: np.ndarray
+    """float32 N x 4: x0, y0, x1, y1 of each main character, in reading order."""
+    text: str
+    layout: str
+
+
+@functools.cache
+def font_files() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(plate-like main fonts, any fonts for small print), from fc-list or standard folders."""
+    paths: list[str] = []
+    try:
+        out = subprocess.run(
+            ["fc-list", "--format", "%{file}\n"], capture_output=True, text=True, timeout=10,
+            check=False,
+        ).stdout
+        paths = [p for p in out.splitlines() if p.endswith((".ttf", ".otf"))]
+    except (OSError, subprocess.SubprocessError):
+        paths = []
+    if not paths:
+        for root in (Path("/usr/share/fonts"), Path("/usr/local/share/fonts")):
+            if root.is_dir():
+                paths += [str(p) for p in root.rglob("*.ttf")]
+    paths = sorted(set(paths))
+    if not paths:
+        raise RuntimeError("no TrueType fonts found (install fonts-dejavu)")
+    main = [
+        p for p in paths
+        if any(k in Path(p).name for k in ("Sans", "Mono"))
+        and not any(k in Path(p).name for k in ("Oblique", "Italic", "ExtraLight"))
+    ]
+    return tuple(main or paths), tuple(paths)
+
+
+@functools.lru_cache(maxsize=512)
+def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size)
+
+
+@functools.lru_cache(maxsize=8192)
+def _glyph(path: str, char: str) -> np.ndarray:
+    """Tight anti-aliased mask of one character at a large size (uint8)."""
+    font = _font(path, 96)
+    x0, y0, x1, y1 = font.getbbox(char)
+    img = Image.new("L", (x1 - x0 + 4, y1 - y0 + 4), 0)
+    ImageDraw.Draw(img).text((2 - x0, 2 - y0), char, font=font, fill=255)
+    arr = np.asarray(img)
+    ys, xs = np.nonzero(arr > 40)
+    return arr[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].copy()
+
+
+def _pick(rng: np.random.Generator, seq: tuple[str, ...] | str) -> str:
+    return seq[int(rng.integers(len(seq)))]
+
+
+def _pattern_text(rng: np.random.Generator, pattern: str) -> str:
+    return "".join(
+        _pick(rng, LETTERS) if c == "@" else _pick(rng, DIGITS) if c == "#"
+        else _pick(rng, ALPHABET) if c == "*" else c
+        for c in pattern
+    )
+
+
+US_PATTERNS = (
+    "@@@###", "###@@@", "@@@####", "#@@@###", "###@###", "##@@###", "@@####", "@##@@@",
+    "#@@####", "@@@@###", "####@@", "@@#####", "#####", "######", "@@@@@@", "***",
+    "****", "*****", "******", "*******", "@@@###", "###@@@", "@@@####", "#@@@###",
+)
+
+
+def _text_for(rng: np.random.Generator, layout: str) -> tuple[str, list[int]]:
+    """Plate text and the indices where a gap/separator goes before that character."""
+    if layout.startswith("us"):
+        pat = _pick(rng, US_PATTERNS)
+        text = _pattern_text(rng, pat)
+        gaps: list[int] = []
+        if len(text) >= 5 and rng.random() < 0.7:
+            # split where letters and digits change, else in the middle
+            change = [i for i in range(1, len(text)) if text[i].isdigit() != text[i - 1].isdigit()]
+            gaps = [change[0]] if change and rng.random() < 0.7 else [len(text) // 2]
+        return text, gaps
+    if layout == "nl":
+        pat = _pick(rng, ("##-@@@-#", "#-@@@-##", "@@-###-@", "@-###-@@", "@@@-##-@", "##-@@-@@"))
+    elif layout == "de":
+        pat = _pick(rng, ("@@ @@ ###", "@ @@ ####", "@@@ @ ##", "@ @ ###", "@@ @ ####"))
+    elif layout.startswith("uk"):
+        pat = "@@## @@@"
+    elif layout == "br_old":
+        pat = "@@@-####"
+    elif layout == "br_mercosur":
+        pat = "@@@#@##"
+    elif layout == "eu":
+        pat = _pick(rng, ("@@-###-@@", "@@ ### @@", "###-@@@", "@@@ ###", "@@ ####", "#@@@###"))
+    else:
+        pat = _pick(rng, ("@@@###", "@@ ####", "###-@@@", "*******", "@@@@##", "****"))
+    text = ""
+    gaps = []
+    for c in pat:
+        if c in "- ":
+            gaps.append(len(text))
+        else:
+            text += _pattern_text(rng, c)
+    return text, gaps
+
+
+def _colour(rng: np.random.Generator, base: tuple[int, int, int], jitter: int = 20) -> tuple[
+    int, int, int
+]:
+    r, g, b = (int(np.clip(v + rng.integers(-jitter, jitter + 1), 0, 255)) for v in base)
+    return (r, g, b)
+
+
+def _draw_small_text(
+    rng: np.random.Generator, draw: ImageDraw.ImageDraw, text: str, cx: float, cy: float,
+    height: float, fill: tuple[int, int, int], fonts: tuple[str, ...],
+) -> None:
+    font = _font(_pick(rng, fonts), max(6, int(height)))
+    x0, y0, x1, y1 = font.getbbox(text)
+    draw.text((cx - (x1 + x0) / 2, cy - (y1 + y0) / 2), text, font=font, fill=fill)
+
+
+def _background(
+    rng: np.random.Generator, w: int, h: int, base: tuple[int, int, int]
+) -> Image.Image:
+    img = Image.new("RGB", (w, h), _colour(rng, base, 15))
+    draw = ImageDraw.Draw(img)
+    style = rng.random()
+    if style < 0.35:  # vertical gradient / sky band
+        top = _colour(rng, (int(rng.integers(120, 256)),) * 3, 60)
+        arr = np.asarray(img).astype(np.float32)
+        t = np.linspace(0, 1, h)[:, None, None] ** float(rng.uniform(0.5, 3))
+        if rng.random() < 0.5:
+            t = t[::-1]
+        arr = arr * (1 - t * 0.6) + np.array(top, np.float32) * t * 0.6
+        img = Image.fromarray(arr.clip(0, 255).astype(np.uint8))
+        draw = ImageDraw.Draw(img)
+    if style > 0.3:  # scenery: hills, mountains, a logo blob
+        for _ in range(int(rng.integers(1, 4))):
+            col = _colour(rng, (int(rng.integers(60, 240)),) * 3, 80)
+            y = float(rng.uniform(0.5, 0.95)) * h
+            pts = [(0.0, float(h))]
+            for x in np.linspace(0, w, int(rng.integers(3, 9))):
+                pts.append((float(x), y + float(rng.uniform(-0.2, 0.2)) * h))
+            pts.append((float(w), float(h)))
+            draw.polygon(pts, fill=col)
+        if rng.random() < 0.4:
+            col = _colour(rng, (int(rng.integers(0, 200)),) * 3, 60)
+            cx, cy = float(rng.uniform(0.2, 0.8)) * w, float(rng.uniform(0.3, 0.7)) * h
+            r = float(rng.uniform(0.08, 0.25)) * h
+            draw.ellipse((cx - r, cy - r * 1.5, cx + r, cy + r * 1.5), fill=col)
+    return img
+
+
+def _place_chars(
+    rng: np.random.Generator, img: Image.Image, text: str, gaps: list[int],
+    region: tuple[float, float, float, float], ink: tuple[int, int, int], font: str,
+    squeeze: float, sep: str,
+) -> list[tuple[float, float, float, float]]:
+    """Paste glyphs into region (x0, y0, x1, y1), centred; return their boxes."""
+    x0r, y0r, x1r, y1r = region
+    ch = y1r - y0r
+    glyphs = [_glyph(font, c) for c in text]
+    widths = [max(2.0, g.shape[1] / g.shape[0] * ch * squeeze) for g in glyphs]
+    # narrow glyphs (1, I) keep their own width; spacing between characters
+    space = ch * float(rng.uniform(0.08, 0.3))
+    gap = ch * float(rng.uniform(0.3, 0.8))
+    total = sum(widths) + space * (len(text) - 1) + gap * len(gaps)
+    avail = x1r - x0r
+    if total > avail:  # too long: shrink the whole line, keep it vertically centred
+        k = avail / total
+        widths = [w * k for w in widths]
+        space *= k
+        gap *= k
+        total = avail
+        y0r += ch * (1 - k) / 2
+        ch *= k
+    x = x0r + (avail - total) / 2 + float(rng.uniform(-0.5, 0.5)) * (avail - total) * 0.3
+    draw = ImageDraw.Draw(img)
+    boxes: list[tuple[float, float, float, float]] = []
+    for i, (g, w) in enumerate(zip(glyphs, widths, strict=True)):
+        if i in gaps:
+            if sep == "-":
+                draw.rectangle(
+                    (x + gap * 0.25, y0r + ch * 0.45, x + gap * 0.7, y0r + ch * 0.55), fill=ink
+                )
+            elif sep == ".":
+                r = ch * 0.06
+                cx, cy = x + gap / 2 - space / 2, y0r + ch / 2
+                draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=ink)
+            elif sep == "logo":
+                cx, cy = x + gap / 2 - space / 2, y0r + ch / 2
+                r = gap * 0.3
+                draw.polygon(
+                    [(cx, cy - r * 1.6), (cx + r, cy), (cx, cy + r * 1.6), (cx - r, cy)],
+                    fill=_colour(rng, ink, 60),
+                )
+            x += gap
+        wi, hi = max(1, round(w)), max(1, round(ch))
+        mask = Image.fromarray(g).resize((wi, hi), Image.BILINEAR)
+        img.paste(Image.new("RGB", (wi, hi), ink), (round(x), round(y0r)), mask)
+        boxes.append((round(x), round(y0r), round(x) + wi, round(y0r) + hi))
+        x += w + space
+    return boxes
+
+
+def _stickers(
+    rng: np.random.Generator, img: Image.Image, fonts: tuple[str, ...], w: int, h: int
+) -> None:
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(0, 3))):
+        sw, sh = float(rng.uniform(0.08, 0.16)) * w, float(rng.uniform(0.12, 0.22)) * h
+        corner = int(rng.integers(4))
+        x = float(rng.uniform(0.01, 0.05)) * w if corner % 2 == 0 else w - sw - 0.03 * w
+        y = float(rng.uniform(0.02, 0.08)) * h if corner < 2 else h - sh - 0.05 * h
+        col = tuple(int(v) for v in rng.integers(0, 256, 3))
+        draw.rectangle((x, y, x + sw, y + sh), fill=col)
+        ink = (0, 0, 0) if sum(col) > 380 else (255, 255, 255)
+        label = _pick(rng, MONTHS) if rng.random() < 0.5 else str(int(rng.integers(0, 100)))
+        _draw_small_text(rng, draw, label, x + sw / 2, y + sh / 2, sh * 0.6, ink, fonts)
+
+
+def _screws(rng: np.random.Generator, img: Image.Image, w: int, h: int) -> None:
+    if rng.random() < 0.6:
+        draw = ImageDraw.Draw(img)
+        r = h * 0.025
+        y = h * float(rng.uniform(0.08, 0.2))
+        for x in (w * 0.22, w * 0.78):
+            col = _colour(rng, (150, 150, 150), 80)
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=col)
+            if rng.random() < 0.5:
+                draw.ellipse((x - r, h - y - r, x + r, h - y + r), fill=col)
+
+
+def render_plate(rng: np.random.Generator, layout: str | None = None) -> RenderedPlate:
+    """One synthetic plate face; see the module docstring."""
+    main_fonts, all_fonts = font_files()
+    layout = layout or _pick(rng, LAYOUTS)
+    font = _pick(rng, main_fonts)
+    text, gaps = _text_for(rng, layout)
+    squeeze = float(rng.uniform(0.55, 0.95))
+    sep = _pick(rng, (" ", " ", "-", "."))
+    if layout.startswith("us"):
+        w, h = 320, int(rng.integers(150, 170))
+        dark = layout == "us_dark"
+        base = (int(rng.integers(10, 90)),) * 3 if dark else (int(rng.integers(200, 256)),) * 3
+        base = _colour(rng, base, 30)
+        img = _background(rng, w, h, base)
+        draw = ImageDraw.Draw(img)
+        ink = (
+            _colour(rng, (235, 235, 235), 20) if dark
+            else _colour(
+                rng, [(20, 30, 110), (15, 15, 15), (20, 90, 40), (140, 20, 20)][
+                    int(rng.integers(4))], 30)
+        )
+        small = _colour(rng, ink, 60) if rng.random() < 0.5 else tuple(
+            int(v) for v in rng.integers(0, 200, 3)
+        )
+        top_h = h * float(rng.uniform(0.1, 0.2))
+        _draw_small_text(
+            rng, draw, _pick(rng, US_STATES), w / 2 + float(rng.uniform(-20, 20)),
+            h * float(rng.uniform(0.08, 0.16)), top_h, small, all_fonts,  # type: ignore[arg-type]
+        )
+        if rng.random() < 0.85:
+            _draw_small_text(
+                rng, draw, _pick(rng, SLOGANS), w / 2, h * float(rng.uniform(0.84, 0.93)),
+                h * float(rng.uniform(0.07, 0.12)), small, all_fonts,  # type: ignore[arg-type]
+            )
+        _stickers(rng, img, all_fonts, w, h)
+        sep = _pick(rng, (" ", " ", " ", "-", ".", "logo"))
+        if layout == "us_two_line":
+            # small first part stacked at the left (like some vanity/commercial styles)
+            cut = max(1, min(len(text) - 2, int(rng.integers(1, 3))))
+            left, right = text[:cut], text[cut:]
+            ch = h * float(rng.uniform(0.22, 0.28))
+            b1 = _place_chars(rng, img, left, [], (w * 0.05, h * 0.25, w * 0.22, h * 0.25 + ch),
+                              ink, font, squeeze, sep)
+            ch2 = h * float(rng.uniform(0.42, 0.55))
+            y = h * 0.5 - ch2 / 2 + float(rng.uniform(-0.04, 0.04)) * h
+            b3 = _place_chars(rng, img, right, [], (w * 0.25, y, w * 0.96, y + ch2), ink, font,
+                              squeeze, sep)
+            boxes = b1 + b3
+        else:
+            ch = h * float(rng.uniform(0.38, 0.56))
+            y = h * 0.52 - ch / 2 + float(rng.uniform(-0.05, 0.05)) * h
+            margin = w * float(rng.uniform(0.03, 0.12))
+            boxes = _place_chars(rng, img, text, gaps, (margin, y, w - margin, y + ch), ink,
+                                 font, squeeze, sep)
+        _screws(rng, img, w, h)
+    elif layout in ("eu", "nl", "de", "uk_front", "uk_rear", "one_line"):
+        w, h = 520, int(rng.integers(105, 125))
+        bg = {"nl": (240, 190, 20), "uk_rear": (245, 200, 30)}.get(layout, (235, 235, 235))
+        img = Image.new("RGB", (w, h), _colour(rng, bg, 15))
+        draw = ImageDraw.Draw(img)
+        ink = _colour(rng, (15, 15, 15), 15)
+        x_start = 0.0
+        if layout != "one_line" and not (layout.startswith("uk") and rng.random() < 0.5):
+            band = w * 0.08
+            draw.rectangle((0, 0, band, h), fill=_colour(rng, (20, 50, 160), 20))
+            _draw_small_text(rng, draw, _pick(rng, ("NL", "D", "F", "B", "GB", "PL", "I")),
+                             band / 2, h * 0.75, h * 0.25, (255, 255, 255), all_fonts)
+            x_start = band
+        if rng.random() < 0.7:
+            draw.rectangle((1, 1, w - 2, h - 2), outline=ink, width=max(1, h // 40))
+        ch = h * float(rng.uniform(0.62, 0.75))
+        y = (h - ch) / 2
+        if layout == "de" and len(gaps) >= 1:
+            sep = "logo"
+        boxes = _place_chars(rng, img, text, gaps, (x_start + w * 0.03, y, w * 0.97, y + ch),
+                             ink, font, squeeze, sep if layout != "nl" else "-")
+    elif layout == "br_old":
+        w, h = 400, 130
+        img = Image.new("RGB", (w, h), _colour(rng, (170, 170, 170), 25))
+        draw = ImageDraw.Draw(img)
+        ink = _colour(rng, (25, 25, 25), 15)
+        draw.rectangle((2, 2, w - 3, h - 3), outline=ink, width=3)
+        city = _pick(rng, ("SP-SAO PAULO", "RJ-RIO DE JANEIRO", "MG-BELO HORIZONTE", "PR-CURITIBA"))
+        _draw_small_text(rng, draw, city, w / 2, h * 0.14, h * 0.14, ink, all_fonts)
+        ch = h * 0.58
+        boxes = _place_chars(rng, img, text, gaps, (w * 0.04, h * 0.3, w * 0.96, h * 0.3 + ch),
+                             ink, font, squeeze, "-")
+    else:  # br_mercosur
+        w, h = 400, 130
+        img = Image.new("RGB", (w, h), _colour(rng, (240, 240, 240), 10))
+        draw = ImageDraw.Draw(img)
+        draw.rectangle((0, 0, w, h * 0.2), fill=_colour(rng, (20, 50, 150), 20))
+        _draw_small_text(rng, draw, "BRASIL", w / 2, h * 0.1, h * 0.15, (255, 255, 255), all_fonts)
+        ink = _colour(rng, (15, 15, 15), 10)
+        ch = h * 0.6
+        boxes = _place_chars(rng, img, text, [], (w * 0.05, h * 0.28, w * 0.95, h * 0.28 + ch),
+                             ink, font, squeeze, " ")
+    if rng.random() < 0.3:
+        img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.0))))
+    arr = np.asarray(img, dtype=np.uint8).copy()
+    return RenderedPlate(arr, np.asarray(boxes, np.float32).reshape(-1, 4), text, layout)

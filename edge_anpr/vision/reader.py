@@ -1,0 +1,289 @@
+"""Reading one plate crop: segment the characters, classify each, rank the texts.
+
+Two bundled int8 TFLite models do the work:
+
+* ``segmenter.tflite``: the grey crop letterboxed to 64x128 -> a 16x32 grid (stride 4) of
+  5 sigmoid channels: character-centre heat, x/y offset of the centre inside the cell, and the
+  character's width and height divided by 64. Peaks of the heat map are characters.
+* ``classifier.tflite``: each character cut out of the full-resolution crop (aspect kept,
+  32x24) -> 37 softmax scores, ``0-9A-Z`` and a last "not a character" class that rejects
+  junk boxes (small print, stickers, bolts) and lets the detector drop false candidates.
+
+The per-character alternatives go through ``edge_anpr.plates.formats`` (beam plus region
+patterns) into ranked candidates. The preprocessing functions here are also what training uses,
+so run time and training can never disagree on them.
+
+``PlateReader`` is not thread-safe: each worker thread creates its own (each owns its
+interpreters; loading takes a few milliseconds).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from edge_anpr.config import Config
+from edge_anpr.errors import ModelError
+from edge_anpr.logs import fields
+from edge_anpr.plates.formats import rank_candidates
+from edge_anpr.values import Candidate, PlateText
+from edge_anpr.vision.tflite import Int8Model, bundled_models_dir
+
+log = logging.getLogger(__name__)
+
+SEG_H, SEG_W, SEG_STRIDE = 64, 128, 4
+SEG_CHANNELS = 5
+CHAR_H, CHAR_W = 32, 24
+CLASSES = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+NOT_A_CHAR = len(CLASSES)
+SEGMENTER_FILE = "segmenter.tflite"
+CLASSIFIER_FILE = "classifier.tflite"
+HEAT_THRESHOLD = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class Letterbox:
+    """How a crop was placed in the segmenter input: input = crop * scale + (dx, dy)."""
+
+    scale: float
+    dx: float
+    dy: float
+
+
+def to_grey(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 3:
+        return np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), np.uint8)
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[..., 0]
+    raise ValueError(f"expected a grey or BGR image, got shape {image.shape}")
+
+
+def letterbox(grey: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], Letterbox]:
+    """Fit the crop into SEG_H x SEG_W keeping its aspect, centred, padded with mid-grey."""
+    h, w = grey.shape
+    scale = min(SEG_W / w, SEG_H / h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = cv2.resize(grey, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1
+                         else cv2.INTER_LINEAR)
+    out = np.full((SEG_H, SEG_W), 127, np.uint8)
+    dx, dy = (SEG_W - nw) // 2, (SEG_H - nh) // 2
+    out[dy : dy + nh, dx : dx + nw] = resized
+    return out, Letterbox(scale, float(dx), float(dy))
+
+
+def char_crop(grey: NDArray[np.uint8], box: Sequence[float]) -> NDArray[np.uint8]:
+    """Cut one character box (x0, y0, x1, y1) with a margin, aspect kept, to CHAR_H x CHAR_W."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    bw, bh = max(1.0, x1 - x0), max(1.0, y1 - y0)
+    ch = bh * 1.2
+    cw = max(bw + 0.2 * bh, ch * CHAR_W / CHAR_H)
+    ch = max(ch, cw * CHAR_H / CHAR_W)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    sx, sy = CHAR_W / cw, CHAR_H / ch
+    m = np.array([[sx, 0, CHAR_W / 2 - cx * sx], [0, sy, CHAR_H / 2 - cy * sy]], np.float32)
+    return np.asarray(
+        cv2.warpAffine(grey, m, (CHAR_W, CHAR_H), flags=cv2.INTER_AREA if sx < 1
+                       else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
+        np.uint8,
+    )
+
+
+def normalise_chars(crops: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """Per-crop contrast stretch to [0, 1] (so dark-on-light and dim plates look alike)."""
+    x = crops.astype(np.float32)
+    lo = np.percentile(x, 5, axis=(1, 2), keepdims=True)
+    hi = np.percentile(x, 95, axis=(1, 2), keepdims=True)
+    return np.asarray(np.clip((x - lo) / np.maximum(hi - lo, 16.0), 0, 1)[..., None], np.float32)
+
+
+def segmenter_input(letterboxed: NDArray[np.uint8]) -> NDArray[np.float32]:
+    return np.asarray((letterboxed.astype(np.float32) / 255.0)[None, :, :, None], np.float32)
+
+
+def decode_segmentation(
+    maps: NDArray[np.float32], lb: Letterbox, threshold: float = HEAT_THRESHOLD
+) -> NDArray[np.float32]:
+    """Heat peaks -> character boxes in crop pixels (N x 5: x0, y0, x1, y1, score),
+    in reading order (top line first when there are two lines), junk-sized boxes removed."""
+    heat = maps[..., 0]
+    pooled = cv2.dilate(heat, np.ones((3, 3), np.uint8))
+    ys, xs = np.nonzero((heat >= pooled) & (heat > threshold))
+    if len(xs) == 0:
+        return np.zeros((0, 5), np.float32)
+    cx = (xs + maps[ys, xs, 1]) * SEG_STRIDE
+    cy = (ys + maps[ys, xs, 2]) * SEG_STRIDE
+    bw = maps[ys, xs, 3] * SEG_H
+    bh = maps[ys, xs, 4] * SEG_H
+    score = heat[ys, xs]
+    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, score], axis=1)
+    boxes = _nms(boxes)
+    # back to crop pixels
+    boxes[:, [0, 2]] = (boxes[:, [0, 2]] - lb.dx) / lb.scale
+    boxes[:, [1, 3]] = (boxes[:, [1, 3]] - lb.dy) / lb.scale
+    heights = boxes[:, 3] - boxes[:, 1]
+    keep = heights >= 0.45 * float(np.median(heights))
+    boxes = boxes[keep]
+    return reading_order(boxes)
+
+
+def _nms(boxes: NDArray[np.float32], overlap: float = 0.5) -> NDArray[np.float32]:
+    order = np.argsort(-boxes[:, 4])
+    kept: list[int] = []
+    for i in order:
+        x0, y0, x1, y1 = boxes[i, :4]
+        ok = True
+        for j in kept:
+            ix = max(0.0, min(x1, boxes[j, 2]) - max(x0, boxes[j, 0]))
+            iy = max(0.0, min(y1, boxes[j, 3]) - max(y0, boxes[j, 1]))
+            small = min((x1 - x0) * (y1 - y0), (boxes[j, 2] - boxes[j, 0]) *
+                        (boxes[j, 3] - boxes[j, 1]))
+            if small > 0 and ix * iy / small > overlap:
+                ok = False
+                break
+        if ok:
+            kept.append(int(i))
+    return np.asarray(boxes[kept], np.float32)
+
+
+def reading_order(boxes: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Sort left to right; when centres form two rows clearly apart, top row first."""
+    if len(boxes) == 0:
+        return boxes
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2
+    h = float(np.median(boxes[:, 3] - boxes[:, 1]))
+    order = np.argsort(cy)
+    gaps = np.diff(cy[order])
+    line = np.zeros(len(boxes), np.int32)
+    if len(gaps) and gaps.max() > 0.6 * h:
+        cut = int(np.argmax(gaps))
+        line[order[cut + 1 :]] = 1
+    keys = np.lexsort(((boxes[:, 0] + boxes[:, 2]) / 2, line))
+    return np.asarray(boxes[keys], np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadTiming:
+    segment_ms: float
+    classify_ms: float
+
+
+class PlateReader:
+    """Reads plate crops with the int8 models. Not thread-safe: one per worker thread."""
+
+    def __init__(
+        self, models_dir: Path | None = None, *, regions: Sequence[str] = ("generic",),
+        top_n: int = 5, min_chars: int = 2, num_threads: int = 1,
+    ) -> None:
+        folder = models_dir or bundled_models_dir()
+        self.models_dir = folder
+        self._seg = Int8Model(folder / SEGMENTER_FILE, num_threads=num_threads)
+        self._cls = Int8Model(folder / CLASSIFIER_FILE, num_threads=num_threads)
+        if self._seg.input_shape[1:] != (SEG_H, SEG_W, 1):
+            raise ModelError(f"{folder / SEGMENTER_FILE}: input {self._seg.input_shape} is not "
+                             f"(1, {SEG_H}, {SEG_W}, 1)")
+        if self._cls.input_shape[1:] != (CHAR_H, CHAR_W, 1):
+            raise ModelError(f"{folder / CLASSIFIER_FILE}: input {self._cls.input_shape} is not "
+                             f"(N, {CHAR_H}, {CHAR_W}, 1)")
+        self.regions = tuple(regions)
+        self.top_n = top_n
+        self.min_chars = min_chars
+        self.last_timing = ReadTiming(0.0, 0.0)
+
+    def segment(self, grey: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """Character boxes (N x 5) in crop pixels, reading order."""
+        lb_img, lb = letterbox(grey)
+        maps = self._seg.run(segmenter_input(lb_img))[0]
+        return decode_segmentation(maps, lb)
+
+    def classify(self, grey: NDArray[np.uint8], boxes: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Softmax scores N x 37 for the given boxes."""
+        if len(boxes) == 0:
+            return np.zeros((0, NOT_A_CHAR + 1), np.float32)
+        crops = np.stack([char_crop(grey, b[:4]) for b in boxes])
+        return self._cls.run(normalise_chars(crops))
+
+    def read(self, crop: NDArray[np.uint8]) -> PlateText | None:
+        """Text of one plate crop (BGR or grey), or None when it does not look like a plate."""
+        grey = to_grey(crop)
+        if grey.shape[0] < 8 or grey.shape[1] < 16:
+            return None
+        t0 = time.perf_counter()
+        boxes = self.segment(grey)
+        t1 = time.perf_counter()
+        probs = self.classify(grey, boxes)
+        t2 = time.perf_counter()
+        self.last_timing = ReadTiming((t1 - t0) * 1000, (t2 - t1) * 1000)
+        if len(probs) == 0:
+            return None
+        is_char = probs[:, :NOT_A_CHAR].sum(axis=1) > probs[:, NOT_A_CHAR]
+        probs = probs[is_char]
+        if len(probs) < self.min_chars:
+            return None
+        char_probs = probs[:, :NOT_A_CHAR] / np.maximum(probs[:, :NOT_A_CHAR].sum(
+            axis=1, keepdims=True), 1e-6)
+        alternatives = []
+        for row in char_probs:
+            top = np.argsort(-row)[:3]
+            alternatives.append([(CLASSES[int(k)], float(row[k])) for k in top])
+        ranked = rank_candidates(alternatives, self.regions, self.top_n)
+        best = ranked[0]
+        char_conf = tuple(
+            float(row[CLASSES.index(c)]) for row, c in zip(char_probs, best.text, strict=True)
+        )
+        return PlateText(
+            text=best.text,
+            confidence=best.confidence,
+            char_confidences=char_conf,
+            candidates=tuple(Candidate(r.text, r.confidence) for r in ranked),
+            region=best.region,
+        )
+
+
+def make_reader(cfg: Config) -> PlateReader:
+    models = Path(cfg.reader.models_dir) if cfg.reader.models_dir else None
+    return PlateReader(models, regions=cfg.reader.regions, top_n=cfg.reader.top_n)
+
+
+def read_main(cfg: Config, crops: Sequence[Path]) -> int:
+    """``edge-anpr read CROP...``: one JSON object per crop on stdout."""
+    reader = make_reader(cfg)
+    failures = 0
+    timings: list[float] = []
+    for path in crops:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            print(f"edge-anpr: error: {path}: cannot read image", file=sys.stderr)
+            failures += 1
+            continue
+        t0 = time.perf_counter()
+        result = reader.read(np.asarray(image, np.uint8))
+        ms = (time.perf_counter() - t0) * 1000
+        timings.append(ms)
+        obj: dict[str, object] = {"image": str(path), "text": None, "confidence": 0.0,
+                                  "char_confidences": [], "region": None, "candidates": [],
+                                  "timing_ms": round(ms, 3)}
+        if result is not None:
+            obj.update(
+                text=result.text, confidence=round(result.confidence, 4),
+                char_confidences=[round(c, 4) for c in result.char_confidences],
+                region=result.region,
+                candidates=[{"text": c.text, "confidence": round(c.confidence, 4)}
+                            for c in result.candidates],
+            )
+        print(json.dumps(obj), flush=True)
+    if timings:
+        log.info("%s", fields(event="read_done", crops=len(timings),
+                              median_ms=round(statistics.median(timings), 3)))
+    return 1 if failures else 0

@@ -1,0 +1,129 @@
+"""The shipped int8 models, loaded with the real TFLite interpreter, read plates."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_anpr.cli import main
+from edge_anpr.datasplit import shared_data_dir, split_of
+from edge_anpr.errors import ModelError
+from edge_anpr.vision.reader import (
+    CLASSIFIER_FILE,
+    SEGMENTER_FILE,
+    PlateReader,
+    reading_order,
+)
+from edge_anpr.vision.tflite import bundled_models_dir, load_interpreter
+
+# Seeds of rendered test plates: far above the range training renders (0 .. 10^6).
+HELD_OUT_SEEDS = range(1_000_000, 1_000_012)
+
+
+@pytest.fixture(scope="module")
+def reader() -> PlateReader:
+    return PlateReader()
+
+
+def test_bundled_models_are_small_int8_files() -> None:
+    for name in (SEGMENTER_FILE, CLASSIFIER_FILE):
+        path = bundled_models_dir() / name
+        assert 10_000 < path.stat().st_size < 1_000_000
+        it = load_interpreter(path)
+        assert it.get_input_details()[0]["dtype"] == np.int8
+        assert it.get_output_details()[0]["dtype"] == np.int8
+
+
+def test_missing_model_is_a_model_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        PlateReader(tmp_path)
+
+
+def test_corrupt_model_is_a_model_error(tmp_path: Path) -> None:
+    (tmp_path / SEGMENTER_FILE).write_bytes(b"this is not a flatbuffer" * 10)
+    (tmp_path / CLASSIFIER_FILE).write_bytes((bundled_models_dir() / CLASSIFIER_FILE).read_bytes())
+    with pytest.raises(ModelError, match=SEGMENTER_FILE) as info:
+        PlateReader(tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_swapped_models_are_rejected_by_shape(tmp_path: Path) -> None:
+    (tmp_path / SEGMENTER_FILE).write_bytes((bundled_models_dir() / CLASSIFIER_FILE).read_bytes())
+    (tmp_path / CLASSIFIER_FILE).write_bytes((bundled_models_dir() / CLASSIFIER_FILE).read_bytes())
+    with pytest.raises(ModelError, match="input"):
+        PlateReader(tmp_path)
+
+
+def test_reads_held_out_rendered_plates(reader: PlateReader) -> None:
+    pytest.importorskip("PIL", reason="the plate renderer needs Pillow (test extra)")
+    from edge_anpr.train.augment import plain_crop
+    from edge_anpr.train.render import render_plate
+
+    results = []
+    for seed in HELD_OUT_SEEDS:
+        plate = render_plate(np.random.default_rng(seed), "us" if seed % 2 else None)
+        grey, _ = plain_crop(plate)
+        got = reader.read(grey)
+        results.append((plate.text, got.text if got else None))
+    correct = sum(text == got for text, got in results)
+    assert correct >= 10, results
+
+
+def test_blank_and_noise_crops_are_not_plates(reader: PlateReader) -> None:
+    assert reader.read(np.full((160, 320), 128, np.uint8)) is None
+    assert reader.read(np.zeros((4, 4), np.uint8)) is None
+
+
+def _val_crops(n: int) -> list[tuple[Path, str]]:
+    data = shared_data_dir()
+    if data is None or not (data / "plate-crops" / "labels.csv").is_file():
+        pytest.skip("../shared/data/plate-crops is absent (real data not shipped with the repo)")
+    folder = data / "plate-crops"
+    with (folder / "labels.csv").open(newline="") as f:
+        rows = sorted(r for r in csv.reader(f) if len(r) >= 3 and split_of(r[0]) == "val")
+    return [(folder / r[0], r[2]) for r in rows[:n]]
+
+
+def test_reads_real_validation_crops(reader: PlateReader) -> None:
+    import cv2
+
+    crops = _val_crops(12)
+    results = []
+    for path, label in crops:
+        got = reader.read(cv2.imread(str(path)))
+        results.append((label, got.text if got else None))
+    correct = sum(label == got for label, got in results)
+    assert correct >= 10, results
+
+
+def test_read_cli_prints_one_json_object_per_crop(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import cv2
+
+    (path, label), = _val_crops(1)
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((160, 320, 3), 200, np.uint8))
+    assert main(["read", str(path), str(blank)]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["image"] for x in lines] == [str(path), str(blank)]
+    assert lines[0]["text"] == label
+    assert lines[0]["candidates"][0]["text"] == label
+    assert len(lines[0]["char_confidences"]) == len(label)
+    assert lines[1]["text"] is None and lines[1]["candidates"] == []
+
+
+def test_reading_order_puts_the_top_line_first() -> None:
+    # two lines: "AB" on top (small), "123" below, given shuffled
+    boxes = np.float32([
+        [60, 60, 80, 100, 1], [10, 10, 20, 30, 1], [90, 60, 110, 100, 1],
+        [25, 10, 35, 30, 1], [30, 60, 50, 100, 1],
+    ])
+    ordered = reading_order(boxes)
+    assert ordered[:, 0].tolist() == [10, 25, 30, 60, 90]
+    one_line = np.float32([[50, 10, 60, 40, 1], [10, 12, 20, 42, 1], [30, 8, 40, 38, 1]])
+    assert reading_order(one_line)[:, 0].tolist() == [10, 30, 50]
