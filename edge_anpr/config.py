@@ -122,6 +122,23 @@ class TrackerConfig:
         600.0, "A plate that just ended at the same spot does not re-trigger for this long.",
         lo=0, hi=86400,
     )
+    parked_iou: float = _key(
+        0.5, "Box overlap (IoU) that counts as the same spot for parked suppression.", lo=0.01,
+        hi=1,
+    )
+    misread_iou: float = _key(
+        0.3, "Box overlap (IoU) that lets a half-right misread join an open event.", lo=0.01,
+        hi=1,
+    )
+    update_min_gain: float = _key(
+        0.05, "Confidence rise of the best text that publishes an update.", lo=0, hi=1
+    )
+    max_reads_per_event: int = _key(
+        64, "Most recent reads of an event kept for voting.", lo=1, hi=10000
+    )
+    max_open_events_per_camera: int = _key(
+        16, "Open events per camera; the least recently seen ends early.", lo=1, hi=1024
+    )
 
 
 @dataclass(frozen=True)
@@ -140,11 +157,25 @@ class MqttConfig:
     topic_prefix: str = _key("", "Topic prefix ('' = edge-anpr/<device>).")
     keepalive_s: int = _key(30, "Keepalive interval.", lo=5, hi=3600)
     outbox_path: str = _key(
-        "", "SQLite outbox file ('' = $STATE_DIRECTORY/outbox.sqlite or ./outbox.sqlite)."
+        "",
+        "SQLite outbox ('' = $STATE_DIRECTORY/outbox.sqlite or ./edge-anpr-outbox.sqlite).",
     )
     outbox_max_messages: int = _key(100000, "Outbox bound; oldest evicted first.", lo=10)
     homeassistant_discovery: bool = _key(True, "Publish Home Assistant discovery config.")
     homeassistant_prefix: str = _key("homeassistant", "Home Assistant discovery prefix.")
+    max_inflight: int = _key(
+        20, "Messages published and not yet acknowledged (order is kept).", lo=1, hi=1000
+    )
+    reconnect_min_s: float = _key(0.5, "First reconnect delay (doubles, jittered).", lo=0.05)
+    reconnect_max_s: float = _key(30.0, "Longest reconnect delay.", lo=0.1, hi=3600)
+    connect_timeout_s: float = _key(5.0, "TCP/TLS connect timeout.", lo=0.1, hi=120)
+    gate_command_ttl_s: float = _key(
+        10.0, "A gate command older than this is dropped, not sent late (0 = never).", lo=0
+    )
+    flush_timeout_s: float = _key(
+        3.0, "At shutdown, time allowed to send the outbox before leaving it for next start.",
+        lo=0, hi=60,
+    )
 
 
 @dataclass(frozen=True)

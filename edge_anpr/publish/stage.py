@@ -1,0 +1,264 @@
+"""The event stage: plate reads in; events, known plates and gate commands out via the outbox.
+
+Entry point for the integrator::
+
+    await nursery.start(run_event_stage, cfg, reads_rx, stats_source)
+    # keyword options: on_event=callable(dict) for `serve --stdout` JSON lines,
+    #                  outbox_path=..., clock=..., wall_us=..., id_source=...
+
+``run_event_stage(cfg, reads, stats_source, *, on_event=None, ..., task_status)`` runs until
+``reads`` is closed or the task is cancelled (the SIGTERM path), and in both cases:
+
+1. ends every open event (``Tracker.close``) and writes those ``end`` messages to the outbox;
+2. gives the outbox up to ``mqtt.flush_timeout_s`` to reach the broker (shielded from the
+   cancellation), publishes ``offline`` and disconnects cleanly;
+3. leaves whatever is still unsent in the outbox file for the next start.
+
+Per event step (see ``plates/tracker.py``) it writes, in this order, to the outbox:
+``<camera>/event``; ``<camera>/plate`` (retained) when the camera's best text changed;
+``<camera>/known`` the first time the event matches a known-plate entry; ``<camera>/gate``
+(``{"command": "open"}``, with a time to live of ``mqtt.gate_command_ttl_s``) the first time it
+matches an entry with ``gate = true``. Known-plate matching compares the best text and then the
+event's candidates. Every ``device.stats_interval_s`` the counters (``stats_source()`` plus the
+tracker's, the outbox's and the connection's) are published to ``<prefix>/status/stats``
+(QoS 0, not stored: stale counters are worthless) and logged.
+
+With ``mqtt.enabled = false`` (or ``serve --no-mqtt``) nothing connects: events are logged,
+passed to ``on_event`` and written to the bounded outbox, which a later start with MQTT enabled
+will send.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from edge_anpr.config import Config
+from edge_anpr.logs import fields
+from edge_anpr.plates.known import KnownMatch, KnownPlates
+from edge_anpr.plates.tracker import PlateEvent, Tracker
+from edge_anpr.publish.mqtt import MqttPublisher
+from edge_anpr.publish.outbox import Outbox, default_outbox_path
+from edge_anpr.publish.topics import (
+    Topics,
+    event_payload,
+    gate_payload,
+    known_payload,
+    plate_payload,
+)
+from edge_anpr.values import PlateRead
+
+log = logging.getLogger(__name__)
+
+MAX_TRACKED_EVENT_STATE = 4096
+"""Per-event "already sent known/gate" flags kept for open events (bounded)."""
+
+
+@dataclass
+class _EventState:
+    known_sent: bool = False
+    gate_sent: bool = False
+
+
+@dataclass
+class EventSink:
+    """Turns tracker events into outbox messages. Sans-IO apart from the outbox it writes to."""
+
+    cfg: Config
+    outbox: Outbox
+    topics: Topics
+    on_event: Callable[[dict[str, Any]], None] | None = None
+    clock: Callable[[], float] = time.monotonic
+    known: KnownPlates = field(init=False)
+    events: int = 0
+    known_matches: int = 0
+    gate_commands: int = 0
+    _state: OrderedDict[str, _EventState] = field(default_factory=OrderedDict)
+    _last_plate: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.known = KnownPlates(self.cfg.known_plates)
+
+    def handle(self, event: PlateEvent) -> None:
+        self.events += 1
+        state = self._state.get(event.event_id)
+        if state is None:
+            state = self._state[event.event_id] = _EventState()
+            while len(self._state) > MAX_TRACKED_EVENT_STATE:
+                self._state.popitem(last=False)
+        match = self.known.match([event.text, *(c.text for c in event.candidates)])
+        payload = event_payload(self.cfg.device.name, event, match)
+        self._put(self.topics.event(event.camera), payload)
+        if self._last_plate.get(event.camera) != (event.event_id, event.text):
+            self._last_plate[event.camera] = (event.event_id, event.text)
+            self._put(self.topics.plate(event.camera), plate_payload(event), retain=True)
+        if match is not None:
+            self._known(event, match, state)
+        if event.kind == "end":
+            self._state.pop(event.event_id, None)
+        latency_ms = round((self.clock() - event.latency_origin_s) * 1000, 1)
+        log.info(
+            "plate event %s",
+            fields(kind=event.kind, camera=event.camera, plate=event.text,
+                   confidence=event.confidence, reads=event.read_count, event_id=event.event_id,
+                   known=match.entry.name if match else "", latency_ms=latency_ms),
+        )
+        if self.on_event is not None:
+            self.on_event(payload)
+
+    def _known(self, event: PlateEvent, match: KnownMatch, state: _EventState) -> None:
+        if not state.known_sent:
+            state.known_sent = True
+            self.known_matches += 1
+            self._put(self.topics.known(event.camera), known_payload(event, match))
+        if match.entry.gate and not state.gate_sent:
+            state.gate_sent = True
+            self.gate_commands += 1
+            self._put(
+                self.topics.gate(event.camera), gate_payload(event, match),
+                ttl_s=self.cfg.mqtt.gate_command_ttl_s,
+            )
+            log.info(
+                "gate open %s",
+                fields(camera=event.camera, plate=event.text, name=match.entry.name,
+                       event_id=event.event_id),
+            )
+
+    def _put(
+        self, topic: str, payload: dict[str, Any], retain: bool = False, ttl_s: float = 0.0
+    ) -> None:
+        data = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+        self.outbox.put(topic, data, qos=1, retain=retain, ttl_s=ttl_s)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "events": self.events, "known_matches": self.known_matches,
+            "gate_commands": self.gate_commands,
+        }
+
+
+async def run_event_stage(
+    cfg: Config,
+    reads: trio.MemoryReceiveChannel[PlateRead],
+    stats_source: Callable[[], dict[str, object]] | None = None,
+    *,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    outbox_path: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    wall_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+    id_source: Callable[[], str] | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Track reads into events and publish them (see the module docstring)."""
+    topics = Topics.from_config(cfg)
+    path = outbox_path or default_outbox_path(cfg.mqtt.outbox_path)
+    outbox = Outbox(path, cfg.mqtt.outbox_max_messages, wall_us=wall_us)
+    try:
+        tracker = Tracker(cfg.tracker, id_source=id_source)
+        sink = EventSink(cfg, outbox, topics, on_event=on_event, clock=clock)
+        publisher = MqttPublisher(cfg, outbox, topics) if cfg.mqtt.enabled else None
+        log.info(
+            "event stage started %s",
+            fields(outbox=path, pending=len(outbox), mqtt=cfg.mqtt.enabled,
+                   broker=f"{cfg.mqtt.host}:{cfg.mqtt.port}", prefix=topics.prefix,
+                   known_plates=len(sink.known)),
+        )
+
+        def emit(events: list[PlateEvent]) -> None:
+            for event in events:
+                if publisher is not None:
+                    publisher.add_camera(event.camera)
+                sink.handle(event)
+            if events and publisher is not None:
+                publisher.wake()
+
+        def all_stats() -> dict[str, Any]:
+            out: dict[str, Any] = {
+                "v": 1,
+                "device": cfg.device.name,
+                "tracker": {"open_events": tracker.open_events(),
+                            "suppressed_reads": tracker.suppressed_reads, **sink.stats()},
+                "outbox": outbox.stats(),
+            }
+            if publisher is not None:
+                out["mqtt"] = publisher.stats()
+            if stats_source is not None:
+                out["pipeline"] = stats_source()
+            return out
+
+        async with trio.open_nursery() as nursery:
+            publisher_scope = trio.CancelScope(shield=True)
+            if publisher is not None:
+                for camera in cfg.cameras:
+                    publisher.add_camera(camera)
+                await nursery.start(_shielded, publisher.run, publisher_scope)
+            nursery.start_soon(_ticker, tracker, emit, clock, cfg.tracker.quiet_time_s)
+            nursery.start_soon(_stats_loop, cfg, topics, publisher, all_stats)
+            task_status.started()
+            try:
+                async for read in reads:
+                    emit(tracker.push(read, clock(), wall_us()))
+            finally:
+                with trio.CancelScope(shield=True):
+                    emit(tracker.close(clock()))
+                    if publisher is not None:
+                        with trio.move_on_after(cfg.mqtt.flush_timeout_s):
+                            await publisher.wait_flushed()
+                        await publisher.say_goodbye()
+                    publisher_scope.cancel()
+                    nursery.cancel_scope.cancel()
+                    log.info("event stage stopped %s", fields(unsent=len(outbox)))
+    finally:
+        outbox.close()
+
+
+async def _shielded(
+    fn: Callable[..., Awaitable[None]],
+    scope: trio.CancelScope,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run ``fn`` inside ``scope`` (shielded), so only an explicit ``scope.cancel()`` stops it."""
+    with scope:
+        await fn(task_status=task_status)
+
+
+async def _ticker(
+    tracker: Tracker,
+    emit: Callable[[list[PlateEvent]], None],
+    clock: Callable[[], float],
+    quiet_time_s: float,
+) -> None:
+    """Ends quiet events even when no read arrives."""
+    interval = min(0.5, quiet_time_s / 4)
+    while True:
+        await trio.sleep(interval)
+        emit(tracker.tick(clock()))
+
+
+async def _stats_loop(
+    cfg: Config,
+    topics: Topics,
+    publisher: MqttPublisher | None,
+    all_stats: Callable[[], dict[str, Any]],
+) -> None:
+    while True:
+        await trio.sleep(cfg.device.stats_interval_s)
+        stats = all_stats()
+        log.info("event stats %s", fields(**{
+            "open_events": stats["tracker"]["open_events"],
+            "events": stats["tracker"]["events"],
+            "outbox_pending": stats["outbox"]["pending"],
+            "outbox_evicted": stats["outbox"]["evicted"],
+            "mqtt_connected": publisher.connected if publisher else False,
+        }))
+        if publisher is not None:
+            publisher.publish_direct(
+                topics.stats, json.dumps(stats, sort_keys=True, default=str), qos=0
+            )

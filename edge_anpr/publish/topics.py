@@ -1,0 +1,139 @@
+"""Topic names and payloads: the published contract, in one place.
+
+Every topic is under ``mqtt.topic_prefix`` (default ``edge-anpr/<device.name>``). Camera names
+become one topic level: characters MQTT or Home Assistant treat specially (``/ + #``, spaces and
+anything outside ``[A-Za-z0-9_.-]``) are replaced by ``_``. The payload builders here are what
+``edge_anpr/publish/schemas/*.json`` describe and the tests validate against.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from edge_anpr.config import Config, KnownPlateConfig
+from edge_anpr.plates.known import KnownMatch
+from edge_anpr.plates.tracker import PlateEvent
+
+SCHEMA_VERSION = 1
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def topic_safe(name: str) -> str:
+    """A camera or device name usable as one topic level and as a Home Assistant id."""
+    return _UNSAFE.sub("_", name) or "_"
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    prefix: str
+    homeassistant_prefix: str
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Topics:
+        prefix = cfg.mqtt.topic_prefix.strip("/") or f"edge-anpr/{topic_safe(cfg.device.name)}"
+        return cls(prefix, cfg.mqtt.homeassistant_prefix.strip("/") or "homeassistant")
+
+    @property
+    def status(self) -> str:
+        return f"{self.prefix}/status"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.prefix}/status/stats"
+
+    @property
+    def homeassistant_status(self) -> str:
+        return f"{self.homeassistant_prefix}/status"
+
+    def camera(self, camera: str, leaf: str) -> str:
+        return f"{self.prefix}/{topic_safe(camera)}/{leaf}"
+
+    def event(self, camera: str) -> str:
+        return self.camera(camera, "event")
+
+    def plate(self, camera: str) -> str:
+        return self.camera(camera, "plate")
+
+    def known(self, camera: str) -> str:
+        return self.camera(camera, "known")
+
+    def gate(self, camera: str) -> str:
+        return self.camera(camera, "gate")
+
+
+def event_payload(device: str, event: PlateEvent, known: KnownMatch | None) -> dict[str, Any]:
+    """``<prefix>/<camera>/event``: one step (start/update/end) of a vehicle's event."""
+    return {
+        "v": SCHEMA_VERSION,
+        "device": device,
+        "event_id": event.event_id,
+        "kind": event.kind,
+        "camera": event.camera,
+        "plate": event.text,
+        "confidence": event.confidence,
+        "candidates": [{"plate": c.text, "confidence": c.confidence} for c in event.candidates],
+        "region": event.region,
+        "box_px": list(event.box_px),
+        "capture_time_us": event.capture_time_us,
+        "first_seen_us": event.first_seen_us,
+        "last_seen_us": event.last_seen_us,
+        "read_count": event.read_count,
+        "frame_sequence": event.frame_sequence,
+        "known": _known_part(known),
+    }
+
+
+def _known_part(known: KnownMatch | None) -> dict[str, Any] | None:
+    if known is None:
+        return None
+    return {
+        "name": known.entry.name,
+        "entry": known.entry.plate,
+        "matched": known.matched_text,
+        "distance": known.distance,
+        "gate": known.entry.gate,
+    }
+
+
+def plate_payload(event: PlateEvent) -> dict[str, Any]:
+    """``<prefix>/<camera>/plate`` (retained): the camera's last best plate."""
+    return {
+        "v": SCHEMA_VERSION,
+        "plate": event.text,
+        "confidence": event.confidence,
+        "event_id": event.event_id,
+        "camera": event.camera,
+        "time_us": event.last_seen_us,
+    }
+
+
+def known_payload(event: PlateEvent, known: KnownMatch) -> dict[str, Any]:
+    """``<prefix>/<camera>/known``: an event matched a known-plate entry (once per event)."""
+    entry: KnownPlateConfig = known.entry
+    return {
+        "v": SCHEMA_VERSION,
+        "name": entry.name,
+        "plate": event.text,
+        "matched": known.matched_text,
+        "entry": entry.plate,
+        "distance": known.distance,
+        "camera": event.camera,
+        "event_id": event.event_id,
+        "gate": entry.gate,
+        "time_us": event.last_seen_us,
+    }
+
+
+def gate_payload(event: PlateEvent, known: KnownMatch) -> dict[str, Any]:
+    """``<prefix>/<camera>/gate``: open command for a ``gate = true`` entry (once per event)."""
+    return {
+        "v": SCHEMA_VERSION,
+        "command": "open",
+        "plate": event.text,
+        "name": known.entry.name,
+        "camera": event.camera,
+        "event_id": event.event_id,
+        "time_us": event.last_seen_us,
+    }

@@ -1,0 +1,287 @@
+"""Shared fixtures: a real mosquitto broker on a free loopback port.
+
+``mosquitto`` (function scope) gives a plain broker: ``listener <port> 127.0.0.1``, anonymous,
+no persistence. ``mosquitto_factory(tls=..., users=..., persistence=...)`` makes variants:
+
+- ``tls=True``: a CA and a server certificate for 127.0.0.1/localhost are generated with
+  ``openssl`` at test time; ``broker.ca_file`` is the CA to trust;
+- ``users={"name": "password"}``: a ``password_file`` made with ``mosquitto_passwd -b`` and
+  anonymous access off;
+- ``persistence=True``: the broker saves sessions and queued messages in its temp folder on a
+  clean stop, so ``broker.restart()`` keeps persistent subscriber sessions (what a real
+  broker restart does).
+
+Every broker object has ``host``, ``port``, ``stop()``, ``start()`` and ``restart()`` (same port)
+and is killed at teardown. Tests that need mosquitto skip when it is not installed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Broker:
+    """One mosquitto process and its temp config; restartable on the same port."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        tls: bool = False,
+        users: dict[str, str] | None = None,
+        persistence: bool = False,
+    ) -> None:
+        self.host = "127.0.0.1"
+        self.port = free_tcp_port()
+        self.workdir = workdir
+        self.tls = tls
+        self.ca_file = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "mosquitto.log"
+        lines = [
+            f"listener {self.port} {self.host}",
+            "per_listener_settings false",
+            f"persistence {'true' if persistence else 'false'}",
+            f"persistence_location {workdir}/",
+            "autosave_interval 0",
+            "user root",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_dest stderr",
+            "max_queued_messages 10000",
+        ]
+        if users:
+            pw = workdir / "passwords"
+            pw.write_text("")
+            for name, password in users.items():
+                subprocess.run(
+                    ["mosquitto_passwd", "-b", str(pw), name, password],
+                    check=True, capture_output=True,
+                )
+            lines += ["allow_anonymous false", f"password_file {pw}"]
+        else:
+            lines.append("allow_anonymous true")
+        if tls:
+            ca, cert, key = make_certificates(workdir)
+            self.ca_file = str(ca)
+            lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text("\n".join(lines) + "\n")
+
+    def start(self, timeout_s: float = 5.0) -> None:
+        assert self.proc is None, "broker already running"
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"mosquitto exited with {self.proc.returncode}: {self.log_path.read_text()}"
+                )
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        self.kill()
+        raise RuntimeError(f"mosquitto did not listen on {self.port}: {self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        """A clean stop (SIGTERM): what ``systemctl restart mosquitto`` does."""
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 and localhost, made by openssl."""
+    ca_key, ca = workdir / "ca.key", workdir / "ca.crt"
+    key, csr, cert = workdir / "server.key", workdir / "server.csr", workdir / "server.crt"
+    ext = workdir / "server.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca),
+        "-days", "2", "-subj", "/CN=edge-anpr test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+        "-subj", "/CN=127.0.0.1")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    return ca, cert, key
+
+
+def _require_mosquitto() -> None:
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed (scripts/ensure-system-packages installs it)")
+
+
+@pytest.fixture
+def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
+    """Make and start brokers (variants per keyword); all are killed at teardown."""
+    _require_mosquitto()
+    brokers: list[Broker] = []
+
+    def make(**kwargs: object) -> Broker:
+        workdir = tmp_path / f"broker{len(brokers)}"
+        workdir.mkdir()
+        broker = Broker(workdir, **kwargs)  # type: ignore[arg-type]
+        brokers.append(broker)
+        broker.start()
+        return broker
+
+    yield make
+    for broker in brokers:
+        broker.kill()
+
+
+@pytest.fixture
+def mosquitto(mosquitto_factory: Callable[..., Broker]) -> Broker:
+    """A plain anonymous broker on a free 127.0.0.1 port."""
+    return mosquitto_factory()
+
+
+class Subscriber:
+    """A paho subscriber driven without threads: ``loop(timeout=0)`` polled from a trio task.
+
+    It reconnects on its own (every 50 ms) after the broker goes away; with ``clean=False`` it
+    keeps a persistent session, so it also gets what was queued for it while it was offline.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        topics: list[str],
+        *,
+        client_id: str = "test-subscriber",
+        clean: bool = True,
+        username: str = "",
+        password: str = "",
+    ) -> None:
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.broker = broker
+        self.topics = topics
+        self.messages: list[paho.MQTTMessage] = []
+        self.connects = 0
+        self.subscribed = False
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean,
+            protocol=paho.MQTTv311,
+        )
+        if username:
+            self.client.username_pw_set(username, password)
+        if broker.ca_file:
+            self.client.tls_set(ca_certs=broker.ca_file)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = lambda c, u, m: self.messages.append(m)
+
+    def _on_connect(self, client: object, userdata: object, flags: object, rc: object,
+                    props: object) -> None:
+        self.connects += 1
+        for topic in self.topics:
+            self.client.subscribe(topic, qos=1)
+
+    def _on_subscribe(self, *args: object) -> None:
+        self.subscribed = True
+
+    async def run(self, *, task_status: object = None) -> None:
+        import trio
+
+        started = False
+        connected = False
+        while True:
+            if not connected:
+                try:
+                    if self.connects == 0:
+                        self.client.connect(self.broker.host, self.broker.port, keepalive=10)
+                    else:
+                        self.client.reconnect()
+                    connected = True
+                except OSError:
+                    await trio.sleep(0.05)
+                    continue
+            rc = self.client.loop(timeout=0)
+            if rc != 0:
+                connected = False
+                await trio.sleep(0.05)
+                continue
+            if not started and self.subscribed:
+                started = True
+                if task_status is not None:
+                    task_status.started()  # type: ignore[attr-defined]
+            await trio.sleep(0.005)
+
+    def on(self, topic: str) -> list[object]:
+        """JSON payloads received on one topic, in order."""
+        import json
+
+        return [json.loads(m.payload) for m in self.messages if m.topic == topic]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+        import trio
+
+        with trio.fail_after(timeout_s):
+            while not predicate():
+                await trio.sleep(0.01)
+
+
+@pytest.fixture
+def subscriber_factory() -> Iterator[Callable[..., Subscriber]]:
+    """``subscriber_factory(broker, ["topic/#"], clean=False, ...)``; start with nursery.start."""
+    made: list[Subscriber] = []
+
+    def make(broker: Broker, topics: list[str], **kwargs: object) -> Subscriber:
+        sub = Subscriber(broker, topics, **kwargs)  # type: ignore[arg-type]
+        made.append(sub)
+        return sub
+
+    yield make
+    for sub in made:
+        sub.client.disconnect()
+        sub.client.loop(timeout=0)
+        if sub.client.socket() is not None:
+            sub.client.socket().close()
