@@ -1,0 +1,221 @@
+"""The recognition worker pool: frames in, plate reads out, one worker per core.
+
+Each worker is a trio task owning one ``FrameRecognizer`` (its own HoG detector and its own
+TFLite interpreters), built inside a worker thread so model loading never blocks the event
+loop. Blocking work goes through ``trio.to_thread.run_sync`` with a ``CapacityLimiter`` sized
+to the worker count; a recognizer is only ever used by one thread at a time (its worker awaits
+each call), which is what the interpreters require. OpenCV's own thread pool is set to one
+thread so N workers use N cores rather than N x cores threads fighting for them.
+
+Shutdown: workers run until the frame queue is closed and drained (the frames in hand are
+finished), then the last one out closes the reads channel so the event stage can end.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import trio
+
+from edge_anpr.config import Config
+from edge_anpr.ingest.queue import FrameQueue
+from edge_anpr.logs import RateLimitedLog, fields
+from edge_anpr.values import Frame, PlateRead, PlateText
+
+if TYPE_CHECKING:
+    from edge_anpr.vision.recognize import MotionGate
+else:
+    MotionGate = object
+
+log = logging.getLogger(__name__)
+
+MAX_GATED_CAMERAS = 1024
+"""Bound on per-camera motion state (a camera name comes from the network)."""
+
+
+class FoundPlateLike(Protocol):
+    @property
+    def box_px(self) -> tuple[int, int, int, int]: ...
+    @property
+    def text(self) -> PlateText: ...
+
+
+class Recognizer(Protocol):
+    """What a worker needs of ``edge_anpr.vision.recognize.FrameRecognizer``."""
+
+    def recognize_jpeg(
+        self, data: bytes, *, camera: str | None = None, gate: MotionGate | None = None
+    ) -> Sequence[FoundPlateLike] | None: ...
+
+
+RecognizerFactory = Callable[[], Recognizer]
+
+
+class MotionGates:
+    """One motion gate per camera, each lent to one worker thread at a time.
+
+    Any worker may take any camera's next frame, and a gate holds the previous frame of its
+    camera, so two threads must not use one gate at once. A busy gate is not waited for: that
+    frame is simply recognised without gating (the safe side: never skip a frame that might
+    hold a plate), which keeps workers of one busy camera running in parallel.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = enabled
+        self._gates: dict[str, MotionGate] = {}
+        self._lent: set[str] = set()
+
+    def lend(self, camera: str) -> MotionGate | None:
+        if not self._enabled or camera in self._lent:
+            return None
+        gate = self._gates.get(camera)
+        if gate is None:
+            if len(self._gates) >= MAX_GATED_CAMERAS:
+                return None
+            gate = self._gates[camera] = MotionGate()
+        self._lent.add(camera)
+        return gate
+
+    def give_back(self, camera: str) -> None:
+        self._lent.discard(camera)
+
+
+@dataclass
+class WorkerStats:
+    frames_recognized: int = 0
+    frames_undecodable: int = 0
+    frames_failed: int = 0
+    reads: int = 0
+    reads_below_confidence: int = 0
+    busy_s: float = 0.0
+    stage_ms: Counter[str] = field(default_factory=Counter)
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "frames_recognized": self.frames_recognized,
+            "frames_undecodable": self.frames_undecodable,
+            "frames_failed": self.frames_failed,
+            "reads": self.reads,
+            "reads_below_confidence": self.reads_below_confidence,
+        }
+
+
+def worker_count(cfg: Config) -> int:
+    return cfg.workers.count or os.cpu_count() or 1
+
+
+def default_recognizer_factory(cfg: Config) -> RecognizerFactory:
+    def build() -> Recognizer:
+        import cv2
+
+        from edge_anpr.vision.recognize import FrameRecognizer
+
+        cv2.setNumThreads(1)
+        return FrameRecognizer(cfg)
+
+    return build
+
+
+def reads_from(
+    frame: Frame, found: Sequence[FoundPlateLike], min_confidence: float, stats: WorkerStats
+) -> list[PlateRead]:
+    reads = []
+    for plate in found:
+        if plate.text.confidence < min_confidence:
+            stats.reads_below_confidence += 1
+            continue
+        reads.append(
+            PlateRead(
+                camera=frame.camera,
+                text=plate.text,
+                box_px=plate.box_px,
+                capture_time_us=frame.capture_time_us,
+                frame_sequence=frame.sequence,
+                completed_monotonic_s=frame.completed_monotonic_s,
+            )
+        )
+    stats.reads += len(reads)
+    return reads
+
+
+async def run_workers(
+    cfg: Config,
+    frames: FrameQueue,
+    reads: trio.MemorySendChannel[PlateRead],
+    stats: WorkerStats,
+    *,
+    factory: RecognizerFactory | None = None,
+    count: int | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Start ``count`` workers; report readiness once every recognizer has loaded its models."""
+    n = count or worker_count(cfg)
+    build = factory or default_recognizer_factory(cfg)
+    limiter = trio.CapacityLimiter(n)
+    gates = MotionGates(cfg.detector.motion_gating)
+    recognizers = [await trio.to_thread.run_sync(build, limiter=limiter) for _ in range(n)]
+    log.info("%s", fields(event="workers_ready", workers=n))
+    async with reads, trio.open_nursery() as nursery:
+        task_status.started(n)
+        for index, recognizer in enumerate(recognizers):
+            nursery.start_soon(
+                _work, index, cfg, recognizer, frames, reads.clone(), limiter, gates, stats
+            )
+
+
+async def _work(
+    index: int,
+    cfg: Config,
+    recognizer: Recognizer,
+    frames: FrameQueue,
+    reads: trio.MemorySendChannel[PlateRead],
+    limiter: trio.CapacityLimiter,
+    gates: MotionGates,
+    stats: WorkerStats,
+) -> None:
+    bad_input = RateLimitedLog(log, interval_s=30.0)
+    async with reads:
+        while True:
+            try:
+                frame = await frames.get()
+            except trio.EndOfChannel:
+                return
+            started = time.perf_counter()
+            gate = gates.lend(frame.camera)
+            try:
+                found = await trio.to_thread.run_sync(
+                    functools.partial(
+                        recognizer.recognize_jpeg, frame.jpeg, camera=frame.camera, gate=gate
+                    ),
+                    limiter=limiter,
+                )
+            except Exception:
+                # A bug on one strange frame must not kill the worker: log it, count it, go on.
+                stats.frames_failed += 1
+                log.exception("recognition failed %s", fields(worker=index, camera=frame.camera))
+                continue
+            finally:
+                if gate is not None:
+                    gates.give_back(frame.camera)
+                stats.busy_s += time.perf_counter() - started
+            if found is None:
+                stats.frames_undecodable += 1
+                bad_input.warning(
+                    f"undecodable:{frame.camera}",
+                    "frame dropped "
+                    + fields(
+                        reason="undecodable", camera=frame.camera,
+                        sender=f"{frame.sender[0]}:{frame.sender[1]}", bytes=len(frame.jpeg),
+                    ),
+                )
+                continue
+            stats.frames_recognized += 1
+            for read in reads_from(frame, found, cfg.reader.min_confidence, stats):
+                await reads.send(read)
