@@ -153,9 +153,13 @@ async def run_workers(
     *,
     factory: RecognizerFactory | None = None,
     count: int | None = None,
+    on_read: Callable[[PlateRead], None] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Start ``count`` workers; report readiness once every recognizer has loaded its models."""
+    """Start ``count`` workers; report readiness once every recognizer has loaded its models.
+
+    ``on_read`` sees every read as it is made (``serve --stdout``, the demo), before tracking.
+    """
     n = count or worker_count(cfg)
     build = factory or default_recognizer_factory(cfg)
     limiter = trio.CapacityLimiter(n)
@@ -166,7 +170,8 @@ async def run_workers(
         task_status.started(n)
         for index, recognizer in enumerate(recognizers):
             nursery.start_soon(
-                _work, index, cfg, recognizer, frames, reads.clone(), limiter, gates, stats
+                _work, index, cfg, recognizer, frames, reads.clone(), limiter, gates, stats,
+                on_read,
             )
 
 
@@ -179,6 +184,7 @@ async def _work(
     limiter: trio.CapacityLimiter,
     gates: MotionGates,
     stats: WorkerStats,
+    on_read: Callable[[PlateRead], None] | None,
 ) -> None:
     bad_input = RateLimitedLog(log, interval_s=30.0)
     async with reads:
@@ -218,4 +224,6 @@ async def _work(
                 continue
             stats.frames_recognized += 1
             for read in reads_from(frame, found, cfg.reader.min_confidence, stats):
+                if on_read is not None:
+                    on_read(read)
                 await reads.send(read)
