@@ -42,6 +42,9 @@ class DeviceConfig:
     stats_interval_s: float = _key(
         5.0, "Seconds between stats lines/status messages.", lo=0.5, hi=3600
     )
+    shutdown_timeout_s: float = _key(
+        10.0, "On SIGTERM, time allowed to finish frames in hand and flush MQTT.", lo=1, hi=300
+    )
 
 
 @dataclass(frozen=True)
