@@ -1,0 +1,88 @@
+"""The labelled whole-scene photographs of ``../shared/data/scenes`` (or any folder like it).
+
+Layout: either sub-folders (``eu``, ``us``, ``br``...) each holding ``NAME.jpg`` + ``NAME.txt``,
+or one folder of such pairs. A label line is ``NAME.jpg X Y W H PLATE`` (tabs or spaces); an
+image may have several lines. Images are *normalised* to ``WORK_WIDTH`` pixels wide before any
+detection, in training and in evaluation alike, so that the plate widths the detector is
+configured for (in 1280-wide frame pixels) cover the photographs, whatever their size.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from edge_anpr.datasplit import in_split
+
+log = logging.getLogger(__name__)
+
+WORK_WIDTH = 1280
+"""Scene images are resized to this width (aspect kept) before detection."""
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledPlate:
+    box_px: tuple[int, int, int, int]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    image_path: Path
+    group: str
+    """Sub-folder name (eu, us, br...) or ``all`` for a flat folder."""
+    plates: tuple[LabelledPlate, ...]
+
+
+def read_labels(txt: Path) -> tuple[LabelledPlate, ...]:
+    plates = []
+    for line in txt.read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) < 6:
+            continue
+        try:
+            x, y, w, h = (int(float(v)) for v in parts[1:5])
+        except ValueError:
+            continue
+        plates.append(LabelledPlate((x, y, w, h), parts[5].upper()))
+    return tuple(plates)
+
+
+def find_scenes(root: Path, split: Literal["train", "val", "all"] = "all") -> list[Scene]:
+    """Every labelled image under ``root`` in the wanted split, sorted by group then name."""
+    groups = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    dirs = [(g.name, g) for g in groups] or [("all", root)]
+    scenes = []
+    for name, folder in dirs:
+        for img in sorted(folder.iterdir()):
+            if img.suffix.lower() not in IMAGE_SUFFIXES or not in_split(img.name, split):
+                continue
+            txt = img.with_suffix(".txt")
+            if not txt.exists():
+                continue
+            scenes.append(Scene(img, name, read_labels(txt)))
+    return scenes
+
+
+def normalise(image: NDArray[np.uint8], width: int = WORK_WIDTH) -> tuple[NDArray[np.uint8], float]:
+    """The image resized to ``width`` pixels wide and the factor applied."""
+    h, w = image.shape[:2]
+    factor = width / w
+    if abs(factor - 1.0) < 1e-6:
+        return image, 1.0
+    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    size = (width, max(1, round(h * factor)))
+    return np.asarray(cv2.resize(image, size, interpolation=interp), np.uint8), factor
+
+
+def scale_box(box: tuple[int, int, int, int], factor: float) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    return round(x * factor), round(y * factor), round(w * factor), round(h * factor)

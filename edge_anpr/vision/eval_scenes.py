@@ -1,0 +1,202 @@
+"""``edge-anpr eval DIR``: detection and whole-plate accuracy on labelled scene photographs.
+
+Each image is decoded, resized to 1280 pixels wide (``WORK_WIDTH``, aspect kept; the photographs
+range from 300 to 1280 pixels wide and the configured plate widths are meant for 1280-wide
+frames), then recognised exactly as the appliance does with the configuration given. Boxes are
+compared in those 1280-wide coordinates.
+
+Per sub-folder and overall:
+
+* detection recall: labelled plates with a detector candidate (among the at most
+  ``detector.max_candidates`` read per frame) of IoU >= 0.3;
+* found recall: labelled plates with a *reported* (read and verified) plate of IoU >= 0.3;
+* top-1 / top-N: labelled plates whose matching reported plate reads exactly the label
+  (first candidate / any of the reader's candidates), over all labelled plates;
+* false plates per image: reported plates matching no labelled box;
+* medians of decode (+ resize), detect, read and total milliseconds.
+
+The last line is the same as one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+
+from edge_anpr.config import Config
+from edge_anpr.errors import ConfigError, ModelError
+from edge_anpr.train.scenes import Scene, find_scenes, normalise, scale_box
+from edge_anpr.vision.detector import iou
+from edge_anpr.vision.recognize import FoundPlate, FrameRecognizer, decode_jpeg
+
+log = logging.getLogger(__name__)
+
+MATCH_IOU = 0.3
+
+
+@dataclass
+class Tally:
+    images: int = 0
+    plates: int = 0
+    detected: int = 0
+    found: int = 0
+    top1: int = 0
+    topn: int = 0
+    false_plates: int = 0
+    decode_ms: list[float] = field(default_factory=list)
+    detect_ms: list[float] = field(default_factory=list)
+    read_ms: list[float] = field(default_factory=list)
+    total_ms: list[float] = field(default_factory=list)
+    misreads: list[tuple[str, str]] = field(default_factory=list)
+    """(label, read) pairs of found plates read wrongly."""
+
+    def add(self, other: Tally) -> None:
+        for name in ("images", "plates", "detected", "found", "top1", "topn", "false_plates"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("decode_ms", "detect_ms", "read_ms", "total_ms", "misreads"):
+            getattr(self, name).extend(getattr(other, name))
+
+    def summary(self) -> dict[str, float | int]:
+        n = max(self.plates, 1)
+
+        def med(v: list[float]) -> float:
+            return round(statistics.median(v), 2) if v else 0.0
+
+        return {
+            "images": self.images,
+            "plates": self.plates,
+            "detection_recall": round(self.detected / n, 4),
+            "found_recall": round(self.found / n, 4),
+            "top1": round(self.top1 / n, 4),
+            "topn": round(self.topn / n, 4),
+            "false_plates_per_image": round(self.false_plates / max(self.images, 1), 4),
+            "decode_ms": med(self.decode_ms),
+            "detect_ms": med(self.detect_ms),
+            "read_ms": med(self.read_ms),
+            "total_ms": med(self.total_ms),
+        }
+
+
+def score_image(
+    labels: Sequence[tuple[tuple[int, int, int, int], str]],
+    candidates: Sequence[tuple[int, int, int, int]],
+    found: Sequence[FoundPlate],
+) -> Tally:
+    """Compare one image's detector candidates and reported plates with its labels."""
+    t = Tally(images=1, plates=len(labels))
+    for box, _ in labels:
+        if any(iou(box, c) >= MATCH_IOU for c in candidates):
+            t.detected += 1
+    used: set[int] = set()
+    for box, text in labels:
+        best, best_iou = -1, MATCH_IOU
+        for i, f in enumerate(found):
+            v = iou(box, f.box_px)
+            if i not in used and v >= best_iou:
+                best, best_iou = i, v
+        if best < 0:
+            continue
+        used.add(best)
+        t.found += 1
+        read = found[best].text
+        if read.text == text:
+            t.top1 += 1
+        else:
+            t.misreads.append((text, read.text))
+        if any(c.text == text for c in read.candidates):
+            t.topn += 1
+    for i, f in enumerate(found):
+        if i not in used and all(iou(f.box_px, box) < MATCH_IOU for box, _ in labels):
+            t.false_plates += 1
+    return t
+
+
+def evaluate(
+    recognizer: FrameRecognizer, scenes: Sequence[Scene], progress: bool = True
+) -> dict[str, Tally]:
+    per_group: dict[str, Tally] = defaultdict(Tally)
+    for k, scene in enumerate(scenes):
+        if progress:
+            _progress(k, len(scenes))
+        t0 = time.perf_counter()
+        image = decode_jpeg(scene.image_path.read_bytes())
+        if image is None:
+            log.warning("unreadable image=%s", scene.image_path)
+            continue
+        image, factor = normalise(image)
+        decode_ms = (time.perf_counter() - t0) * 1000
+        found = recognizer.recognize(image, decode_ms=decode_ms)
+        cands = recognizer.last_candidates
+        timing = recognizer.last_timing
+        labels = [(scale_box(p.box_px, factor), p.text) for p in scene.plates]
+        tally = score_image(labels, [c.box_px for c in cands], found)
+        tally.decode_ms.append(timing.decode_ms)
+        tally.detect_ms.append(timing.detect_ms)
+        tally.read_ms.append(timing.read_ms)
+        tally.total_ms.append(timing.total_ms)
+        per_group[scene.group].add(tally)
+    if progress:
+        _progress(len(scenes), len(scenes))
+        print(file=sys.stderr)
+    return dict(per_group)
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = int(width * done / max(total, 1))
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr,
+          flush=True)
+
+
+def eval_scenes_main(
+    cfg: Config, directory: Path, *, split: Literal["train", "val", "all"] = "val"
+) -> int:
+    cv2.setNumThreads(1)
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: not a folder")
+    scenes = find_scenes(directory, split)
+    if not scenes:
+        raise ConfigError(f"{directory}: no labelled images (NAME.jpg + NAME.txt) in split {split}")
+    try:
+        recognizer = FrameRecognizer(cfg)
+        reading = True
+    except ModelError as exc:
+        print(f"edge-anpr: warning: reader unavailable ({exc}); detection only", file=sys.stderr)
+        recognizer = FrameRecognizer(cfg, with_reader=False)
+        reading = False
+    groups = evaluate(recognizer, scenes)
+    overall = Tally()
+    for tally in groups.values():
+        overall.add(tally)
+    header = (f"{'set':8} {'images':>6} {'plates':>6} {'det.rec':>7} {'found':>6} {'top1':>6} "
+              f"{'topN':>6} {'FP/img':>6} {'decode':>7} {'detect':>7} {'read':>7} {'total':>7}")
+    print(f"eval {directory} split={split} width={1280} plate widths "
+          f"{cfg.detector.min_plate_width_px}..{cfg.detector.max_plate_width_px} px"
+          f"{'' if reading else ' (detection only: no reader models)'}")
+    print(header)
+    rows = {**{g: groups[g] for g in sorted(groups)}, "overall": overall}
+    for name, tally in rows.items():
+        s = tally.summary()
+        print(f"{name:8} {s['images']:>6} {s['plates']:>6} {s['detection_recall']:>7.3f} "
+              f"{s['found_recall']:>6.3f} {s['top1']:>6.3f} {s['topn']:>6.3f} "
+              f"{s['false_plates_per_image']:>6.3f} {s['decode_ms']:>7.1f} {s['detect_ms']:>7.1f} "
+              f"{s['read_ms']:>7.1f} {s['total_ms']:>7.1f}")
+    if overall.misreads:
+        shown = ", ".join(f"{a}->{b}" for a, b in overall.misreads[:20])
+        print(f"misreads (label->read): {shown}")
+    result = {
+        "eval": str(directory), "split": split, "reader": reading,
+        "groups": {name: tally.summary() for name, tally in rows.items()},
+    }
+    print(json.dumps(result))
+    return 0

@@ -1,0 +1,142 @@
+"""Pure parts of the plate detector: scale selection, boxes, NMS, features, model files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge_anpr.errors import ModelError
+from edge_anpr.vision.detector import (
+    CELLS_PER_PLATE,
+    NBINS,
+    SCALE_STEP,
+    Detection,
+    DetectorModel,
+    FeaturePyramid,
+    PlateDetector,
+    WindowModel,
+    iou,
+    nms,
+    orientation_channels,
+    plate_widths,
+    score_maps,
+)
+
+
+@given(st.floats(16, 400), st.floats(1.0, 20.0))
+def test_plate_widths_cover_the_range_geometrically(lo: float, ratio: float) -> None:
+    hi = lo * ratio
+    widths = plate_widths(lo, hi)
+    assert widths[0] == lo
+    # Every plate width in [lo, hi] is within a factor sqrt(step) of a searched width.
+    for w in np.geomspace(lo, hi, 25):
+        nearest = min(abs(math.log(w / s)) for s in widths)
+        assert nearest <= math.log(SCALE_STEP) / 2 + 1e-9
+    # ...and no scale is wasted beyond the range.
+    assert widths[-1] < hi * SCALE_STEP
+    assert all(b / a == pytest.approx(SCALE_STEP) for a, b in zip(widths, widths[1:]))
+
+
+def test_plate_widths_reject_inverted_range() -> None:
+    with pytest.raises(ValueError):
+        plate_widths(200, 100)
+
+
+def test_iou_known_values() -> None:
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+def test_nms_keeps_best_of_overlapping_and_separate_boxes() -> None:
+    dets = [
+        Detection((100, 100, 80, 20), 0.5, "eu"),
+        Detection((104, 98, 80, 40), 1.5, "us"),  # same plate, other shape, better score
+        Detection((400, 300, 80, 20), 0.2, "eu"),  # elsewhere
+        Detection((402, 301, 78, 20), 0.1, "eu"),
+    ]
+    kept = nms(dets, 0.3)
+    assert [d.score for d in kept] == [1.5, 0.2]
+    assert nms(dets, 0.3, limit=1) == [dets[1]]
+
+
+def test_orientation_channels_put_vertical_edges_in_the_horizontal_gradient_bin() -> None:
+    img = np.zeros((32, 32), np.uint8)
+    img[:, 16:] = 200  # a vertical edge: gradient along x, angle 0
+    ch = orientation_channels(img)
+    assert ch.shape == (32, 32, NBINS)
+    energy = ch[4:28, 14:18].sum(axis=(0, 1))
+    # Bins are centred at 10, 30, ... 170 degrees: angle 0 splits between the first and last.
+    assert energy[0] + energy[-1] > 0.99 * energy.sum()
+    assert energy.sum() > 0
+
+
+def test_grid_cell_size_follows_plate_width() -> None:
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (720, 1280), dtype=np.uint8)
+    pyr = FeaturePyramid(img, 60 / CELLS_PER_PLATE)
+    for width in plate_widths(60, 600):
+        grid = pyr.grid(width)
+        assert grid is not None
+        assert grid.cell_px == pytest.approx(width / CELLS_PER_PLATE, rel=0.03)
+        rows, cols, dim = grid.blocks.shape
+        assert dim == 4 * NBINS
+        assert cols == pytest.approx(1280 / grid.cell_px - 1, abs=1.5)
+        norms = np.linalg.norm(grid.blocks, axis=2)
+        assert np.all(norms <= 1.0 + 1e-4)
+
+
+def _toy_model(bias: float = 0.0) -> DetectorModel:
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(3, 9, 4 * NBINS)).astype(np.float32)
+    return DetectorModel((WindowModel("eu", (10, 4), (1.0, 1.1, 8.0, 1.8), w, bias),), 0.0, "toy")
+
+
+def test_score_maps_equal_explicit_window_dot_products() -> None:
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 255, (200, 300), dtype=np.uint8)
+    model = _toy_model(0.25)
+    grid = FeaturePyramid(img, 8.0).grid(64.0)
+    assert grid is not None
+    (smap,) = score_maps(grid, list(model.models))
+    assert smap is not None
+    wm = model.models[0]
+    for row, col in [(0, 0), (3, 5), (smap.shape[0] - 1, smap.shape[1] - 1)]:
+        window = grid.blocks[row : row + 3, col : col + 9]
+        expected = float((window * wm.weights).sum() + wm.bias)
+        assert smap[row, col] == pytest.approx(expected, rel=1e-4, abs=1e-4)
+
+
+def test_model_file_round_trip(tmp_path: Path) -> None:
+    model = _toy_model(0.5)
+    path = tmp_path / "m.npz"
+    model.save(path)
+    back = DetectorModel.load(path)
+    assert back.threshold == model.threshold
+    assert back.models[0].name == "eu"
+    assert back.models[0].bias == pytest.approx(0.5)
+    np.testing.assert_array_equal(back.models[0].weights, model.models[0].weights)
+
+
+def test_broken_model_file_is_a_model_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.npz"
+    path.write_bytes(b"not a model")
+    with pytest.raises(ModelError):
+        DetectorModel.load(path)
+
+
+def test_roi_limits_where_boxes_can_be() -> None:
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 255, (300, 400), dtype=np.uint8)
+    det = PlateDetector(_toy_model(), min_plate_width_px=60, max_plate_width_px=120,
+                        score_threshold=-1e9)
+    boxes = det.detect(img, roi=(100, 50, 200, 150), limit=50)
+    assert boxes
+    for d in boxes:
+        x, y, w, h = d.box_px
+        assert x >= 100 and y >= 50 and x + w <= 300 and y + h <= 200
