@@ -88,3 +88,72 @@ def _size(reader: object, name: str) -> int:
     if isinstance(folder, Path) and (folder / name).is_file():
         return (folder / name).stat().st_size
     return 0
+
+
+def _bench_frames(limit: int = 32) -> tuple[list[bytes], str]:
+    """1280x720 JPEG frames: real scenes resized to 1280x720 (busier than the demo, so the
+    honest case) when ../shared/data is there, else the bundled demo frames."""
+    frames: list[bytes] = []
+    data = shared_data_dir()
+    if data is not None and (data / "scenes").is_dir():
+        paths = sorted((data / "scenes").glob("*/*.jpg"))
+        for path in paths[:: max(1, len(paths) // limit)][:limit]:
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if img is None:
+                continue
+            ok, buf = cv2.imencode(".jpg", cv2.resize(img, (1280, 720)),
+                                   [cv2.IMWRITE_JPEG_QUALITY, 90])
+            if ok:
+                frames.append(buf.tobytes())
+        if frames:
+            return frames, f"{len(frames)} real scenes resized to 1280x720"
+    demo = Path(__file__).resolve().parents[1] / "demo"
+    frames = [p.read_bytes() for p in sorted(demo.glob("*.jpg"))][:limit]
+    if frames:
+        return frames, f"{len(frames)} bundled demo frames from {demo}"
+    raise FileNotFoundError("no ../shared/data/scenes and no demo frames in edge_anpr/demo")
+
+
+def bench_recognize(cfg: Config, frames: int = 100) -> int:
+    """``edge-anpr bench recognize``: decode + detect + read of 1280x720 frames, one thread.
+
+    Wall-clock and CPU (``time.thread_time``) medians are both printed: on a shared machine
+    the wall clock includes time waiting for a core, the CPU time is what one core spends.
+    """
+    from edge_anpr.vision.recognize import FrameRecognizer
+
+    cv2.setNumThreads(1)
+    recognizer = FrameRecognizer(cfg)
+    jpegs, source = _bench_frames()
+    for data in jpegs[:4]:  # warm-up (tables, allocations, interpreter caches)
+        recognizer.recognize_jpeg(data)
+    stages: dict[str, list[float]] = {"decode": [], "detect": [], "read": [], "total": []}
+    cpu: list[float] = []
+    plates = 0
+    for i in range(frames):
+        c0 = time.thread_time()
+        found = recognizer.recognize_jpeg(jpegs[i % len(jpegs)])
+        cpu.append((time.thread_time() - c0) * 1000)
+        t = recognizer.last_timing
+        plates += len(found or [])
+        stages["decode"].append(t.decode_ms)
+        stages["detect"].append(t.detect_ms)
+        stages["read"].append(t.read_ms)
+        stages["total"].append(t.total_ms)
+    result: dict[str, object] = {
+        "bench": "recognize", "frames": frames, "source": source, "threads": 1,
+        "plate_widths_px": [cfg.detector.min_plate_width_px, cfg.detector.max_plate_width_px],
+        "plates_per_frame": round(plates / frames, 3),
+    }
+    print(f"frames: {frames} on 1 thread ({source}), plate widths "
+          f"{cfg.detector.min_plate_width_px}..{cfg.detector.max_plate_width_px} px")
+    for name, values in stages.items():
+        med, p95 = round(statistics.median(values), 2), round(_p95(values), 2)
+        result[f"{name}_median_ms"] = med
+        result[f"{name}_p95_ms"] = p95
+        print(f"{name:7} median {med} ms, p95 {p95} ms")
+    result["cpu_total_median_ms"] = round(statistics.median(cpu), 2)
+    result["cpu_total_p95_ms"] = round(_p95(cpu), 2)
+    print(f"cpu     median {result['cpu_total_median_ms']} ms, p95 {result['cpu_total_p95_ms']} ms")
+    print(json.dumps(result))
+    return 0
