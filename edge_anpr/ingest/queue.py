@@ -72,14 +72,18 @@ class FrameQueue:
     async def get(self) -> Frame:
         """Wait for the next frame; after ``close()``, drain what is left then EndOfChannel."""
         await trio.lowlevel.checkpoint_if_cancelled()
+        parked = False
         while True:
             try:
                 frame = self.get_nowait()
             except trio.WouldBlock:
                 await self._waiting.park()
+                parked = True
                 continue
-            # Yield without a cancellation point: a frame taken must not be lost to a cancel.
-            await trio.lowlevel.cancel_shielded_checkpoint()
+            if not parked:
+                # Still yield once (every await is a schedule point in trio), but without a
+                # cancellation point: a frame taken must not be lost to a cancel.
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return frame
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import trio
 
 from edge_anpr.config import Config
+from edge_anpr.errors import EdgeAnprError
 from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.ingest.reassembly import Dropped, Event, FrameReady, Reassembler
 from edge_anpr.logs import RateLimitedLog, fields
@@ -26,7 +27,7 @@ from edge_anpr.logs import RateLimitedLog, fields
 log = logging.getLogger(__name__)
 
 RECV_BYTES = 65535
-BATCH_DATAGRAMS = 1024
+BATCH_DATAGRAMS = 128
 """Datagrams read per drain pass before yielding to other tasks."""
 
 
@@ -47,12 +48,22 @@ def open_udp_socket(bind: str, port: int, recv_buffer_bytes: int) -> socket.sock
                 granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
             except OSError:
                 pass
-        level = logging.INFO if granted >= recv_buffer_bytes else logging.WARNING
-        log.log(level, "%s", fields(
-            event="udp_recv_buffer", requested=recv_buffer_bytes, granted=granted,
-            hint="" if level == logging.INFO else "raise net.core.rmem_max",
-        ))
-        sock.bind(addr)
+        if granted >= recv_buffer_bytes:
+            log.info("%s", fields(
+                event="udp_recv_buffer", requested=recv_buffer_bytes, granted=granted,
+            ))
+        else:
+            log.warning("%s", fields(
+                event="udp_recv_buffer", requested=recv_buffer_bytes, granted=granted,
+                hint="raise sysctl net.core.rmem_max or run as root",
+            ))
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            raise EdgeAnprError(
+                f"cannot listen on udp {bind}:{port}: {exc.strerror}; is another edge-anpr "
+                f"running, or set ingest.port / --port"
+            ) from None
         sock.setblocking(False)
     except BaseException:
         sock.close()
