@@ -1,0 +1,349 @@
+"""The Ansible role: lint-clean, and a real apply into a throwaway root that is idempotent.
+
+The apply runs ``ansible-playbook`` on localhost (local connection, no become) with
+``edge_anpr_root`` pointing at a temporary folder and ``edge_anpr_manage_os=false``. The
+virtual environment is really created and the package really installed (a wheel built from a
+snapshot of this checkout); only the heavy dependencies are not downloaded: the venv reads them
+from this test run's own site-packages through ``edge_anpr_venv_site_dirs``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomllib
+
+REPO = Path(__file__).resolve().parent.parent
+ANSIBLE_DIR = REPO / "ansible"
+BIN = Path(sys.executable).parent
+PLAYBOOK = shutil.which("ansible-playbook", path=str(BIN)) or shutil.which("ansible-playbook")
+LINT = shutil.which("ansible-lint", path=str(BIN)) or shutil.which("ansible-lint")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        PLAYBOOK is None or LINT is None,
+        reason="ansible-core and ansible-lint come with the test extra: pip install -e '.[test]'",
+    ),
+]
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Deployment:
+    """One throwaway target: a source snapshot, a root folder, and the variables to apply."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.src = base / "src"
+        self.root = base / "root"
+        self.src.mkdir()
+        # A snapshot, so concurrent edits to the working tree cannot make the second apply
+        # see a different wheel, and nothing is built inside the checkout.
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy(REPO / name, self.src)
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        shutil.copytree(REPO / "edge_anpr", self.src / "edge_anpr", ignore=ignore)
+        shutil.copytree(REPO / "models", self.src / "models", ignore=ignore)
+        (self.src / "models" / "deploy-probe.txt").write_text("model bytes\n")
+        self.mosquitto_port = free_tcp_port()
+        self.inventory = base / "inventory.ini"
+        self.inventory.write_text(
+            "[edge_anpr]\n"
+            f"localhost ansible_connection=local ansible_become=false "
+            f"ansible_python_interpreter={sys.executable}\n"
+        )
+        site_dirs = sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
+        self.vars: dict[str, Any] = {
+            "edge_anpr_root": str(self.root),
+            "edge_anpr_manage_os": False,
+            "edge_anpr_source": str(self.src),
+            "edge_anpr_build_dir": str(base / "build"),
+            "edge_anpr_build_python": sys.executable,
+            "edge_anpr_build_isolation": False,
+            "edge_anpr_python": getattr(sys, "_base_executable", sys.executable),
+            "edge_anpr_pip_no_deps": True,
+            "edge_anpr_venv_site_dirs": site_dirs,
+            "edge_anpr_device_name": "gatebox",
+            "edge_anpr_cameras": {
+                "gate": {"id": 1, "key": 'k"ey\\with-escapes'},
+                "old cam": {"source": "192.168.1.50", "roi": [0, 0, 640, 480]},
+            },
+            "edge_anpr_mqtt_host": "broker.lan",
+            "edge_anpr_mqtt_port": 8883,
+            "edge_anpr_mqtt_tls": True,
+            "edge_anpr_mqtt_username": "anpr",
+            "edge_anpr_mqtt_password": "p@ss wörd \"quoted\"",
+            "edge_anpr_known_plates": [
+                {"name": "Alice", "plate": "AB12CDE", "max_edit_distance": 1, "gate": True},
+                {"name": "Fleet", "plate": "VAN*", "match": "wildcard"},
+            ],
+            "edge_anpr_config_extra": {"tracker": {"quiet_time_s": 5.0}},
+            "edge_anpr_local_mosquitto": True,
+            "edge_anpr_mosquitto_port": self.mosquitto_port,
+        }
+
+    def apply(self, **overrides: Any) -> dict[str, Any]:
+        """Run the playbook; returns ``rc``, per-task results and the recap (see ``parse``)."""
+        extra = self.base / f"vars-{time.monotonic_ns()}.json"
+        extra.write_text(json.dumps({**self.vars, **overrides}))
+        env = {
+            **os.environ,
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
+            "ANSIBLE_LOCALHOST_WARNING": "false",
+            "ANSIBLE_NOCOLOR": "1",
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        proc = subprocess.run(
+            [str(PLAYBOOK), "-i", str(self.inventory), str(ANSIBLE_DIR / "playbook.yml"),
+             "-e", f"@{extra}"],
+            capture_output=True, text=True, timeout=240, env=env, cwd=self.base,
+        )
+        report = parse(proc.stdout)
+        if not report["stats"]:
+            pytest.fail(f"no recap (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        report["rc"] = proc.returncode
+        report["output"] = proc.stdout + proc.stderr
+        return report
+
+    def path(self, target_path: str) -> Path:
+        return self.root / target_path.lstrip("/")
+
+
+_HEADER = re.compile(r"^(?:TASK|RUNNING HANDLER) \[(?:edge_anpr : )?(.*?)\] \**$")
+_STATUS = re.compile(r"^(ok|changed|skipping|fatal|failed): \[localhost\]")
+_RECAP = re.compile(r"^localhost\s+:\s+(.*)$")
+
+
+def parse(output: str) -> dict[str, Any]:
+    """The default callback's text: task name -> {status: True, "text": lines}, and the recap.
+
+    (ansible-core has no machine-readable stdout callback of its own; ``json`` lives in the
+    ansible.posix collection, which is not installed here.)
+    """
+    tasks: dict[str, dict[str, Any]] = {}
+    current: dict[str, Any] | None = None
+    recap: dict[str, int] = {}
+    for line in output.splitlines():
+        if m := _HEADER.match(line):
+            current = tasks[m.group(1)] = {"text": ""}
+        elif (m := _STATUS.match(line)) and current is not None:
+            status = {"skipping": "skipped", "fatal": "failed"}.get(m.group(1), m.group(1))
+            current[status] = True
+            current["text"] += line + "\n"
+        elif m := _RECAP.match(line):
+            recap = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
+        elif current is not None:
+            current["text"] += line + "\n"
+    return {"tasks": tasks, "stats": recap}
+
+
+def stats(report: dict[str, Any]) -> dict[str, int]:
+    result: dict[str, int] = report["stats"]
+    return result
+
+
+def task_results(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Task name -> result flags (the last run when a name repeats)."""
+    result: dict[str, dict[str, Any]] = report["tasks"]
+    return result
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    return Deployment(tmp_path_factory.mktemp("deploy"))
+
+
+@pytest.fixture(scope="module")
+def first_apply(deployment: Deployment) -> dict[str, Any]:
+    report = deployment.apply()
+    assert report["rc"] == 0, report["output"][-6000:]
+    return report
+
+
+def test_first_apply_installs_everything(
+    deployment: Deployment, first_apply: dict[str, Any]
+) -> None:
+    assert stats(first_apply)["failed"] == 0
+    assert stats(first_apply)["changed"] > 0
+    results = task_results(first_apply)
+    assert results["Install this exact build of the package"]["changed"]
+    # The OS is not ours here: no package, user or service task ran.
+    for name in (
+        "Install the OS packages", "Create the service user (no login, no home of its own)",
+        "Enable and start the service", "Enable and start mosquitto",
+    ):
+        assert results[name].get("skipped"), name
+    # Handlers were notified by the changes but must not touch this machine's systemd.
+    for name in ("Reload systemd", "Restart edge-anpr", "Restart mosquitto"):
+        assert results[name].get("skipped"), name
+
+
+def test_installed_cli_accepts_the_rendered_config(
+    deployment: Deployment, first_apply: dict[str, Any]
+) -> None:
+    venv = deployment.path("/opt/edge-anpr/venv")
+    config = deployment.path("/etc/edge-anpr/config.toml")
+    proc = subprocess.run(
+        [str(venv / "bin" / "edge-anpr"), "config", str(config)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"{config}: ok"
+    # The package really lives in the deployed venv, not in the checkout it was built from.
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import edge_anpr; print(edge_anpr.__file__)"],
+        capture_output=True, text=True, timeout=60, cwd=deployment.base,  # not the checkout
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()).is_relative_to(venv)
+
+
+def test_config_file_holds_the_variables(
+    deployment: Deployment, first_apply: dict[str, Any]
+) -> None:
+    config = deployment.path("/etc/edge-anpr/config.toml")
+    assert stat.S_IMODE(config.stat().st_mode) == 0o640
+    assert stat.S_IMODE(config.parent.stat().st_mode) == 0o750
+    data = tomllib.loads(config.read_text())
+    assert data["device"]["name"] == "gatebox"
+    assert data["cameras"]["gate"] == {"id": 1, "key": 'k"ey\\with-escapes'}
+    assert data["cameras"]["old cam"] == {"source": "192.168.1.50", "roi": [0, 0, 640, 480]}
+    assert data["mqtt"]["host"] == "broker.lan"
+    assert data["mqtt"]["port"] == 8883
+    assert data["mqtt"]["tls"] is True
+    assert data["mqtt"]["password"] == "p@ss wörd \"quoted\""
+    assert data["reader"]["models_dir"] == "/opt/edge-anpr/models"
+    assert data["tracker"]["quiet_time_s"] == 5.0
+    assert data["known_plates"] == [
+        {"name": "Alice", "plate": "AB12CDE", "max_edit_distance": 1, "gate": True},
+        {"name": "Fleet", "plate": "VAN*", "match": "wildcard"},
+    ]
+
+
+def test_unit_and_models_are_installed(deployment: Deployment, first_apply: dict[str, Any]) -> None:
+    unit = deployment.path("/etc/systemd/system/edge-anpr.service")
+    # With default paths the role renders exactly the unit shipped (and verified) in systemd/.
+    assert unit.read_text() == (REPO / "systemd" / "edge-anpr.service").read_text()
+    assert stat.S_IMODE(unit.stat().st_mode) == 0o644
+    probe = deployment.path("/opt/edge-anpr/models/deploy-probe.txt")
+    assert probe.read_text() == "model bytes\n"
+    assert stat.S_IMODE(probe.stat().st_mode) == 0o644
+    for model in (REPO / "models").iterdir():
+        if model.is_file():
+            assert deployment.path(f"/opt/edge-anpr/models/{model.name}").read_bytes() == (
+                model.read_bytes()
+            )
+
+
+def test_local_mosquitto_config_is_loadable(
+    deployment: Deployment, first_apply: dict[str, Any]
+) -> None:
+    mosquitto = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if mosquitto is None:
+        pytest.skip("mosquitto is not installed (make test installs it)")
+    conf = deployment.path("/etc/mosquitto/conf.d/edge-anpr.conf")
+    assert f"listener {deployment.mosquitto_port} 127.0.0.1" in conf.read_text()
+    proc = subprocess.Popen([mosquitto, "-c", str(conf)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", deployment.mosquitto_port), 1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    err = proc.stderr.read() if proc.stderr else ""
+                    pytest.fail(f"mosquitto did not listen: {err}")
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_second_apply_changes_nothing(deployment: Deployment, first_apply: dict[str, Any]) -> None:
+    report = deployment.apply()
+    assert report["rc"] == 0, report["output"][-6000:]
+    assert stats(report)["changed"] == 0, [
+        name for name, res in task_results(report).items() if res.get("changed")
+    ]
+
+
+def test_changed_source_is_reinstalled_once(
+    deployment: Deployment, first_apply: dict[str, Any]
+) -> None:
+    (deployment.src / "edge_anpr" / "deploy_probe.py").write_text("VALUE = 42\n")
+    try:
+        report = deployment.apply()
+        assert report["rc"] == 0, report["output"][-6000:]
+        results = task_results(report)
+        assert results["Install this exact build of the package"]["changed"]
+        assert results["Restart edge-anpr"].get("skipped")  # notified, not run: manage_os off
+        venv_python = deployment.path("/opt/edge-anpr/venv/bin/python")
+        proc = subprocess.run(
+            [str(venv_python), "-c", "import edge_anpr.deploy_probe as p; print(p.VALUE)"],
+            capture_output=True, text=True, timeout=60, cwd=deployment.base,
+        )
+        assert proc.stdout.strip() == "42", proc.stderr
+        assert stats(deployment.apply())["changed"] == 0
+    finally:
+        (deployment.src / "edge_anpr" / "deploy_probe.py").unlink()
+
+
+def test_bad_variable_never_lands(deployment: Deployment, first_apply: dict[str, Any]) -> None:
+    config = deployment.path("/etc/edge-anpr/config.toml")
+    before = config.read_bytes()
+    report = deployment.apply(edge_anpr_mqtt_port="x")
+    assert report["rc"] != 0
+    assert stats(report)["failed"] == 1
+    failed = task_results(report)["Write the configuration"]
+    assert failed.get("failed")
+    assert "mqtt.port must be an integer" in failed["text"]
+    assert config.read_bytes() == before
+
+
+def test_ansible_lint_production_profile_passes() -> None:
+    proc = run_lint(ANSIBLE_DIR)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Profile 'production' was required, and it passed" in proc.stdout + proc.stderr
+
+
+def test_ansible_lint_catches_a_violation(tmp_path: Path) -> None:
+    copy = tmp_path / "ansible"
+    shutil.copytree(ANSIBLE_DIR, copy)
+    tasks = copy / "roles" / "edge_anpr" / "tasks" / "os.yml"
+    # A short module name and a command that always reports a change: both production errors.
+    tasks.write_text(tasks.read_text() + "\n- name: Say hello\n  command: echo hello\n")
+    proc = run_lint(copy)
+    assert proc.returncode != 0
+    assert "fqcn" in proc.stdout + proc.stderr
+
+
+def run_lint(folder: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "NO_COLOR": "1",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    return subprocess.run(
+        [str(LINT), "--offline", "--profile", "production", "--nocolor"],
+        capture_output=True, text=True, timeout=180, env=env, cwd=folder,
+    )
