@@ -84,10 +84,10 @@ def test_grid_cell_size_follows_plate_width() -> None:
         grid = pyr.grid(width)
         assert grid is not None
         assert grid.cell_px == pytest.approx(width / CELLS_PER_PLATE, rel=0.03)
-        rows, cols, dim = grid.blocks.shape
+        dim, rows, cols = grid.blocks.shape
         assert dim == 4 * NBINS
         assert cols == pytest.approx(1280 / grid.cell_px - 1, abs=1.5)
-        norms = np.linalg.norm(grid.blocks, axis=2)
+        norms = np.linalg.norm(grid.blocks, axis=0)
         assert np.all(norms <= 1.0 + 1e-4)
 
 
@@ -107,7 +107,7 @@ def test_score_maps_equal_explicit_window_dot_products() -> None:
     assert smap is not None
     wm = model.models[0]
     for row, col in [(0, 0), (3, 5), (smap.shape[0] - 1, smap.shape[1] - 1)]:
-        window = grid.blocks[row : row + 3, col : col + 9]
+        window = grid.blocks[:, row : row + 3, col : col + 9].transpose(1, 2, 0)
         expected = float((window * wm.weights).sum() + wm.bias)
         assert smap[row, col] == pytest.approx(expected, rel=1e-4, abs=1e-4)
 

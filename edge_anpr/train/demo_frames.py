@@ -120,7 +120,7 @@ def place_plate(scene: np.ndarray, plate_rgb: np.ndarray, cx: int, cy: int, widt
 
 def make_frame(seed: int, layout: str) -> tuple[bytes, str, tuple[int, int, int, int]]:
     rng = np.random.default_rng(seed)
-    scene, (cx, bumper_y, x0, x1) = draw_scene(rng)
+    scene, (cx, bumper_y, _, _) = draw_scene(rng)
     plate = render_plate(rng, layout)
     width = int(rng.integers(170, 250)) if plate.image.shape[1] / plate.image.shape[0] > 3 else \
         int(rng.integers(140, 200))

@@ -105,7 +105,7 @@ def window_at(
     c = grid.cell_px
     col = round(box[0] / c - px)
     row = round(box[1] / c - py)
-    rows, cols, _ = grid.blocks.shape
+    _, rows, cols = grid.blocks.shape
     if col < 0 or row < 0 or col + wc - 1 > cols or row + hc - 1 > rows:
         return None
     return window_features(grid, (wc - 1, hc - 1), col, row)
@@ -207,7 +207,7 @@ def random_negatives(
         while got < per_image and tries < per_image * 5 and grids:
             tries += 1
             grid = grids[int(rng.integers(len(grids)))]
-            rows, cols, _ = grid.blocks.shape
+            _, rows, cols = grid.blocks.shape
             if rows - hc + 1 <= 0 or cols - wc + 1 <= 0:
                 continue
             row = int(rng.integers(rows - hc + 2))

@@ -21,6 +21,7 @@ caller sets ``cv2.setNumThreads``.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 from dataclasses import dataclass
@@ -81,11 +82,45 @@ class ScaleGrid:
     cell_px: float
     """Cell size in input-image pixels (what the grid actually used)."""
     blocks: FloatArray
-    """(rows, cols, 4 * NBINS) normalised block descriptors."""
+    """(4 * NBINS, rows, cols) normalised block descriptors, planar."""
 
 
 # ---------------------------------------------------------------------------------------------
 # Features
+
+
+_BLAS_LIMITED = False
+
+
+def single_threaded_blas() -> bool:
+    """Ask numpy's OpenBLAS to use one thread (best effort; True when it could).
+
+    Window scoring is one small matrix product per scale; OpenBLAS would otherwise split it
+    over its own thread pool, competing with the other recognition workers. Setting
+    ``OPENBLAS_NUM_THREADS=1`` in the environment before numpy loads does the same.
+    """
+    global _BLAS_LIMITED
+    if _BLAS_LIMITED:
+        return True
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            libs = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+    except OSError:
+        return False
+    for lib in sorted(libs):
+        try:
+            handle = ctypes.CDLL(lib)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+                     "scipy_openblas_set_num_threads", "openblas_set_num_threads"):
+            setter = getattr(handle, name, None)
+            if setter is not None:
+                setter(ctypes.c_int(1))
+                _BLAS_LIMITED = True
+                log.debug("blas_threads=1 library=%s", lib)
+                return True
+    return False
 
 
 def _orientation_table() -> FloatArray:
@@ -137,16 +172,21 @@ def area_resize(parts: list[FloatArray], size: tuple[int, int]) -> FloatArray:
 
 
 def normalise_blocks(cells: FloatArray) -> FloatArray:
-    """2x2-cell blocks at a one-cell stride, L2-Hys normalised."""
-    energy = np.einsum("ijk,ijk->ij", cells, cells)
+    """2x2-cell blocks at a one-cell stride, L2-Hys normalised.
+
+    ``cells`` is planar (NBINS, rows, cols); the result is planar (4 * NBINS, rows - 1,
+    cols - 1), plane ``q * NBINS + bin`` for the block's cell q (top-left, bottom-left,
+    top-right, bottom-right). Planar keeps every later step a contiguous-array operation.
+    """
+    energy = np.einsum("kij,kij->ij", cells, cells)
     block_energy = energy[:-1, :-1] + energy[1:, :-1] + energy[:-1, 1:] + energy[1:, 1:]
     blocks = np.concatenate(
-        (cells[:-1, :-1], cells[1:, :-1], cells[:-1, 1:], cells[1:, 1:]), axis=2
+        (cells[:, :-1, :-1], cells[:, 1:, :-1], cells[:, :-1, 1:], cells[:, 1:, 1:]), axis=0
     )
-    blocks *= (1.0 / np.sqrt(block_energy + _EPS))[:, :, None]
+    blocks *= 1.0 / np.sqrt(block_energy + _EPS)
     np.minimum(blocks, 0.2, out=blocks)
-    norm = np.einsum("ijk,ijk->ij", blocks, blocks)
-    blocks *= (1.0 / np.sqrt(norm + _EPS))[:, :, None]
+    norm = np.einsum("kij,kij->ij", blocks, blocks)
+    blocks *= 1.0 / np.sqrt(norm + _EPS)
     return blocks
 
 
@@ -226,7 +266,10 @@ class FeaturePyramid:
             return None
         used_w, used_h = round(ncols * cell_oct), round(nrows * cell_oct)
         crop = [c[: min(h, used_h), : min(w, used_w)] for c in chans]
-        cells = area_resize(crop, (ncols, nrows)).reshape(nrows, ncols, NBINS)
+        cells = np.stack(
+            [plane for part in crop
+             for plane in cv2.split(cv2.resize(part, (ncols, nrows), interpolation=cv2.INTER_AREA))]
+        )
         actual_cell = px * crop[0].shape[1] / ncols
         return ScaleGrid(plate_width_px, actual_cell, normalise_blocks(cells))
 
@@ -236,7 +279,9 @@ def window_features(
 ) -> FloatArray:
     """The flattened descriptor of one window (training uses this; run-time scores in bulk)."""
     bw, bh = model_blocks
-    return grid.blocks[row : row + bh, col : col + bw].reshape(-1)
+    return np.ascontiguousarray(
+        grid.blocks[:, row : row + bh, col : col + bw].transpose(1, 2, 0)
+    ).reshape(-1)
 
 
 def score_maps(grid: ScaleGrid, models: list[WindowModel]) -> list[FloatArray | None]:
@@ -246,14 +291,12 @@ def score_maps(grid: ScaleGrid, models: list[WindowModel]) -> list[FloatArray | 
     offset) weight vector; a window's score is then the sum of its blocks' products at their
     offsets, accumulated as shifted row-contiguous slices.
     """
-    rows, cols, dim = grid.blocks.shape
-    flat = grid.blocks.reshape(-1, dim)
+    dim, rows, cols = grid.blocks.shape
+    flat = grid.blocks.reshape(dim, -1)
     mats = [m.weights.reshape(-1, dim) for m in models]
-    # cv2.gemm rather than numpy's matmul: OpenBLAS would start its own threads, while OpenCV
-    # obeys the caller's cv2.setNumThreads.
-    weights_t = np.ascontiguousarray(np.concatenate(mats, axis=0).T)
-    resp = cv2.gemm(flat, weights_t, 1.0, None, 0.0)  # type: ignore[call-overload]
-    resp_all = np.asarray(cv2.transpose(resp), np.float32).reshape(-1, rows, cols)
+    # numpy's BLAS product (single_threaded_blas() keeps it on this thread): cv2.gemm is
+    # several times slower for this shape.
+    resp_all = (np.concatenate(mats, axis=0) @ flat).reshape(-1, rows, cols)
     out: list[FloatArray | None] = []
     start = 0
     for model, mat in zip(models, mats, strict=True):
@@ -378,6 +421,7 @@ class PlateDetector:
         score_threshold: float | None = None,
         nms_iou: float = 0.3,
     ) -> None:
+        single_threaded_blas()
         self.model = model
         self.min_plate_width_px = min_plate_width_px
         self.max_plate_width_px = max_plate_width_px
