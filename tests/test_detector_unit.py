@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def test_plate_widths_cover_the_range_geometrically(lo: float, ratio: float) -> 
         assert nearest <= math.log(SCALE_STEP) / 2 + 1e-9
     # ...and no scale is wasted beyond the range.
     assert widths[-1] < hi * SCALE_STEP
-    assert all(b / a == pytest.approx(SCALE_STEP) for a, b in zip(widths, widths[1:]))
+    assert all(b / a == pytest.approx(SCALE_STEP) for a, b in itertools.pairwise(widths))
 
 
 def test_plate_widths_reject_inverted_range() -> None:
@@ -84,7 +85,7 @@ def test_grid_cell_size_follows_plate_width() -> None:
         grid = pyr.grid(width)
         assert grid is not None
         assert grid.cell_px == pytest.approx(width / CELLS_PER_PLATE, rel=0.03)
-        dim, rows, cols = grid.blocks.shape
+        dim, _, cols = grid.blocks.shape
         assert dim == 4 * NBINS
         assert cols == pytest.approx(1280 / grid.cell_px - 1, abs=1.5)
         norms = np.linalg.norm(grid.blocks, axis=0)
