@@ -164,13 +164,6 @@ def split3(chans: FloatArray) -> list[FloatArray]:
     return [np.ascontiguousarray(chans[:, :, i : i + 3]) for i in range(0, chans.shape[2], 3)]
 
 
-def area_resize(parts: list[FloatArray], size: tuple[int, int]) -> FloatArray:
-    """INTER_AREA resize of a many-channel image held as 3-channel parts."""
-    return np.concatenate(
-        [cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in parts], axis=2
-    )
-
-
 def normalise_blocks(cells: FloatArray) -> FloatArray:
     """2x2-cell blocks at a one-cell stride, L2-Hys normalised.
 
@@ -266,10 +259,12 @@ class FeaturePyramid:
             return None
         used_w, used_h = round(ncols * cell_oct), round(nrows * cell_oct)
         crop = [c[: min(h, used_h), : min(w, used_w)] for c in chans]
-        cells = np.stack(
-            [plane for part in crop
-             for plane in cv2.split(cv2.resize(part, (ncols, nrows), interpolation=cv2.INTER_AREA))]
-        )
+        planes = [
+            plane
+            for part in crop
+            for plane in cv2.split(cv2.resize(part, (ncols, nrows), interpolation=cv2.INTER_AREA))
+        ]
+        cells = np.stack(planes).astype(np.float32, copy=False)
         actual_cell = px * crop[0].shape[1] / ncols
         return ScaleGrid(plate_width_px, actual_cell, normalise_blocks(cells))
 
