@@ -1,0 +1,61 @@
+"""Frame recognition pieces that need no reader model: decoding, crops, motion, scoring."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edge_anpr.values import Candidate, PlateText
+from edge_anpr.vision.eval_scenes import score_image
+from edge_anpr.vision.recognize import FoundPlate, MotionGate, decode_jpeg, plate_crop
+
+
+def test_decode_jpeg_round_trip_and_garbage() -> None:
+    img = np.zeros((72, 128, 3), np.uint8)
+    img[:, 64:] = (0, 0, 255)
+    ok, buf = cv2.imencode(".jpg", img)
+    assert ok
+    out = decode_jpeg(buf.tobytes())
+    assert out is not None and out.shape == (72, 128, 3)
+    assert decode_jpeg(b"") is None
+    assert decode_jpeg(b"\xff\xd8\xff not really a jpeg") is None
+    assert decode_jpeg(buf.tobytes()[:20]) is None
+
+
+def test_plate_crop_adds_margin_and_clips_to_the_frame() -> None:
+    img = np.zeros((100, 200, 3), np.uint8)
+    crop = plate_crop(img, (50, 40, 100, 20))
+    assert crop.shape[1] == 112 and crop.shape[0] > 20
+    edge = plate_crop(img, (150, 90, 100, 20))
+    assert edge.shape[:2] == (12, 56)  # from (144, 88) to the frame edge
+
+
+def test_motion_gate_sees_motion_and_ignores_noise() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (360, 640), dtype=np.uint8)
+    base = np.asarray(cv2.GaussianBlur(base, (0, 0), 5), np.uint8)
+    gate = MotionGate()
+    assert gate.moved(base)  # first frame: nothing to compare with
+    noisy = np.clip(base + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8)
+    assert not gate.moved(noisy)
+    moved = noisy.copy()
+    moved[100:220, 200:400] = 255  # a car-sized bright block arrives
+    assert gate.moved(moved)
+
+
+def _found(box: tuple[int, int, int, int], text: str, alts: tuple[str, ...] = ()) -> FoundPlate:
+    cands = (Candidate(text, 0.9), *(Candidate(a, 0.1) for a in alts))
+    return FoundPlate(box, PlateText(text, 0.9, (0.9,) * len(text), cands, "generic"), 1.0)
+
+
+def test_score_image_counts_hits_misreads_and_false_plates() -> None:
+    labels = [((100, 100, 80, 20), "AB123"), ((400, 300, 80, 40), "XY999")]
+    candidates = [(102, 101, 80, 20), (700, 50, 60, 20)]
+    found = [
+        _found((101, 99, 80, 20), "AB123"),
+        _found((398, 302, 82, 40), "XY998", ("XY999",)),
+        _found((700, 50, 60, 20), "JUNK1"),
+    ]
+    t = score_image(labels, candidates, found)
+    assert (t.plates, t.detected, t.found, t.top1, t.topn, t.false_plates) == (2, 1, 2, 1, 2, 1)
+    assert t.misreads == [("XY999", "XY998")]
