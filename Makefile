@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench-all train clean system-test-deps
+.PHONY: run test lint bench-all train clean system-test-deps deploy-check
 
 $(BIN)/edge-anpr: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(VENV)/.test-deps system-test-deps
 	$(BIN)/ruff check edge_anpr tests
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+## deploy-check: ansible-lint (production profile), systemd-analyze verify/security on the unit,
+## the sd_notify tests and a real Ansible apply into a throwaway root (also part of `make test`)
+deploy-check: $(VENV)/.test-deps system-test-deps
+	$(BIN)/python -m pytest -q tests/test_notify_systemd.py tests/test_systemd_unit.py tests/test_ansible_role.py
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check edge_anpr tests
