@@ -111,12 +111,18 @@ class Broker:
         if self.proc is None:
             return
         self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(signal.SIGCONT)  # in case it was frozen
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: the broker stops reading; what clients send waits unacknowledged."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGSTOP)
 
     def kill(self) -> None:
         if self.proc is None:
@@ -131,6 +137,14 @@ class Broker:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    async def wait_log(self, text: str, count: int = 1, timeout_s: float = 5.0) -> None:
+        """Wait until the broker's log has ``text`` at least ``count`` times."""
+        import trio
+
+        with trio.fail_after(timeout_s):
+            while self.log_text().count(text) < count:
+                await trio.sleep(0.01)
 
 
 def make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
@@ -207,6 +221,8 @@ class Subscriber:
         self.messages: list[paho.MQTTMessage] = []
         self.connects = 0
         self.subscribed = False
+        self.paused = False
+        self.offline = False
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean,
             protocol=paho.MQTTv311,
@@ -234,6 +250,16 @@ class Subscriber:
         started = False
         connected = False
         while True:
+            if self.paused:
+                if connected:
+                    self.client.disconnect()  # clean: PUBACKs already sent go first
+                    while self.client.loop(timeout=0) == 0 and self.client.socket() is not None:
+                        await trio.sleep(0.001)
+                    connected = False
+                    self.offline = True
+                await trio.sleep(0.01)
+                continue
+            self.offline = False
             if not connected:
                 try:
                     if self.connects == 0:
@@ -253,7 +279,22 @@ class Subscriber:
                 started = True
                 if task_status is not None:
                     task_status.started()  # type: ignore[attr-defined]
-            await trio.sleep(0.005)
+            # Wake as soon as the broker sends something, so PUBACKs go back at once (a
+            # slow subscriber widens the window in which a broker restart redelivers).
+            sock = self.client.socket()
+            with trio.move_on_after(0.02):
+                if sock is not None and sock.fileno() >= 0 and not self.client.want_write():
+                    await trio.lowlevel.wait_readable(sock)
+                else:
+                    await trio.sleep(0.001)
+
+    async def pause(self) -> None:
+        """Disconnect cleanly and stay away (the persistent session queues for us)."""
+        self.paused = True
+        await self.wait_for(lambda: self.offline, 5.0)
+
+    def resume(self) -> None:
+        self.paused = False
 
     def on(self, topic: str) -> list[object]:
         """JSON payloads received on one topic, in order."""

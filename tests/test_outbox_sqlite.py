@@ -1,0 +1,163 @@
+"""The SQLite outbox: order, acknowledgement, bound, expiry, durability, and an appliance restart
+with a broker that was down the whole time of the first run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+from conftest import Broker, Subscriber
+
+from edge_anpr.config import config_from_dict
+from edge_anpr.publish.outbox import DEFAULT_FILE, Outbox, default_outbox_path
+from edge_anpr.publish.stage import run_event_stage
+from edge_anpr.values import Candidate, PlateRead, PlateText
+
+
+class FakeWall:
+    def __init__(self) -> None:
+        self.us = 1_000_000_000
+
+    def __call__(self) -> int:
+        return self.us
+
+
+def test_pending_in_order_and_ack_removes(tmp_path: Path) -> None:
+    box = Outbox(str(tmp_path / "o.sqlite"), 100)
+    ids = [box.put(f"t/{i}", f"p{i}".encode()) for i in range(5)]
+    assert ids == sorted(ids)
+    assert [m.topic for m in box.pending()] == [f"t/{i}" for i in range(5)]
+    box.ack(ids[1])
+    box.ack(ids[1])  # a second PUBACK for the same row changes nothing
+    assert [m.payload for m in box.pending()] == [b"p0", b"p2", b"p3", b"p4"]
+    assert [m.topic for m in box.pending(after_id=ids[2], limit=1)] == ["t/3"]
+    assert len(box) == 4
+    assert box.stats() == {"pending": 4, "written": 5, "acked": 1, "evicted": 0, "expired": 0}
+
+
+def test_survives_reopen(tmp_path: Path) -> None:
+    path = str(tmp_path / "o.sqlite")
+    box = Outbox(path, 100)
+    box.put("a", b"1", retain=True)
+    box.put("b", b"2", qos=1)
+    box.close()
+    again = Outbox(path, 100)
+    got = again.pending()
+    assert [(m.topic, m.payload, m.retain, m.qos) for m in got] == [
+        ("a", b"1", True, 1), ("b", b"2", False, 1),
+    ]
+    assert len(again) == 2
+
+
+def test_bounded_oldest_first_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(str(tmp_path / "o.sqlite"), 10)
+    for i in range(25):
+        box.put("t", str(i).encode())
+    assert len(box) == 10
+    assert [int(m.payload) for m in box.pending()] == list(range(15, 25))
+    assert box.evicted == 15
+    assert sum("outbox full" in r.getMessage() for r in caplog.records) == 1
+    # after it drains below the bound, a new overflow is logged again
+    for m in box.pending():
+        box.ack(m.id)
+    for _ in range(11):
+        box.put("t", b"x")
+    assert sum("outbox full" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_expired_messages_are_dropped_not_sent(tmp_path: Path) -> None:
+    wall = FakeWall()
+    box = Outbox(":memory:", 100, wall_us=wall)
+    box.put("gate", b"open", ttl_s=10)
+    box.put("event", b"e")
+    wall.us += 11_000_000
+    assert [m.topic for m in box.pending()] == ["event"]
+    assert box.expired == 1
+    assert len(box) == 1
+
+
+def test_default_path() -> None:
+    assert default_outbox_path("/x/y.sqlite", {}) == "/x/y.sqlite"
+    assert default_outbox_path("", {"STATE_DIRECTORY": "/var/lib/edge-anpr:/other"}) == (
+        "/var/lib/edge-anpr/outbox.sqlite"
+    )
+    assert default_outbox_path("", {}) == str(Path.cwd() / DEFAULT_FILE)
+
+
+def test_unwritable_path_is_a_readable_error(tmp_path: Path) -> None:
+    from edge_anpr.errors import PublishError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(PublishError, match=r"mqtt\.outbox_path"):
+        Outbox(str(blocker / "sub" / "o.sqlite"), 10)
+
+
+def test_put_is_fast_enough_for_the_event_rate(tmp_path: Path) -> None:
+    box = Outbox(str(tmp_path / "o.sqlite"), 100_000)
+    t0 = time.perf_counter()
+    for i in range(500):
+        box.put("edge-anpr/x/gate/event", json.dumps({"i": i}).encode())
+    per_put_ms = (time.perf_counter() - t0) / 500 * 1000
+    assert per_put_ms < 5.0, per_put_ms
+
+
+def read(text: str) -> PlateRead:
+    return PlateRead(
+        camera="gate",
+        text=PlateText(text, 0.9, tuple(0.9 for _ in text), (Candidate(text, 0.9),), "generic"),
+        box_px=(10, 10, 100, 30), capture_time_us=1_700_000_000_000_000, frame_sequence=1,
+        completed_monotonic_s=time.monotonic(),
+    )
+
+
+async def test_appliance_restart_sends_what_the_first_run_could_not(
+    mosquitto_factory: Callable[..., Broker],
+    subscriber_factory: Callable[..., Subscriber],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    broker = mosquitto_factory()
+    broker.stop()  # down during the whole first run
+    raw = {
+        "device": {"name": "rs"},
+        "tracker": {"quiet_time_s": 0.1, "parked_suppress_s": 0.0},
+        "mqtt": {"host": broker.host, "port": broker.port, "reconnect_min_s": 0.1,
+                 "flush_timeout_s": 0.3, "outbox_path": str(tmp_path / "o.sqlite"),
+                 "homeassistant_discovery": False},
+    }
+    cfg = config_from_dict(raw)
+    plates = ["AB123CD", "XY987ZW", "KL456MN"]
+    emitted: list[dict[str, object]] = []
+
+    async def one_run(texts: list[str]) -> None:
+        send, recv = trio.open_memory_channel[PlateRead](10)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: run_event_stage(
+                cfg, recv, on_event=emitted.append, task_status=task_status))
+            for text in texts:
+                await send.send(read(text))
+                await trio.sleep(0.2)
+            await send.aclose()
+
+    await one_run(plates)
+    assert len(emitted) == 6
+    assert "unsent=9" in caplog.text  # 3 x (start, plate, end) stayed on disk
+
+    broker.start()
+    sub = subscriber_factory(broker, ["edge-anpr/rs/#"])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sub.run)
+        await one_run(["MN000PQ"])
+        await sub.wait_for(lambda: len(sub.on("edge-anpr/rs/gate/event")) == 8)
+        nursery.cancel_scope.cancel()
+    got = [(e["event_id"], e["kind"]) for e in sub.on("edge-anpr/rs/gate/event")]  # type: ignore[index]
+    assert got == [(e["event_id"], e["kind"]) for e in emitted]
