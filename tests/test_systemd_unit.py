@@ -125,7 +125,7 @@ def test_unit_has_the_required_settings() -> None:
     assert one("DevicePolicy") == "closed"
     assert sorted(one("RestrictAddressFamilies").split()) == ["AF_INET", "AF_INET6", "AF_UNIX"]
     assert "@system-service" in svc["SystemCallFilter"]
-    assert one("MemoryDenyWriteExecute") == "yes"  # measured: tests/test_systemd_mdwe.py
+    assert one("MemoryDenyWriteExecute") == "yes"  # measured: tests/test_systemd_sandbox.py
     assert "DynamicUser" not in svc
 
 
