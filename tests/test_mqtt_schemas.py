@@ -1,0 +1,100 @@
+"""The README's MQTT payload examples and the payload builders agree with the JSON Schemas."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from edge_anpr.config import config_from_dict
+from edge_anpr.plates.known import KnownPlates
+from edge_anpr.plates.tracker import PlateEvent
+from edge_anpr.publish.homeassistant import discovery_messages
+from edge_anpr.publish.topics import (
+    Topics,
+    event_payload,
+    gate_payload,
+    known_payload,
+    plate_payload,
+    topic_safe,
+)
+from edge_anpr.values import Candidate
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMAS = ROOT / "edge_anpr" / "publish" / "schemas"
+
+
+def validator(name: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads((SCHEMAS / f"{name}.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def readme_examples() -> list[tuple[str, object]]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## MQTT topics", 1)[1].split("\n## ", 1)[0]
+    out = []
+    previous_end = 0
+    for block in re.finditer(r"```json\n(.*?)```", section, re.S):
+        # the schema named last in the prose between the previous block and this one
+        names = re.findall(r"schemas/(\w+)\.json", section[previous_end : block.start()])
+        assert names, f"no schema named before example {block.group(1)[:40]!r}"
+        out.append((names[-1], json.loads(block.group(1))))
+        previous_end = block.end()
+    return out
+
+
+def test_readme_has_an_example_per_payload() -> None:
+    names = sorted(name for name, _ in readme_examples())
+    assert names == sorted(
+        ["event", "plate", "known", "gate", "discovery_sensor", "discovery_trigger"]
+    )
+
+
+@pytest.mark.parametrize(("name", "example"), readme_examples())
+def test_readme_examples_are_valid(name: str, example: object) -> None:
+    validator(name).validate(example)
+
+
+def event(kind: str = "start", frame_sequence: int | None = 3) -> PlateEvent:
+    return PlateEvent(
+        "e1", kind, "back yard", "AB123CD", 0.8,  # type: ignore[arg-type]
+        (Candidate("AB123CD", 0.8), Candidate("AB128CD", 0.1)), "generic", (1, 2, 3, 4),
+        0, 5, 6, 2, frame_sequence, 1.0,
+    )
+
+
+def test_builders_match_schemas_and_schemas_reject_garbage() -> None:
+    cfg = config_from_dict({"known_plates": [{"name": "A", "plate": "AB*", "match": "wildcard",
+                                              "gate": True}]})
+    match = KnownPlates(cfg.known_plates).match(["AB123CD"])
+    assert match is not None
+    for ev in (event(), event("end", None)):
+        validator("event").validate(event_payload("dev", ev, match))
+        validator("event").validate(event_payload("dev", ev, None))
+    validator("plate").validate(plate_payload(event()))
+    validator("known").validate(known_payload(event(), match))
+    validator("gate").validate(gate_payload(event(), match))
+    bad = event_payload("dev", event(), None)
+    bad["kind"] = "stop"
+    assert not validator("event").is_valid(bad)
+    bad = gate_payload(event(), match)
+    bad["command"] = "close"
+    assert not validator("gate").is_valid(bad)
+
+
+def test_topics_and_discovery_ids_are_safe() -> None:
+    cfg = config_from_dict({"device": {"name": "my box/1"}})
+    topics = Topics.from_config(cfg)
+    assert topics.prefix == "edge-anpr/my_box_1"
+    assert topics.event("back yard+#") == "edge-anpr/my_box_1/back_yard__/event"
+    for topic, payload in discovery_messages(cfg, topics, "back yard"):
+        assert "+" not in topic and "#" not in topic and " " not in topic
+        name = "discovery_sensor" if "/sensor/" in topic else "discovery_trigger"
+        validator(name).validate(payload)
+    assert topic_safe("") == "_"
+    custom = Topics.from_config(config_from_dict({"mqtt": {"topic_prefix": "site/a/"}}))
+    assert custom.status == "site/a/status"
