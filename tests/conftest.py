@@ -7,6 +7,7 @@ no persistence. ``mosquitto_factory(tls=..., users=..., persistence=...)`` makes
   ``openssl`` at test time; ``broker.ca_file`` is the CA to trust;
 - ``users={"name": "password"}``: a ``password_file`` made with ``mosquitto_passwd -b`` and
   anonymous access off;
+- ``acl="topic readwrite a/#\n..."``: an ``acl_file`` with that text (allow-list);
 - ``persistence=True``: the broker saves sessions and queued messages in its temp folder on a
   clean stop, so ``broker.restart()`` keeps persistent subscriber sessions (what a real
   broker restart does).
@@ -46,6 +47,7 @@ class Broker:
         tls: bool = False,
         users: dict[str, str] | None = None,
         persistence: bool = False,
+        acl: str = "",
     ) -> None:
         self.host = "127.0.0.1"
         self.port = free_tcp_port()
@@ -78,6 +80,9 @@ class Broker:
             lines += ["allow_anonymous false", f"password_file {pw}"]
         else:
             lines.append("allow_anonymous true")
+        if acl:
+            (workdir / "acl").write_text(acl)
+            lines.append(f"acl_file {workdir / 'acl'}")
         if tls:
             ca, cert, key = make_certificates(workdir)
             self.ca_file = str(ca)

@@ -333,3 +333,29 @@ async def test_mqtt5(
 ) -> None:
     cfg = make_cfg(mosquitto, tmp_path, protocol="5")
     await _one_event_arrives(mosquitto, subscriber_factory(mosquitto, [f"{PREFIX}/#"]), cfg)
+
+
+async def test_mqtt5_refused_topic_is_dropped_without_blocking_the_queue(
+    mosquitto_factory: Callable[..., Broker], subscriber_factory: Callable[..., Subscriber],
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # known and gate topics are not allowed for this client: MQTT 5 PUBACKs say so
+    broker = mosquitto_factory(acl="".join(
+        f"topic readwrite {t}\n" for t in (f"{PREFIX}/+/event", f"{PREFIX}/+/plate",
+                                           f"{PREFIX}/status", f"{PREFIX}/status/#",
+                                           "homeassistant/#")
+    ))
+    cfg = make_cfg(broker, tmp_path, protocol="5")
+    sub = subscriber_factory(broker, [f"{PREFIX}/#"])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sub.run)
+        send = await start_stage(nursery, cfg)
+        await send.send(plate_read("AB123CD", 0.0))  # known + gate: refused
+        await send.send(plate_read("ZZ999ZZ", 0.0, camera="exit"))
+        await sub.wait_for(lambda: len(sub.on(f"{PREFIX}/exit/event")) == 2)
+        nursery.cancel_scope.cancel()
+    assert [e["kind"] for e in sub.on(f"{PREFIX}/gate/event")] == ["start", "end"]  # type: ignore[index]
+    assert sub.on(f"{PREFIX}/gate/gate") == []
+    rejected = [r for r in caplog.records if "rejected" in r.getMessage()]
+    assert len(rejected) == 2, [r.getMessage() for r in rejected]
+    assert "authori" in rejected[0].getMessage().lower()

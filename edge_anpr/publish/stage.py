@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -41,7 +42,7 @@ from typing import Any
 import trio
 
 from edge_anpr.config import Config
-from edge_anpr.logs import fields
+from edge_anpr.logs import RateLimitedLog, fields
 from edge_anpr.plates.known import KnownMatch, KnownPlates
 from edge_anpr.plates.tracker import PlateEvent, Tracker
 from edge_anpr.publish.mqtt import MqttPublisher
@@ -80,6 +81,8 @@ class EventSink:
     events: int = 0
     known_matches: int = 0
     gate_commands: int = 0
+    outbox_errors: int = 0
+    _bad_disk: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
     _state: OrderedDict[str, _EventState] = field(default_factory=OrderedDict)
     _last_plate: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -135,12 +138,19 @@ class EventSink:
         self, topic: str, payload: dict[str, Any], retain: bool = False, ttl_s: float = 0.0
     ) -> None:
         data = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-        self.outbox.put(topic, data, qos=1, retain=retain, ttl_s=ttl_s)
+        try:
+            self.outbox.put(topic, data, qos=1, retain=retain, ttl_s=ttl_s)
+        except sqlite3.Error as exc:
+            # A full or broken disk must not stop tracking (nor the stdout/log output).
+            self.outbox_errors += 1
+            self._bad_disk.warning(
+                "outbox", f"outbox write failed {fields(topic=topic, error=exc)}"
+            )
 
     def stats(self) -> dict[str, int]:
         return {
             "events": self.events, "known_matches": self.known_matches,
-            "gate_commands": self.gate_commands,
+            "gate_commands": self.gate_commands, "outbox_errors": self.outbox_errors,
         }
 
 
@@ -190,7 +200,10 @@ async def run_event_stage(
             if publisher is not None:
                 out["mqtt"] = publisher.stats()
             if stats_source is not None:
-                out["pipeline"] = stats_source()
+                try:
+                    out["pipeline"] = stats_source()
+                except Exception:  # another stage's bug must not stop event publishing
+                    log.exception("stats source failed")
             return out
 
         async with trio.open_nursery() as nursery:
