@@ -1,19 +1,31 @@
 """Wiring of the stages into the appliance: one trio nursery, cancellation as the shutdown path.
 
-This first version runs ingest only: the UDP task reassembles frames into a ``FrameQueue``,
-consumer tasks decode each frame (OpenCV, in a worker thread) and, with ``--stdout``, print one
-JSON line per frame plus a periodic stats line. SIGINT/SIGTERM cancel the nursery; exit code 0.
+Data flow: UDP task (``ingest.udp``) -> ``FrameQueue`` (bounded per camera, the newest frames
+win) -> recognition workers (``service.workers``, one per core) -> channel of ``PlateRead`` ->
+event stage (``publish.stage``: tracker, known plates, SQLite outbox, MQTT).
+
+Shutdown is ordered so nothing in hand is lost. SIGTERM/SIGINT (or ``Pipeline.stop``) cancels
+only the UDP task and closes the frame queue; workers finish the frames already received and
+close the reads channel; the event stage sees the end of its input, ends the open events,
+writes them to the outbox and flushes it to the broker under its own shielded deadline. A drain
+longer than ``device.shutdown_timeout_s`` is cut short by cancelling everything; what is not
+published by then stays in the outbox for the next start.
+
+A stage that crashes is logged with its traceback and restarted with backoff
+(``service.supervise``) while the others keep running.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
-import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -21,34 +33,237 @@ import trio
 from edge_anpr.config import Config
 from edge_anpr.errors import EdgeAnprError
 from edge_anpr.ingest.queue import FrameQueue
-from edge_anpr.ingest.reassembly import Dropped, Reassembler
-from edge_anpr.ingest.udp import DropLog, run_udp_ingest
+from edge_anpr.ingest.reassembly import Reassembler
+from edge_anpr.ingest.udp import run_udp_ingest
 from edge_anpr.logs import fields
-from edge_anpr.values import Frame
+from edge_anpr.service.notify import SystemdNotifier, run_watchdog
+from edge_anpr.service.supervise import supervise
+from edge_anpr.service.workers import RecognizerFactory, WorkerStats, run_workers
+from edge_anpr.values import PlateRead
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
 
 log = logging.getLogger(__name__)
 
+READS_BUFFER = 256
+"""Reads waiting for the event stage; workers wait (they never drop a read) when it is full."""
+STUCK_AFTER_S = 30.0
+"""Frames waiting while no worker finished one for this long means the pipeline is hung."""
 
-def serve_main(cfg: Config, *, stdout_json: bool, port: int | None, mqtt: bool) -> int:
-    """Run the appliance until SIGINT/SIGTERM; 0 on a clean stop."""
+
+@dataclass
+class Sinks:
+    """Where the pipeline reports besides MQTT (``serve --stdout`` and the demo use these)."""
+
+    on_read: Callable[[PlateRead], None] | None = None
+    on_event: Callable[[dict[str, Any]], None] | None = None
+    on_stats: Callable[[dict[str, Any]], None] | None = None
+
+
+@dataclass
+class Pipeline:
+    """Handle on a running pipeline: its port, its counters and the graceful stop."""
+
+    port: int
+    workers: int
+    reassembler: Reassembler
+    queue: FrameQueue
+    worker_stats: WorkerStats
+    _ingest_scope: trio.CancelScope
+    _stages_scope: trio.CancelScope
+    _shutdown_timeout_s: float
+    started_monotonic_s: float = dataclasses.field(default_factory=time.monotonic)
+    _last_progress_s: float = dataclasses.field(default_factory=time.monotonic)
+    _last_done: int = 0
+
+    @property
+    def stopping(self) -> bool:
+        return self._ingest_scope.cancel_called
+
+    def stop(self) -> None:
+        """Stop taking frames, finish those in hand, flush; give up after the timeout."""
+        if self.stopping:
+            return
+        log.info("%s", fields(event="draining", frames_waiting=len(self.queue)))
+        self._ingest_scope.cancel()
+        self.queue.close()
+        self._stages_scope.deadline = trio.current_time() + self._shutdown_timeout_s
+
+    def frames_done(self) -> int:
+        w = self.worker_stats
+        return w.frames_recognized + w.frames_undecodable + w.frames_failed
+
+    def healthy(self) -> bool:
+        """False when frames wait and no worker has finished one for ``STUCK_AFTER_S``."""
+        now = time.monotonic()
+        done = self.frames_done()
+        if done != self._last_done or len(self.queue) == 0:
+            self._last_done, self._last_progress_s = done, now
+        return now - self._last_progress_s < STUCK_AFTER_S
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "uptime_s": round(time.monotonic() - self.started_monotonic_s, 1),
+            "workers": self.workers,
+            **self.reassembler.stats.snapshot(),
+            "senders_tracked": self.reassembler.tracked_senders(),
+            "frames_in_flight": self.reassembler.tracked_frames(),
+            "bytes_buffered": self.reassembler.tracked_bytes(),
+            "queue_depth": len(self.queue),
+            **self.worker_stats.snapshot(),
+        }
+
+
+async def run_pipeline(
+    cfg: Config,
+    *,
+    sinks: Sinks | None = None,
+    recognizer_factory: RecognizerFactory | None = None,
+    outbox_path: str | None = None,
+    task_status: trio.TaskStatus[Pipeline] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run every stage until stopped and drained; ``task_status`` gets the ``Pipeline``."""
+    from edge_anpr.publish.stage import run_event_stage
+
+    sinks = sinks or Sinks()
+    reassembler = Reassembler(cfg)
+    queue = FrameQueue(cfg.ingest.queue_frames_per_camera, reassembler.stats)
+    worker_stats = WorkerStats()
+    reads_tx, reads_rx = trio.open_memory_channel[PlateRead](READS_BUFFER)
+    ingest_scope = trio.CancelScope()
+    pipeline: Pipeline | None = None
+
+    def stats() -> dict[str, Any]:
+        return pipeline.snapshot() if pipeline else {}
+
+    async with trio.open_nursery() as outer:
+        async with trio.open_nursery() as stages:
+            port: int = await stages.start(_ingest, cfg, queue, reassembler, ingest_scope)
+            workers: int = await stages.start(
+                functools.partial(
+                    run_workers, cfg, queue, reads_tx, worker_stats,
+                    factory=recognizer_factory, on_read=sinks.on_read,
+                )
+            )
+            stages.start_soon(
+                supervise, "events",
+                functools.partial(
+                    run_event_stage, cfg, reads_rx, stats, on_event=sinks.on_event,
+                    outbox_path=outbox_path,
+                ),
+            )
+            pipeline = Pipeline(
+                port, workers, reassembler, queue, worker_stats, ingest_scope,
+                stages.cancel_scope, cfg.device.shutdown_timeout_s,
+            )
+            outer.start_soon(_report_stats, cfg.device.stats_interval_s, pipeline, sinks)
+            task_status.started(pipeline)
+        outer.cancel_scope.cancel()
+    log.info("%s", fields(event="stopped", **_flat(pipeline.snapshot())))
+
+
+async def _ingest(
+    cfg: Config,
+    queue: FrameQueue,
+    reassembler: Reassembler,
+    scope: trio.CancelScope,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """The UDP task under ``scope``: a failure to bind is fatal, a later crash restarts it."""
+    port: int | None = None
+    with scope:
+        try:
+            async with trio.open_nursery() as nursery:
+                port = await nursery.start(run_udp_ingest, cfg, queue, reassembler)
+                task_status.started(port)
+        except Exception:
+            if port is None:  # never bound (port in use...): the caller must hear of it
+                raise
+            log.exception("%s", fields(event="stage_crashed", stage="ingest"))
+        assert port is not None
+        same_port = dataclasses.replace(cfg, ingest=dataclasses.replace(cfg.ingest, port=port))
+        await supervise("ingest", functools.partial(run_udp_ingest, same_port, queue, reassembler))
+
+
+async def _report_stats(interval_s: float, pipeline: Pipeline, sinks: Sinks) -> None:
+    while True:
+        await trio.sleep(interval_s)
+        snap = pipeline.snapshot()
+        if sinks.on_stats is not None:
+            sinks.on_stats(snap)
+        log.info("%s", fields(event="stats", **_flat(snap)))
+
+
+def _flat(snap: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in snap.items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+# --- `edge-anpr serve` -------------------------------------------------------------------------
+
+
+class JsonLines:
+    """JSON lines on stdout, flushed one by one (a pipe reader sees each as it happens)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def write(self, obj: dict[str, Any]) -> None:
+        if self.enabled:
+            sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
+            sys.stdout.flush()
+
+
+def read_line(read: PlateRead) -> dict[str, Any]:
+    return {
+        "type": "read",
+        "camera": read.camera,
+        "text": read.text.text,
+        "confidence": round(read.text.confidence, 4),
+        "region": read.text.region,
+        "box": list(read.box_px),
+        "candidates": [
+            {"text": c.text, "confidence": round(c.confidence, 4)} for c in read.text.candidates
+        ],
+        "frame_sequence": read.frame_sequence,
+        "capture_time_us": read.capture_time_us,
+        "latency_ms": round((time.monotonic() - read.completed_monotonic_s) * 1000, 2),
+    }
+
+
+def with_overrides(cfg: Config, *, port: int | None = None, mqtt: bool = True) -> Config:
     if port is not None:
         if not 0 <= port <= 65535:
             raise EdgeAnprError(f"--port must be 0..65535, got {port}")
         cfg = dataclasses.replace(cfg, ingest=dataclasses.replace(cfg.ingest, port=port))
-    if mqtt and cfg.mqtt.enabled:
-        log.info("%s", fields(event="mqtt_not_wired", note="this build runs ingest only"))
+    if not mqtt:
+        cfg = dataclasses.replace(cfg, mqtt=dataclasses.replace(cfg.mqtt, enabled=False))
+    return cfg
+
+
+def serve_main(cfg: Config, *, stdout_json: bool, port: int | None, mqtt: bool) -> int:
+    """Run the appliance until SIGINT/SIGTERM; 0 on a clean stop."""
+    cfg = with_overrides(cfg, port=port, mqtt=mqtt)
+    run_trio(_serve, cfg, JsonLines(stdout_json))
+    return 0
+
+
+def run_trio(fn: Callable[..., Any], *args: Any) -> None:
     try:
-        trio.run(_serve, cfg, stdout_json)
+        trio.run(fn, *args)
     except BaseExceptionGroup as group:
         # Surface one user-facing error (e.g. the port is in use) as itself, not a group.
-        leaves = list(_leaves(group))
+        leaves = _leaves(group)
         if len(leaves) == 1 and isinstance(leaves[0], EdgeAnprError):
             raise leaves[0] from None
         raise
-    return 0
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -57,99 +272,42 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-class _Output:
-    """JSON lines on stdout, flushed one by one (a pipe reader sees each as it happens)."""
+async def _serve(cfg: Config, out: JsonLines) -> None:
+    notifier = SystemdNotifier.from_environ()
+    notifier.status("loading models")
+    sinks = Sinks(
+        on_read=lambda read: out.write(read_line(read)),
+        on_event=lambda event: out.write({"type": "event", **event}),
+        on_stats=lambda snap: out.write({"type": "stats", **snap}),
+    )
+    try:
+        async with trio.open_nursery() as nursery:
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
+            async def pipeline_then_stop_helpers(
+                task_status: trio.TaskStatus[Pipeline] = trio.TASK_STATUS_IGNORED,
+            ) -> None:
+                await run_pipeline(cfg, sinks=sinks, task_status=task_status)
+                nursery.cancel_scope.cancel()  # the signal and watchdog tasks have no more work
 
-    def line(self, obj: dict[str, Any]) -> None:
-        if self.enabled:
-            sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
-            sys.stdout.flush()
-
-
-async def _serve(cfg: Config, stdout_json: bool) -> None:
-    reassembler = Reassembler(cfg)
-    queue = FrameQueue(cfg.ingest.queue_frames_per_camera, reassembler.stats)
-    out = _Output(stdout_json)
-    workers = cfg.workers.count or os.cpu_count() or 1
-    limiter = trio.CapacityLimiter(workers)
-    counters = {"frames_decoded": 0}
-    started = time.monotonic()
-    drops = DropLog()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
-        await nursery.start(run_udp_ingest, cfg, queue, reassembler)
-        for _ in range(workers):
-            nursery.start_soon(_consume, queue, limiter, reassembler, out, counters, drops)
-        nursery.start_soon(
-            _stats_every, cfg.device.stats_interval_s, reassembler, queue, out, counters, started
-        )
-    log.info("%s", fields(event="stopped", **reassembler.stats.snapshot()))
+            pipeline: Pipeline = await nursery.start(pipeline_then_stop_helpers)
+            notifier.ready(f"listening on udp {cfg.ingest.bind}:{pipeline.port}")
+            nursery.start_soon(_stop_on_signals, pipeline, notifier, nursery.cancel_scope)
+            nursery.start_soon(run_watchdog, notifier, pipeline.healthy)
+    finally:
+        notifier.stopping()
 
 
-async def _stop_on_signal(scope: trio.CancelScope) -> None:
+async def _stop_on_signals(
+    pipeline: Pipeline, notifier: SystemdNotifier, everything: trio.CancelScope
+) -> None:
+    """First SIGTERM/SIGINT drains gracefully; a second one cancels at once."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
-            log.info("%s", fields(event="shutdown", signal=signal.Signals(signum).name))
-            scope.cancel()
-            return
-
-
-def decode_frame(jpeg: bytes) -> tuple[int, int] | None:
-    """Width and height of an encoded image, or None when OpenCV cannot decode it."""
-    import cv2
-    import numpy as np
-
-    image = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        return None
-    height, width = image.shape[:2]
-    return int(width), int(height)
-
-
-async def _consume(
-    queue: FrameQueue, limiter: trio.CapacityLimiter, reassembler: Reassembler, out: _Output,
-    counters: dict[str, int], drops: DropLog,
-) -> None:
-    async for frame in queue:
-        size = await trio.to_thread.run_sync(decode_frame, frame.jpeg, limiter=limiter)
-        if size is None:
-            reassembler.stats.drops["undecodable"] += 1
-            drops.dropped(Dropped(
-                "undecodable", frame.sender, frame.camera,
-                f"{len(frame.jpeg)}-byte {frame.wire_format} frame is not a decodable image",
-            ))
-            continue
-        counters["frames_decoded"] += 1
-        out.line(_frame_line(frame, size))
-
-
-def _frame_line(frame: Frame, size: tuple[int, int]) -> dict[str, Any]:
-    return {
-        "type": "frame", "camera": frame.camera, "sequence": frame.sequence,
-        "wire_format": frame.wire_format, "sender": f"{frame.sender[0]}:{frame.sender[1]}",
-        "bytes": len(frame.jpeg), "width": size[0], "height": size[1],
-        "capture_time_us": frame.capture_time_us,
-    }
-
-
-async def _stats_every(
-    interval_s: float, reassembler: Reassembler, queue: FrameQueue, out: _Output,
-    counters: dict[str, int], started: float,
-) -> None:
-    while True:
-        await trio.sleep(interval_s)
-        line = {
-            "type": "stats",
-            "uptime_s": round(time.monotonic() - started, 1),
-            **reassembler.stats.snapshot(),
-            "frames_decoded": counters["frames_decoded"],
-            "senders_tracked": reassembler.tracked_senders(),
-            "frames_in_flight": reassembler.tracked_frames(),
-            "bytes_buffered": reassembler.tracked_bytes(),
-            "queue_depth": len(queue),
-        }
-        out.line(line)
-        log.info("%s", fields(event="stats", **{k: v for k, v in line.items() if k != "type"}))
+            name = signal.Signals(signum).name
+            if pipeline.stopping:
+                log.warning("%s", fields(event="shutdown_forced", signal=name))
+                everything.cancel()
+                return
+            log.info("%s", fields(event="shutdown", signal=name))
+            notifier.stopping()
+            pipeline.stop()

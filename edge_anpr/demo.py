@@ -1,0 +1,131 @@
+"""``edge-anpr demo`` (what ``make run`` starts): the whole appliance on its embedded defaults.
+
+It serves on a free UDP port, starts ``edge-anpr send`` as a separate process (as a camera
+would be) with the bundled frames in ``edge_anpr/demo/`` (rendered by
+``edge_anpr/train/demo_frames.py``, never real photographs), prints every read and every plate
+event as it happens, then drains, and compares what was read with ``demo/expected.json``.
+
+MQTT is off in the demo (a fresh machine has no broker) and the outbox lives in a temporary
+folder, so the demo leaves nothing behind; ``edge-anpr serve`` is the real thing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from edge_anpr.app import Pipeline, Sinks, run_pipeline, run_trio, with_overrides
+from edge_anpr.config import Config
+from edge_anpr.errors import EdgeAnprError
+from edge_anpr.values import PlateRead
+
+log = logging.getLogger(__name__)
+
+DEMO_DIR = Path(__file__).parent / "demo"
+DEMO_FPS = 4.0
+SETTLE_S = 10.0
+"""After the sender is done, how long to wait at most for the workers to finish its frames."""
+
+
+def expected_plates(demo_dir: Path = DEMO_DIR) -> set[str]:
+    """Plate texts the bundled frames show, from ``expected.json`` (file -> texts)."""
+    path = demo_dir / "expected.json"
+    if not path.exists():
+        return set()
+    raw: Any = json.loads(path.read_text(encoding="utf-8"))
+    texts: set[str] = set()
+    items = raw.values() if isinstance(raw, dict) else raw
+    for item in items:
+        if isinstance(item, str):
+            texts.add(item)
+        elif isinstance(item, list):
+            texts.update(t for t in item if isinstance(t, str))
+        elif isinstance(item, dict):
+            texts.update(t for t in item.get("plates", []) if isinstance(t, str))
+    return texts
+
+
+def demo_main(cfg: Config, *, port: int | None, loop: bool) -> int:
+    if not any(DEMO_DIR.glob("*.jpg")):
+        raise EdgeAnprError(f"no demo frames in {DEMO_DIR}; reinstall the package")
+    cfg = with_overrides(cfg, port=port if port is not None else 0, mqtt=False)
+    cfg = dataclasses.replace(
+        cfg,
+        ingest=dataclasses.replace(cfg.ingest, bind="127.0.0.1"),
+        device=dataclasses.replace(
+            cfg.device, stats_interval_s=max(cfg.device.stats_interval_s, 30)
+        ),
+        tracker=dataclasses.replace(cfg.tracker, quiet_time_s=min(cfg.tracker.quiet_time_s, 1.5)),
+    )
+    seen: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="edge-anpr-demo-") as tmp:
+        run_trio(_demo, cfg, loop, str(Path(tmp) / "outbox.sqlite"), seen)
+    expected = expected_plates()
+    found, missed, extra = expected & set(seen), expected - set(seen), set(seen) - expected
+    print(
+        f"demo: read {len(found)} of {len(expected)} plates in the bundled frames"
+        + (f"; not read: {', '.join(sorted(missed))}" if missed else "")
+        + (f"; also read: {', '.join(sorted(extra))}" if extra else "")
+    )
+    return 0 if seen else 1
+
+
+async def _demo(cfg: Config, loop: bool, outbox_path: str, seen: dict[str, float]) -> None:
+    def on_read(read: PlateRead) -> None:
+        text = read.text
+        seen[text.text] = max(seen.get(text.text, 0.0), text.confidence)
+        latency_ms = (time.monotonic() - read.completed_monotonic_s) * 1000
+        print(
+            f"read   {text.text:<10} confidence={text.confidence:.2f} region={text.region} "
+            f"camera={read.camera} box={list(read.box_px)} latency_ms={latency_ms:.0f}",
+            flush=True,
+        )
+
+    def on_event(event: dict[str, Any]) -> None:
+        print(
+            f"event  {event.get('kind', '?'):<6} {event.get('text', '')!s:<10} "
+            f"reads={event.get('read_count', '?')} id={event.get('event_id', '?')}",
+            flush=True,
+        )
+
+    sinks = Sinks(on_read=on_read, on_event=on_event)
+    async with trio.open_nursery() as nursery:
+
+        async def pipeline_then_stop_helpers(
+            task_status: trio.TaskStatus[Pipeline] = trio.TASK_STATUS_IGNORED,
+        ) -> None:
+            await run_pipeline(cfg, sinks=sinks, outbox_path=outbox_path, task_status=task_status)
+            nursery.cancel_scope.cancel()
+
+        pipeline: Pipeline = await nursery.start(pipeline_then_stop_helpers)
+        print(f"demo: serving on udp 127.0.0.1:{pipeline.port}, sending {DEMO_DIR}", flush=True)
+        nursery.start_soon(_stop_on_sigint, pipeline)
+        command = [
+            sys.executable, "-m", "edge_anpr", "send", str(DEMO_DIR), "--host", "127.0.0.1",
+            "--port", str(pipeline.port), "--fps", str(DEMO_FPS), "--format", "sequenced",
+        ]
+        if loop:
+            command.append("--loop")
+        await trio.run_process(command, check=False)
+        with trio.move_on_after(SETTLE_S):
+            while pipeline.frames_done() + pipeline.queue.dropped < (
+                pipeline.reassembler.stats.frames_completed
+            ):
+                await trio.sleep(0.05)
+        pipeline.stop()
+
+
+async def _stop_on_sigint(pipeline: Pipeline) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            pipeline.stop()
+            return
