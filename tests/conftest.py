@@ -4,7 +4,9 @@
 no persistence. ``mosquitto_factory(tls=..., users=..., persistence=...)`` makes variants:
 
 - ``tls=True``: a CA and a server certificate for 127.0.0.1/localhost are generated with
-  ``openssl`` at test time; ``broker.ca_file`` is the CA to trust;
+  ``openssl`` at test time; ``broker.ca_file`` is the CA to trust; with
+  ``client_certs=True`` the broker also requires a client certificate
+  (``broker.client_cert``/``broker.client_key``, signed by that CA);
 - ``users={"name": "password"}``: a ``password_file`` made with ``mosquitto_passwd -b`` and
   anonymous access off;
 - ``acl="topic readwrite a/#\n..."``: an ``acl_file`` with that text (allow-list);
@@ -48,6 +50,7 @@ class Broker:
         users: dict[str, str] | None = None,
         persistence: bool = False,
         acl: str = "",
+        client_certs: bool = False,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = free_tcp_port()
@@ -83,10 +86,15 @@ class Broker:
         if acl:
             (workdir / "acl").write_text(acl)
             lines.append(f"acl_file {workdir / 'acl'}")
+        self.client_cert = self.client_key = ""
         if tls:
             ca, cert, key = make_certificates(workdir)
             self.ca_file = str(ca)
             lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
+            if client_certs:
+                cert, key = make_client_certificate(workdir)
+                self.client_cert, self.client_key = str(cert), str(key)
+                lines += ["require_certificate true"]
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
 
@@ -171,6 +179,19 @@ def make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
     return ca, cert, key
 
 
+def make_client_certificate(workdir: Path) -> tuple[Path, Path]:
+    """A client certificate signed by the CA of ``make_certificates`` (same folder)."""
+    key, csr, cert = workdir / "client.key", workdir / "client.csr", workdir / "client.crt"
+    for args in (
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+         "-subj", "/CN=edge-anpr-client"],
+        ["x509", "-req", "-in", str(csr), "-CA", str(workdir / "ca.crt"), "-CAkey",
+         str(workdir / "ca.key"), "-CAcreateserial", "-out", str(cert), "-days", "2"],
+    ):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    return cert, key
+
+
 def _require_mosquitto() -> None:
     if not Path(MOSQUITTO).exists():
         pytest.skip("mosquitto is not installed (scripts/ensure-system-packages installs it)")
@@ -235,7 +256,8 @@ class Subscriber:
         if username:
             self.client.username_pw_set(username, password)
         if broker.ca_file:
-            self.client.tls_set(ca_certs=broker.ca_file)
+            self.client.tls_set(ca_certs=broker.ca_file, certfile=broker.client_cert or None,
+                                keyfile=broker.client_key or None)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = lambda c, u, m: self.messages.append(m)

@@ -4,6 +4,7 @@ discovery, known plates and gate commands, TLS, passwords and MQTT 5."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -359,3 +360,32 @@ async def test_mqtt5_refused_topic_is_dropped_without_blocking_the_queue(
     rejected = [r for r in caplog.records if "rejected" in r.getMessage()]
     assert len(rejected) == 2, [r.getMessage() for r in rejected]
     assert "authori" in rejected[0].getMessage().lower()
+
+
+async def test_tls_with_client_certificate(
+    mosquitto_factory: Callable[..., Broker], subscriber_factory: Callable[..., Subscriber],
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="edge_anpr.publish")
+    broker = mosquitto_factory(tls=True, client_certs=True)
+    # without a client certificate the broker hangs up during the handshake
+    cfg = make_cfg(broker, tmp_path, tls=True, ca_file=broker.ca_file, flush_timeout_s=0.2)
+    async with trio.open_nursery() as nursery:
+        send = await start_stage(nursery, cfg, outbox_path=str(tmp_path / "first.sqlite"))
+        await send.send(plate_read("AB123CD", 0.0))
+        await trio.sleep(0.5)
+        nursery.cancel_scope.cancel()
+    assert "mqtt connected" not in caplog.text
+    assert "mqtt connection failed" in caplog.text
+    cfg = make_cfg(broker, tmp_path, tls=True, ca_file=broker.ca_file,
+                   cert_file=broker.client_cert, key_file=broker.client_key)
+    await _one_event_arrives(broker, subscriber_factory(broker, [f"{PREFIX}/#"]), cfg)
+
+
+async def test_unusable_tls_files_name_the_keys(mosquitto: Broker, tmp_path: Path) -> None:
+    from edge_anpr.errors import PublishError
+
+    cfg = make_cfg(mosquitto, tmp_path, tls=True, ca_file=str(tmp_path / "missing.pem"))
+    _send, recv = trio.open_memory_channel[PlateRead](1)
+    with pytest.raises(PublishError, match=r"mqtt\.ca_file="):
+        await run_event_stage(cfg, recv)

@@ -291,3 +291,44 @@ def test_every_started_event_ends_exactly_once(texts: list[str], gaps: list[floa
         if e.kind == "end":
             seen.discard(e.event_id)
     assert sum(e.read_count for e in out if e.kind == "end") == len(texts)
+
+
+def test_a_misread_first_frame_is_corrected_by_the_following_reads() -> None:
+    tr = tracker()
+    reads = [read("A8I23C0", 0.0, conf=0.4)] + [
+        read("AB123CD", 0.1 * i, box=(100 + 2 * i, 200, 120, 30)) for i in range(1, 5)
+    ]
+    events = run(tr, reads, until_s=10.0)
+    assert kinds(events) == [
+        ("ev1", "start", "A8I23C0"), ("ev1", "update", "AB123CD"), ("ev1", "end", "AB123CD"),
+    ]
+    assert events[-1].read_count == 5
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet="AB18", min_size=0, max_size=9),
+            st.floats(min_value=0.0, max_value=1.0),
+            st.lists(st.floats(min_value=0.0, max_value=1.0), max_size=12),
+            st.tuples(st.integers(-50, 2000), st.integers(-50, 2000), st.integers(0, 400),
+                      st.integers(0, 200)),
+        ),
+        max_size=25,
+    )
+)
+def test_odd_reads_never_break_the_tracker(
+    reads: list[tuple[str, float, list[float], tuple[int, int, int, int]]],
+) -> None:
+    """Zero-size boxes, confidences that do not fit the text, empty texts: still consistent."""
+    tr = tracker(quiet_time_s=0.5)
+    out: list[PlateEvent] = []
+    for i, (text, conf, chars, box) in enumerate(reads):
+        r = read(text, 0.05 * i, conf=conf, chars=tuple(chars), box=box, candidates=())
+        out += tr.push(r, 0.05 * i)
+    out += tr.close(100.0)
+    for e in out:
+        assert e.text and 0.0 <= e.confidence <= 1.0
+        assert e.candidates[0].text == e.text
+    assert tr.open_events() == 0
