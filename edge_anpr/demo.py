@@ -92,7 +92,7 @@ async def _demo(cfg: Config, loop: bool, outbox_path: str, seen: dict[str, float
 
     def on_event(event: dict[str, Any]) -> None:
         print(
-            f"event  {event.get('kind', '?'):<6} {event.get('text', '')!s:<10} "
+            f"event  {event.get('kind', '?'):<6} {event.get('plate', '')!s:<10} "
             f"reads={event.get('read_count', '?')} id={event.get('event_id', '?')}",
             flush=True,
         )

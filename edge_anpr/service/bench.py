@@ -1,0 +1,242 @@
+"""``edge-anpr bench serve``: the whole pipeline, measured the way a camera would load it.
+
+For 1 worker and then for N workers, the real pipeline (``app.run_pipeline``: UDP, reassembly,
+recognition workers, tracker, outbox, MQTT) runs in this process against a throwaway local
+mosquitto (started here when the ``mosquitto`` binary exists; otherwise MQTT is off and the
+latency is measured to the outbox write, which the report says). ``edge-anpr send`` runs as a
+second process, as a camera would, looping over 1280x720 JPEG frames.
+
+Two phases per worker count:
+
+1. throughput: the sender offers far more frames than the workers can take (the frame queue
+   keeps the newest and counts drops); frames/s is what the workers finished in a fixed
+   window after a warm-up;
+2. latency: the sender offers about half that rate, so frames do not queue; for every event
+   published, the time from the last datagram of the frame that caused it to its arrival at
+   an MQTT subscriber on the broker (p50, p99).
+
+Peak RSS is this process's (``ru_maxrss``): everything but the sender and the broker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from edge_anpr.app import Pipeline, Sinks, run_pipeline, run_trio
+from edge_anpr.config import Config
+from edge_anpr.demo import DEMO_DIR
+from edge_anpr.values import PlateRead
+
+WARMUP_S = 3.0
+WINDOW_S = 12.0
+LATENCY_S = 12.0
+
+
+def bench_serve(cfg: Config, *, frames: int, workers: int | None) -> int:
+    """Print per-worker-count throughput, latency and the scaling ratio; frames caps the window."""
+    del frames  # the windows are timed; the frame count is whatever fits in them
+    many = workers or os.cpu_count() or 1
+    counts = [1] if many == 1 else [1, many]
+    results: list[dict[str, Any]] = []
+    with _local_broker() as broker, tempfile.TemporaryDirectory(prefix="edge-anpr-bench-") as tmp:
+        for n in counts:
+            bench_cfg = _bench_config(cfg, n, broker, Path(tmp) / f"outbox-{n}.sqlite")
+            result: dict[str, Any] = {"workers": n}
+            run_trio(_measure, bench_cfg, broker is not None, result)
+            results.append(result)
+            _print_row(result, broker is not None)
+    summary: dict[str, Any] = {
+        "bench": "serve", "frame": "1280x720 JPEG (bundled demo frames)",
+        "mqtt": "local mosquitto" if broker else "off (latency to outbox write)",
+        "results": results,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    if len(results) == 2 and results[0]["frames_per_s"]:
+        summary["scaling"] = round(results[1]["frames_per_s"] / results[0]["frames_per_s"], 2)
+        print(f"scaling {many} workers / 1 worker: {summary['scaling']:.2f}x")
+    print(f"peak RSS: {summary['peak_rss_mb']:.0f} MB")
+    print(json.dumps(summary))
+    return 0
+
+
+def _bench_config(
+    cfg: Config, workers: int, broker: tuple[str, int] | None, outbox: Path
+) -> Config:
+    return dataclasses.replace(
+        cfg,
+        ingest=dataclasses.replace(cfg.ingest, bind="127.0.0.1", port=0),
+        workers=dataclasses.replace(cfg.workers, count=workers),
+        device=dataclasses.replace(cfg.device, stats_interval_s=3600),
+        mqtt=dataclasses.replace(
+            cfg.mqtt, enabled=broker is not None, host=broker[0] if broker else "",
+            port=broker[1] if broker else 1883, outbox_path=str(outbox),
+            homeassistant_discovery=False,
+        ),
+    )
+
+
+def _print_row(result: dict[str, Any], mqtt: bool) -> None:
+    target = "MQTT subscriber" if mqtt else "outbox"
+    print(
+        f"workers={result['workers']} frames_per_s={result['frames_per_s']:.1f} "
+        f"latency_to_{target.split()[0].lower()}_ms p50={result['latency_p50_ms']:.1f} "
+        f"p99={result['latency_p99_ms']:.1f} (n={result['latency_samples']}) "
+        f"queue_drops={result['queue_drops']}",
+        flush=True,
+    )
+
+
+async def _measure(cfg: Config, mqtt: bool, result: dict[str, Any]) -> None:
+    completed_by_seq: dict[int, float] = {}
+    latencies_ms: list[float] = []
+
+    def on_read(read: PlateRead) -> None:
+        if read.frame_sequence is not None:
+            completed_by_seq[read.frame_sequence] = read.completed_monotonic_s
+            if len(completed_by_seq) > 100_000:
+                completed_by_seq.pop(next(iter(completed_by_seq)))
+
+    def on_event(payload: dict[str, Any]) -> None:
+        if not mqtt:
+            _latency(payload, completed_by_seq, latencies_ms)
+
+    async with trio.open_nursery() as nursery:
+
+        async def pipeline_then_cancel(
+            task_status: trio.TaskStatus[Pipeline] = trio.TASK_STATUS_IGNORED,
+        ) -> None:
+            await run_pipeline(
+                cfg, sinks=Sinks(on_read=on_read, on_event=on_event), task_status=task_status
+            )
+            nursery.cancel_scope.cancel()
+
+        pipeline: Pipeline = await nursery.start(pipeline_then_cancel)
+        if mqtt:
+            nursery.start_soon(
+                _subscribe, cfg, f"edge-anpr/{cfg.device.name}/+/event", completed_by_seq,
+                latencies_ms,
+            )
+        fps = await _throughput(pipeline)
+        result["frames_per_s"] = fps
+        result["queue_drops"] = pipeline.queue.dropped
+        latencies_ms.clear()
+        await _offer(pipeline.port, max(1.0, fps * 0.5), LATENCY_S)
+        await trio.sleep(1.0)
+        ordered = sorted(latencies_ms)
+        result["latency_samples"] = len(ordered)
+        result["latency_p50_ms"] = statistics.median(ordered) if ordered else float("nan")
+        result["latency_p99_ms"] = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if (
+            ordered) else float("nan")
+        pipeline.stop()
+
+
+def _latency(payload: dict[str, Any], completed: dict[int, float], out: list[float]) -> None:
+    seq = payload.get("frame_sequence")
+    if payload.get("kind") in ("start", "update") and isinstance(seq, int) and seq in completed:
+        out.append((time.monotonic() - completed[seq]) * 1000)
+
+
+async def _throughput(pipeline: Pipeline) -> float:
+    """Frames/s the workers finish while always having a frame waiting.
+
+    A short probe at a high offered rate estimates the capacity; the measured window then offers
+    25% more than that, enough to keep every worker busy without spending a core on reassembling
+    frames that would only be dropped.
+    """
+    probe = await _done_rate(pipeline, offered_fps=120.0, warmup_s=WARMUP_S, window_s=3.0)
+    return await _done_rate(
+        pipeline, offered_fps=max(2.0, probe * 1.25), warmup_s=2.0, window_s=WINDOW_S
+    )
+
+
+async def _done_rate(
+    pipeline: Pipeline, *, offered_fps: float, warmup_s: float, window_s: float
+) -> float:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_offer, pipeline.port, offered_fps, warmup_s + window_s + 1)
+        await trio.sleep(warmup_s)
+        first, t0 = pipeline.frames_done(), time.monotonic()
+        await trio.sleep(window_s)
+        done, t1 = pipeline.frames_done(), time.monotonic()
+        nursery.cancel_scope.cancel()
+    await trio.sleep(1.0)  # let the queue drain before the next phase
+    return (done - first) / (t1 - t0)
+
+
+async def _offer(port: int, fps: float, seconds: float) -> None:
+    command = [
+        sys.executable, "-m", "edge_anpr", "send", str(DEMO_DIR), "--host", "127.0.0.1",
+        "--port", str(port), "--fps", f"{fps:.2f}", "--loop", "--format", "sequenced",
+        "--count", str(max(1, int(fps * seconds))),
+    ]
+    await trio.run_process(command, stdout=subprocess.DEVNULL)
+
+
+async def _subscribe(
+    cfg: Config, topic: str, completed: dict[int, float], out: list[float]
+) -> None:
+    """A thread-free paho subscriber polled from trio; records arrival latency per event."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="edge-anpr-bench-sub")
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+    client.on_message = lambda c, u, m: _latency(json.loads(m.payload), completed, out)
+    client.connect(cfg.mqtt.host, cfg.mqtt.port, keepalive=30)
+    try:
+        while True:
+            client.loop(timeout=0)
+            sock = client.socket()
+            with trio.move_on_after(0.05):
+                if sock is not None:
+                    await trio.lowlevel.wait_readable(sock)
+    finally:
+        client.disconnect()
+
+
+@contextmanager
+def _local_broker() -> Iterator[tuple[str, int] | None]:
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if binary is None:
+        print("mosquitto not found: MQTT off, latency measured to the outbox write")
+        yield None
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    with tempfile.TemporaryDirectory(prefix="edge-anpr-bench-broker-") as tmp:
+        conf = Path(tmp) / "mosquitto.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        proc = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            yield ("127.0.0.1", port)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=5)
