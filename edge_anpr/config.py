@@ -290,7 +290,7 @@ def _convert(tp: Any, value: Any, path: str, source: str, fld: dataclasses.Field
         (item_tp,) = get_args(tp)
         if not isinstance(value, list):
             raise ConfigError(f"{source}: {path} must be a list, got {_show(value)}")
-        if dataclasses.is_dataclass(item_tp):
+        if isinstance(item_tp, type) and dataclasses.is_dataclass(item_tp):
             return [_build(item_tp, v, f"{path}[{i}]", source) for i, v in enumerate(value)]
         return [
             _convert(item_tp, v, f"{path}[{i}]", source, fld) for i, v in enumerate(value)
@@ -353,10 +353,8 @@ def config_reference_markdown() -> str:
             elif get_origin(tp) is list and dataclasses.is_dataclass(get_args(tp)[0]):
                 walk(get_args(tp)[0], f"[[{path}]]")
             else:
-                default = (
-                    f.default if f.default is not dataclasses.MISSING
-                    else f.default_factory()  # type: ignore[misc]
-                )
+                factory: Any = f.default_factory
+                default = f.default if f.default is not dataclasses.MISSING else factory()
                 shown = _toml_literal(default)
                 rows.append(f"| `{path}` | `{shown}` | {f.metadata.get('doc', '')} |")
 
