@@ -298,9 +298,8 @@ def _convert(tp: Any, value: Any, path: str, source: str, fld: dataclasses.Field
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed:
-            raise ConfigError(
-                f"{source}: {path} must be one of {', '.join(map(repr, allowed))}, got {_show(value)}"
-            )
+            choices = ", ".join(map(repr, allowed))
+            raise ConfigError(f"{source}: {path} must be one of {choices}, got {_show(value)}")
         return value
     if origin in (typing.Union, types.UnionType):
         raise AssertionError(f"unsupported config type at {path}")  # our bug, not the user's

@@ -50,7 +50,8 @@ def test_cli_bad_config_exits_2_with_one_line(
     path.write_text("[ingest]\nmax_frame_bytes = -1\n")
     assert main(["config", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"edge-anpr: error: {path}: ingest.max_frame_bytes must be at least 1024, got -1"]
+    expected = f"{path}: ingest.max_frame_bytes must be at least 1024, got -1"
+    assert err == [f"edge-anpr: error: {expected}"]
 
 
 def test_readme_documents_every_key() -> None:

@@ -1,3 +1,5 @@
+import itertools
+
 import trio
 
 from edge_anpr.errors import ConfigError
@@ -29,7 +31,7 @@ async def test_crashing_stage_is_restarted_with_growing_delay_and_sibling_runs()
         nursery.cancel_scope.cancel()
 
     assert len(runs) == 4
-    gaps = [b - a for a, b in zip(runs, runs[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
     assert gaps[0] >= 0.02 and gaps[1] >= 0.04 and gaps[2] >= 0.08
     assert crashes == ["flaky"] * 3
     assert sibling_ticks > 5
