@@ -99,7 +99,7 @@ class Deployment:
             "edge_anpr_mosquitto_port": self.mosquitto_port,
         }
 
-    def apply(self, **overrides: Any) -> dict[str, Any]:
+    def apply(self, *flags: str, **overrides: Any) -> dict[str, Any]:
         """Run the playbook; returns ``rc``, per-task results and the recap (see ``parse``)."""
         extra = self.base / f"vars-{time.monotonic_ns()}.json"
         extra.write_text(json.dumps({**self.vars, **overrides}))
@@ -112,7 +112,7 @@ class Deployment:
         }
         proc = subprocess.run(
             [str(PLAYBOOK), "-i", str(self.inventory), str(ANSIBLE_DIR / "playbook.yml"),
-             "-e", f"@{extra}"],
+             "-e", f"@{extra}", *flags],
             capture_output=True, text=True, timeout=240, env=env, cwd=self.base,
         )
         report = parse(proc.stdout)
@@ -285,6 +285,22 @@ def test_second_apply_changes_nothing(deployment: Deployment, first_apply: dict[
     assert stats(report)["changed"] == 0, [
         name for name, res in task_results(report).items() if res.get("changed")
     ]
+
+
+def test_check_mode_sees_nothing_to_do(deployment: Deployment, first_apply: dict[str, Any]) -> None:
+    report = deployment.apply("--check", "--diff")
+    assert report["rc"] == 0, report["output"][-6000:]
+    assert stats(report)["changed"] == 0
+    # Secrets in the config never reach the --diff output.
+    assert deployment.vars["edge_anpr_mqtt_password"] not in report["output"]
+
+
+def test_check_mode_on_a_fresh_target_does_not_fail(tmp_path: Path) -> None:
+    fresh = Deployment(tmp_path)
+    report = fresh.apply("--check")
+    assert report["rc"] == 0, report["output"][-6000:]
+    assert stats(report)["changed"] > 0
+    assert not fresh.root.exists()  # --check wrote nothing on the target
 
 
 def test_changed_source_is_reinstalled_once(
