@@ -129,7 +129,7 @@ def evaluate(
         if progress:
             _progress(k, len(scenes))
         t0 = time.perf_counter()
-        image = decode_jpeg(scene.image_path.read_bytes())
+        image = decode_jpeg(scene.image_path.read_bytes(), grey=True)
         if image is None:
             log.warning("unreadable image=%s", scene.image_path)
             continue

@@ -55,12 +55,15 @@ GROUP_IOU = 0.1
 """Reads whose boxes overlap more than this are the same plate; the best one is kept."""
 
 
-def decode_jpeg(data: bytes) -> NDArray[np.uint8] | None:
-    """The BGR image of a JPEG (or any format OpenCV reads), or None when it does not decode."""
+def decode_jpeg(data: bytes, *, grey: bool = False) -> NDArray[np.uint8] | None:
+    """The BGR (or with ``grey``, single-channel) image of a JPEG or any format OpenCV reads;
+    None when it does not decode. Grey decoding skips the colour conversion (~25% faster) and
+    is all detection and reading need."""
     if not data:
         return None
+    flags = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error:
         return None
     if image is None or image.size == 0:
@@ -178,7 +181,7 @@ class FrameRecognizer:
         gate: MotionGate | None = None,
         decode_ms: float = 0.0,
     ) -> list[FoundPlate]:
-        """Every plate read in the frame, most confident first."""
+        """Every plate read in the frame (BGR or grey), most confident first."""
         t0 = time.perf_counter()
         gray = (
             image_bgr if image_bgr.ndim == 2
@@ -202,9 +205,9 @@ class FrameRecognizer:
     def recognize_jpeg(
         self, data: bytes, *, camera: str | None = None, gate: MotionGate | None = None
     ) -> list[FoundPlate] | None:
-        """Decode then recognise; None when the bytes are not an image."""
+        """Decode (grey) then recognise; None when the bytes are not an image."""
         t0 = time.perf_counter()
-        image = decode_jpeg(data)
+        image = decode_jpeg(data, grey=True)
         decode_ms = (time.perf_counter() - t0) * 1000
         if image is None:
             self.last_timing = StageTiming(decode_ms, 0.0, 0.0, decode_ms, 0)
