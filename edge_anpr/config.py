@@ -104,6 +104,10 @@ class DetectorConfig:
     score_threshold: float = _key(0.0, "SVM margin above which a window is a candidate.")
     motion_gating: bool = _key(False, "Skip detection on frames with no motion.")
     max_candidates: int = _key(8, "Candidates read per frame after NMS.", lo=1, hi=64)
+    max_rejected_reads: int = _key(
+        2, "Stop reading a frame's candidates (best first) after this many are rejected "
+        "(0 = read all).", lo=0, hi=64,
+    )
 
 
 @dataclass(frozen=True)

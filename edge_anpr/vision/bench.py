@@ -129,13 +129,14 @@ def bench_recognize(cfg: Config, frames: int = 100) -> int:
         recognizer.recognize_jpeg(data)
     stages: dict[str, list[float]] = {"decode": [], "detect": [], "read": [], "total": []}
     cpu: list[float] = []
-    plates = 0
+    plates = reads = 0
     for i in range(frames):
         c0 = time.thread_time()
         found = recognizer.recognize_jpeg(jpegs[i % len(jpegs)])
         cpu.append((time.thread_time() - c0) * 1000)
         t = recognizer.last_timing
         plates += len(found or [])
+        reads += recognizer.last_reads
         stages["decode"].append(t.decode_ms)
         stages["detect"].append(t.detect_ms)
         stages["read"].append(t.read_ms)
@@ -144,6 +145,7 @@ def bench_recognize(cfg: Config, frames: int = 100) -> int:
         "bench": "recognize", "frames": frames, "source": source, "threads": 1,
         "plate_widths_px": [cfg.detector.min_plate_width_px, cfg.detector.max_plate_width_px],
         "plates_per_frame": round(plates / frames, 3),
+        "reads_per_frame": round(reads / frames, 3),
     }
     print(f"frames: {frames} on 1 thread ({source}), plate widths "
           f"{cfg.detector.min_plate_width_px}..{cfg.detector.max_plate_width_px} px")

