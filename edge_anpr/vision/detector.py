@@ -40,8 +40,9 @@ CELLS_PER_PLATE = 8
 """A plate's width spans this many cells at every searched scale."""
 MIN_CELL_PX = 4.0
 """Cells are never computed from fewer image pixels than this (sets the finest octave)."""
-SCALE_STEP = 1.2
-"""Ratio between successive searched plate widths."""
+SCALE_STEP = 2.0 ** (1.0 / 3.0)
+"""Ratio between successive searched plate widths: three per octave. On the training holdout
+1.26 found the same plates as 1.2 with fewer false candidates, in 80% of the time."""
 _EPS = 1e-3
 
 BoxPx = tuple[int, int, int, int]
