@@ -10,6 +10,7 @@ no persistence. ``mosquitto_factory(tls=..., users=..., persistence=...)`` makes
 - ``users={"name": "password"}``: a ``password_file`` made with ``mosquitto_passwd -b`` and
   anonymous access off;
 - ``acl="topic readwrite a/#\n..."``: an ``acl_file`` with that text (allow-list);
+- ``extra=("max_packet_size 2000", ...)``: more config lines;
 - ``persistence=True``: the broker saves sessions and queued messages in its temp folder on a
   clean stop, so ``broker.restart()`` keeps persistent subscriber sessions (what a real
   broker restart does).
@@ -51,6 +52,7 @@ class Broker:
         persistence: bool = False,
         acl: str = "",
         client_certs: bool = False,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.host = "127.0.0.1"
         self.port = free_tcp_port()
@@ -83,6 +85,7 @@ class Broker:
             lines += ["allow_anonymous false", f"password_file {pw}"]
         else:
             lines.append("allow_anonymous true")
+        lines += extra
         if acl:
             (workdir / "acl").write_text(acl)
             lines.append(f"acl_file {workdir / 'acl'}")

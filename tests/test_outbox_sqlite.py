@@ -161,3 +161,41 @@ async def test_appliance_restart_sends_what_the_first_run_could_not(
         nursery.cancel_scope.cancel()
     got = [(e["event_id"], e["kind"]) for e in sub.on("edge-anpr/rs/gate/event")]  # type: ignore[index]
     assert got == [(e["event_id"], e["kind"]) for e in emitted]
+
+
+async def test_a_message_the_broker_always_hangs_up_on_is_dropped_after_strikes(
+    mosquitto_factory: Callable[..., Broker],
+    subscriber_factory: Callable[..., Subscriber],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # mosquitto disconnects a client that sends a packet above max_packet_size
+    broker = mosquitto_factory(extra=("max_packet_size 3000",))
+    path = str(tmp_path / "o.sqlite")
+    box = Outbox(path, 100)
+    box.put("edge-anpr/p/gate/event", json.dumps({"ok": 1}).encode())
+    box.put("edge-anpr/p/gate/event", b"x" * 5000)  # poison
+    box.put("edge-anpr/p/gate/event", json.dumps({"ok": 2}).encode())
+    box.close()
+    cfg = config_from_dict({
+        "device": {"name": "p"},
+        "mqtt": {"host": broker.host, "port": broker.port, "reconnect_min_s": 0.05,
+                 "reconnect_max_s": 0.1, "outbox_path": path, "homeassistant_discovery": False,
+                 # one at a time: the broker resets the connection with our next message
+                 # unread, which can destroy the PUBACK of the previous one (a legitimate
+                 # QoS 1 duplicate this test is not about)
+                 "max_inflight": 1},
+    })
+    sub = subscriber_factory(broker, ["edge-anpr/p/gate/event"])
+    send, recv = trio.open_memory_channel[PlateRead](1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sub.run)
+        async with trio.open_nursery() as stage:
+            await stage.start(lambda task_status: run_event_stage(cfg, recv,
+                                                                  task_status=task_status))
+            await sub.wait_for(lambda: len(sub.messages) == 2, timeout_s=10)
+            await send.aclose()
+        nursery.cancel_scope.cancel()
+    assert [json.loads(m.payload) for m in sub.messages] == [{"ok": 1}, {"ok": 2}]
+    assert "dropping a message the broker keeps refusing" in caplog.text
+    assert len(Outbox(path, 100)) == 0

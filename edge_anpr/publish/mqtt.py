@@ -27,7 +27,10 @@ on every CONNACK, and ``offline`` before a clean disconnect. Home Assistant disc
 published directly, not through the outbox.
 
 Reconnect: exponential backoff from ``mqtt.reconnect_min_s`` doubling to ``mqtt.reconnect_max_s``,
-with full jitter in [delay/2, delay], reset after a successful CONNACK.
+with jitter in [delay/2, delay], reset once a connection has stayed up for ``STABLE_AFTER_S``
+(a broker that accepts and then drops us at once is not hammered).
+
+Poison messages: see ``MqttPublisher._strike``.
 """
 
 from __future__ import annotations
@@ -55,6 +58,10 @@ from edge_anpr.publish.topics import Topics
 log = logging.getLogger(__name__)
 
 MISC_INTERVAL_S = 1.0
+STABLE_AFTER_S = 5.0
+"""A connection that lasted this long resets the reconnect backoff."""
+POISON_STRIKES = 5
+"""Connections lost in a row with the same oldest unacknowledged message before it is dropped."""
 
 
 class ConnectionLost(Exception):
@@ -100,6 +107,8 @@ class MqttPublisher:
         self.connections = 0
         self.published = 0
         self.rejected = 0
+        self.poisoned = 0
+        self._strikes: dict[str, int] = {}
         self._last_refusal = ""
         self._tls_context = self._make_tls_context() if self._mqtt.tls else None
 
@@ -149,7 +158,7 @@ class MqttPublisher:
     def stats(self) -> dict[str, object]:
         return {
             "connected": self.connected, "connections": self.connections,
-            "published": self.published, "rejected": self.rejected,
+            "published": self.published, "rejected": self.rejected, "poisoned": self.poisoned,
             "inflight": len(self._inflight),
         }
 
@@ -160,10 +169,12 @@ class MqttPublisher:
         next_delay = backoff_delays(self._mqtt.reconnect_min_s, self._mqtt.reconnect_max_s)
         task_status.started()
         while True:
-            was_up = False
+            stable = False
             try:
                 client = await self._connect()
+                started = trio.current_time()
                 was_up = await self._serve(client)
+                stable = was_up and trio.current_time() - started >= STABLE_AFTER_S
             except ConnectionLost as exc:
                 if str(exc):
                     log.warning(
@@ -172,7 +183,7 @@ class MqttPublisher:
                     )
             finally:
                 self._drop_connection()
-            delay = next_delay(was_up)
+            delay = next_delay(stable)
             log.info("mqtt reconnecting %s", fields(in_s=round(delay, 2)))
             await trio.sleep(delay)
 
@@ -331,6 +342,8 @@ class MqttPublisher:
         """Forget everything about the finished connection; the outbox still has it all."""
         if self.connected:
             log.warning("mqtt disconnected %s", fields(unacked=len(self._inflight)))
+        if self._inflight:
+            self._strike(min(self._inflight.values()))
         self.connected = False
         self._inflight.clear()
         self._last_sent_id = 0
@@ -347,6 +360,29 @@ class MqttPublisher:
                 client._sock_close()  # paho has no public "drop the socket now"
         self._sock = None
         self._progress.set()
+
+    def _strike(self, outbox_id: int) -> None:
+        """The oldest unacknowledged message when a connection died gets a strike.
+
+        The broker handles a client's messages in order, so when a broker closes the
+        connection because of one message (3.1.1 brokers may do that for a forbidden topic or
+        an oversized packet) that message is the oldest unacknowledged one every time. After
+        ``POISON_STRIKES`` connections in a row died with it there, it is dropped (logged,
+        counted) so that it cannot block everything behind it forever.
+        """
+        if self._strikes.get("id") != outbox_id:
+            self._strikes = {"id": outbox_id, "count": 0}
+        self._strikes["count"] += 1
+        if self._strikes["count"] >= POISON_STRIKES:
+            msg = self._outbox.pending(outbox_id - 1, 1)
+            topic = msg[0].topic if msg and msg[0].id == outbox_id else "?"
+            log.error(
+                "mqtt dropping a message the broker keeps refusing %s",
+                fields(topic=topic, connections_lost=self._strikes["count"]),
+            )
+            self._outbox.ack(outbox_id)
+            self.poisoned += 1
+            self._strikes = {}
 
     # -- paho callbacks (run inside loop_read/loop_write, i.e. in our trio task) ---------------
 

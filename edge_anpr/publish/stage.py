@@ -2,6 +2,7 @@
 
 Entry point for the integrator::
 
+    check_event_stage_config(cfg)  # at start-up: ConfigError/PublishError before serving
     await nursery.start(run_event_stage, cfg, reads_rx, stats_source)
     # keyword options: on_event=callable(dict) for `serve --stdout` JSON lines,
     #                  outbox_path=..., clock=..., wall_us=..., id_source=...
@@ -152,6 +153,18 @@ class EventSink:
             "events": self.events, "known_matches": self.known_matches,
             "gate_commands": self.gate_commands, "outbox_errors": self.outbox_errors,
         }
+
+
+def check_event_stage_config(cfg: Config) -> None:
+    """Raise the ``ConfigError``/``PublishError`` the stage would raise, before serving.
+
+    For the CLI to fail fast (exit 2 for config errors): wildcards in topic prefixes, a regex
+    known plate with too much tolerance, unreadable TLS files.
+    """
+    topics = Topics.from_config(cfg)
+    KnownPlates(cfg.known_plates)
+    if cfg.mqtt.enabled and cfg.mqtt.tls:
+        MqttPublisher(cfg, Outbox(":memory:", 10), topics)
 
 
 async def run_event_stage(
