@@ -1,0 +1,174 @@
+"""End to end through the CLI: ``edge-anpr serve --stdout`` fed by ``edge-anpr send``."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_anpr.cli import main
+from edge_anpr.ingest.protocol import encode_legacy
+
+
+def _pump(stream: IO[str], sink: queue.Queue[str]) -> None:
+    for line in stream:
+        sink.put(line)
+
+
+def _jpeg(path: Path, width: int, height: int) -> bytes:
+    image = np.zeros((height, width, 3), np.uint8)
+    cv2.rectangle(image, (5, 5), (width - 5, height - 5), (0, 200, 255), 3)
+    ok, buf = cv2.imencode(".jpg", image)
+    assert ok
+    path.write_bytes(buf.tobytes())
+    return buf.tobytes()
+
+
+def _edge_anpr(*args: str, **kw: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "edge_anpr", *args], text=True, **kw)
+
+
+def test_serve_counts_sent_frames_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """`edge-anpr send` (both formats) into `edge-anpr serve --stdout --port 0`: the stats line
+    shows every frame completed by ingest, and SIGTERM stops the appliance with exit 0."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[device]\nstats_interval_s = 0.5\n[cameras.gate]\nid = 3\n')
+    _jpeg(tmp_path / "car.jpg", 64, 48)
+    proc = _edge_anpr(
+        "serve", "--stdout", "--port", "0", "--no-mqtt", "--config", str(cfg),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    out: queue.Queue[str] = queue.Queue()
+    err: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None and proc.stderr is not None
+    threading.Thread(target=_pump, args=(proc.stdout, out), daemon=True).start()
+    threading.Thread(target=_pump, args=(proc.stderr, err), daemon=True).start()
+    log: list[str] = []
+
+    def early_exit() -> None:
+        if proc.poll() is None:
+            return
+        time.sleep(0.2)
+        while not err.empty():
+            log.append(err.get())
+        text = "".join(log)
+        if "model file not found" in text:
+            pytest.skip("serve needs the trained models (models/*.tflite): " + text.strip()[-200:])
+        pytest.fail(f"serve exited with {proc.returncode}: {text[-2000:]}")
+
+    try:
+        port = None
+        deadline = time.monotonic() + 30
+        while port is None and time.monotonic() < deadline:
+            early_exit()
+            try:
+                line = err.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            log.append(line)
+            if "serving udp=" in line:
+                port = int(line.rsplit(":", 1)[1])
+        assert port is not None, "".join(log)
+        for args in (["--format", "legacy"],
+                     ["--format", "sequenced", "--camera", "3", "--count", "2", "--loop"]):
+            sent = subprocess.run(
+                [sys.executable, "-m", "edge_anpr", "send", str(tmp_path / "car.jpg"), "--port",
+                 str(port), "--fps", "50", *args],
+                capture_output=True, text=True, timeout=30, check=True,
+            )
+            assert "sent frames=" in sent.stdout
+        junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with junk:
+            junk.sendto(b"\x00" * 100, ("127.0.0.1", port))  # legacy data with no frame
+        stats: dict[str, Any] = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            early_exit()
+            try:
+                obj = json.loads(out.get(timeout=0.2))
+            except queue.Empty:
+                continue
+            if obj["type"] == "stats":
+                stats = obj
+                if stats["frames_completed"] >= 3 and stats["dropped"].get("no_frame"):
+                    break
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert stats["frames_completed"] == 3, stats
+    assert stats["dropped"].get("no_frame") == 1
+    assert stats["datagrams"] == 2 + 2 + 1  # header+data, two 1-chunk frames, the junk
+
+
+def test_send_missing_source_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["send", str(tmp_path / "nope.jpg"), "--port", "9"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_send_bad_host_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _jpeg(tmp_path / "a.jpg", 32, 32)
+    assert main(["send", str(tmp_path / "a.jpg"), "--host", "no.such.host.invalid"]) == 2
+    assert "cannot resolve" in capsys.readouterr().err
+
+
+def test_send_folder_sends_files_unchanged_in_name_order(tmp_path: Path) -> None:
+    a = _jpeg(tmp_path / "b.jpg", 40, 30)
+    b = _jpeg(tmp_path / "a.jpg", 20, 10)
+    (tmp_path / "notes.txt").write_text("not an image")
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with rx:
+        rx.bind(("127.0.0.1", 0))
+        rx.settimeout(5)
+        port = rx.getsockname()[1]
+        assert main(["send", str(tmp_path), "--port", str(port), "--format", "legacy",
+                     "--fps", "100"]) == 0
+        expected = encode_legacy(b) + encode_legacy(a)  # a.jpg first: name order
+        got = [rx.recv(2048) for _ in expected]
+    assert got == expected
+    assert got[0] == len(b).to_bytes(4, "little") and b"".join(got[1:-1]).startswith(b)
+
+
+def test_send_video_reencodes_frames(tmp_path: Path) -> None:
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+    if not writer.isOpened():
+        pytest.skip("this OpenCV build cannot write MJPG/AVI")
+    for i in range(3):
+        writer.write(np.full((24, 32, 3), i * 60, np.uint8))
+    writer.release()
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with rx:
+        rx.bind(("127.0.0.1", 0))
+        rx.settimeout(5)
+        port = rx.getsockname()[1]
+        assert main(["send", str(video), "--port", str(port), "--fps", "100"]) == 0
+        datagrams = [rx.recv(2048) for _ in range(3)]
+    for d in datagrams:
+        assert d[:4] == b"EANP"
+        image = cv2.imdecode(np.frombuffer(d[32:], np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None and image.shape == (24, 32, 3)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX only")
+def test_serve_port_in_use_is_one_readable_error(capsys: pytest.CaptureFixture[str]) -> None:
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with busy:
+        busy.bind(("0.0.0.0", 0))
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--no-mqtt"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on udp 0.0.0.0:{port}" in err and "Traceback" not in err
