@@ -101,7 +101,7 @@ class DetectorConfig:
     )
     max_plate_width_px: int = _key(640, "Widest plate searched for, in frame pixels.", lo=16,
                                    hi=4096)
-    score_threshold: float = _key(0.0, "SVM margin above which a window is a candidate.")
+    score_threshold: float = _key(-0.25, "SVM margin above which a window is a candidate.")
     motion_gating: bool = _key(False, "Skip detection on frames with no motion.")
     max_candidates: int = _key(8, "Candidates read per frame after NMS.", lo=1, hi=64)
     max_rejected_reads: int = _key(

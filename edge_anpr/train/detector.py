@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_anpr.config import DetectorConfig
 from edge_anpr.datasplit import shared_data_dir
 from edge_anpr.train.scenes import Scene, find_scenes, normalise, scale_box
 from edge_anpr.vision.detector import (
@@ -39,11 +40,13 @@ from edge_anpr.vision.detector import (
     FeaturePyramid,
     PlateDetector,
     ScaleGrid,
+    Verifier,
     WindowModel,
     default_model_path,
     iou,
     plate_widths,
     score_maps,
+    verify_features,
     window_features,
 )
 
@@ -60,6 +63,10 @@ REGION_SHAPE = {"eu": "eu", "us": "us", "br": "br"}
 
 SCAN_MIN_PX = 56
 SCAN_MAX_PX = 1000
+"""Plate widths mined for negatives (wider than the default run-time range, for robustness)."""
+RUN_MIN_PX = DetectorConfig().min_plate_width_px
+RUN_MAX_PX = DetectorConfig().max_plate_width_px
+"""The default run-time range: verifier examples and the holdout report use it."""
 NEG_IOU = 0.2
 """Windows whose plate box overlaps a labelled plate by more than this are never negatives."""
 
@@ -369,8 +376,7 @@ def evaluate(
 ) -> dict[str, float]:
     plates = hits = fps = 0
     for d in data:
-        dets = detector.detect(d.gray, min_plate_width_px=SCAN_MIN_PX,
-                               max_plate_width_px=SCAN_MAX_PX, limit=limit, threshold=threshold)
+        dets = detector.detect(d.gray, limit=limit, threshold=threshold)
         plates += len(d.boxes)
         matched = set()
         for det in dets:
@@ -408,6 +414,85 @@ def train_shape(shape: str, train: list[Loaded], lam: float, rounds: int,
     return model
 
 
+def _jitter(box: tuple[float, float, float, float], rng: np.random.Generator,
+            amount: float) -> tuple[float, float, float, float]:
+    x, y, w, h = box
+    f = math.exp(rng.uniform(-amount, amount))
+    cx = x + w / 2 + rng.uniform(-amount, amount) * w * 0.5
+    cy = y + h / 2 + rng.uniform(-amount, amount) * h
+    return (cx - w * f / 2, cy - h * f / 2, w * f, h * f)
+
+
+def verifier_examples(
+    data: list[Loaded], model: DetectorModel, rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Positives: labelled boxes (jittered) and scanner candidates on plates; negatives: the
+    scanner's false candidates (what the verifier exists to reject), slightly jittered."""
+    det = PlateDetector(model, min_plate_width_px=RUN_MIN_PX, max_plate_width_px=RUN_MAX_PX,
+                        verify=False)
+    pos: list[np.ndarray] = []
+    neg: list[np.ndarray] = []
+    for d in data:
+        for b in d.boxes:
+            pos.append(verify_features(d.gray, b))
+            for _ in range(6):
+                pos.append(verify_features(d.gray, _jitter(b, rng, 0.1)))
+        for cand in det.detect(d.gray, limit=16, threshold=-0.75):
+            overlap = max((iou(cand.box_px, b) for b in d.boxes), default=0.0)
+            if overlap >= 0.3:
+                pos.append(verify_features(d.gray, cand.box_px))
+            elif overlap < NEG_IOU:
+                neg.append(verify_features(d.gray, cand.box_px))
+                for _ in range(3):
+                    neg.append(verify_features(d.gray, _jitter(cand.box_px, rng, 0.1)))
+    return pos, neg
+
+
+def candidate_scores(data: list[Loaded], model: DetectorModel, verifier: Verifier
+                     ) -> tuple[list[float], list[float]]:
+    """Verifier scores of the scanner's candidates on plates and elsewhere."""
+    det = PlateDetector(model, min_plate_width_px=RUN_MIN_PX, max_plate_width_px=RUN_MAX_PX,
+                        verify=False)
+    on, off = [], []
+    for d in data:
+        for cand in det.detect(d.gray, limit=8):
+            score = verifier.score(d.gray, cand.box_px)
+            if any(iou(cand.box_px, b) >= 0.3 for b in d.boxes):
+                on.append(score)
+            else:
+                off.append(score)
+    return on, off
+
+
+def train_verifier(data: list[Loaded], model: DetectorModel, lam: float,
+                   rng: np.random.Generator, keep: float = 0.98) -> Verifier:
+    """Fit on two halves in turn to get out-of-sample scores of the candidates on plates; the
+    threshold keeps ``keep`` of them. The final verifier is then fit on everything."""
+    halves = [[d for d in data if holdout_half(d) == k] for k in (0, 1)]
+    on_scores: list[float] = []
+    off_scores: list[float] = []
+    for k in (0, 1):
+        pos, neg = verifier_examples(halves[k], model, rng)
+        w, b = train_svm(np.array(pos), np.array(neg), lam)
+        on, off = candidate_scores(halves[1 - k], model, Verifier(w, b, 0.0))
+        on_scores += on
+        off_scores += off
+    threshold = float(np.quantile(on_scores, 1.0 - keep)) if on_scores else 0.0
+    rejected = float(np.mean(np.array(off_scores) < threshold)) if off_scores else 0.0
+    log.info("verifier out_of_sample plate_candidates=%d kept=%.3f other_candidates=%d "
+             "rejected=%.3f threshold=%.3f", len(on_scores),
+             float(np.mean(np.array(on_scores) >= threshold)), len(off_scores), rejected,
+             threshold)
+    pos, neg = verifier_examples(data, model, rng)
+    w, b = train_svm(np.array(pos), np.array(neg), lam)
+    log.info("verifier positives=%d negatives=%d", len(pos), len(neg))
+    return Verifier(w, b, threshold)
+
+
+def holdout_half(d: Loaded) -> int:
+    return hashlib.sha256(("half:" + d.scene.image_path.name).encode()).digest()[0] & 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edge_anpr.train detector")
     ap.add_argument("--data", type=Path, default=None, help="scenes folder (default ../shared)")
@@ -417,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--holdout", action="store_true",
                     help="train on 80%% of the training images and report on the other 20%%")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-verifier", action="store_true", help="skip the second stage")
+    ap.add_argument("--shapes-from", type=Path, default=None,
+                    help="reuse the window SVMs of this model file (train the verifier only)")
     ap.add_argument("--rendered", type=int, default=0,
                     help="rendered plates composited into training scenes, per shape (400 "
                          "raised held-out false candidates 0.95 -> 2.26 per image: off)")
@@ -436,19 +524,27 @@ def main(argv: list[str] | None = None) -> int:
         train, held = data, []
     log.info("training images=%d held_out=%d", len(train), len(held))
     rng = np.random.default_rng(args.seed)
-    models = tuple(train_shape(s, train, args.lam, args.rounds, rng, args.rendered)
-                   for s in SHAPES)
+    if args.shapes_from is not None:
+        models = DetectorModel.load(args.shapes_from).models
+        log.info("window models loaded from=%s", args.shapes_from)
+    else:
+        models = tuple(train_shape(s, train, args.lam, args.rounds, rng, args.rendered)
+                       for s in SHAPES)
     threshold = 0.0
     info = (f"HoG {CELLS_PER_PLATE} cells per plate width, shapes {','.join(SHAPES)}, "
             f"lam={args.lam}, rounds={args.rounds}, rendered={args.rendered}, "
             f"train images={len(train)}")
     model = DetectorModel(models, threshold, info)
+    if not args.no_verifier:
+        verifier = train_verifier(train, model, args.lam, rng)
+        model = DetectorModel(models, threshold, info + ", verifier", verifier)
     if held:
-        det = PlateDetector(model)
-        for t in (-0.5, -0.25, 0.0, 0.25):
-            for limit in (4, 8):
-                log.info("holdout threshold=%s limit=%d %s", t, limit,
-                         evaluate(held, det, limit, t))
+        for verify in (False, True):
+            det = PlateDetector(model, min_plate_width_px=RUN_MIN_PX,
+                                max_plate_width_px=RUN_MAX_PX, verify=verify)
+            for t in (-0.25, 0.0, 0.25):
+                log.info("holdout verify=%s threshold=%s limit=8 %s", verify, t,
+                         evaluate(held, det, 8, t))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
     log.info("saved path=%s", args.out)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -73,6 +73,8 @@ class Detection:
     score: float
     shape: str
     """Name of the window model that fired (eu, us, br...)."""
+    verify_score: float | None = None
+    """Second-stage score (None when the model has no verifier)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +316,54 @@ def score_maps(grid: ScaleGrid, models: list[WindowModel]) -> list[FloatArray | 
 
 
 # ---------------------------------------------------------------------------------------------
+# Second stage: a finer look at each candidate
+
+
+VERIFY_SIZE = (64, 32)
+"""Candidate crops are resized to this (width, height) for the verifier's HoG."""
+VERIFY_MARGIN = (0.08, 0.15)
+"""Margin added around a candidate box before the verifier looks at it (fraction of w, h)."""
+
+
+def verify_features(gray: NDArray[np.uint8], box: tuple[float, float, float, float]) -> FloatArray:
+    """HoG (``cv2.HOGDescriptor``, 8x8 cells, 756 values) of a candidate crop at 64x32.
+
+    At 4x the scanner's resolution across a plate, it sees character strokes the scanner's
+    cells average away, so it rejects many scanner false alarms for about 0.1 ms each,
+    before the (much more expensive) reader is asked.
+    """
+    x, y, w, h = box
+    mx, my = VERIFY_MARGIN[0] * w, VERIFY_MARGIN[1] * h
+    img_h, img_w = gray.shape[:2]
+    x0, y0 = max(0, round(x - mx)), max(0, round(y - my))
+    x1, y1 = min(img_w, round(x + w + mx)), min(img_h, round(y + h + my))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return np.zeros(_verify_hog().getDescriptorSize(), np.float32)
+    crop = cv2.resize(gray[y0:y1, x0:x1], VERIFY_SIZE, interpolation=cv2.INTER_AREA)
+    return np.asarray(_verify_hog().compute(crop), np.float32).reshape(-1)
+
+
+_VERIFY_HOG: cv2.HOGDescriptor | None = None
+
+
+def _verify_hog() -> cv2.HOGDescriptor:
+    global _VERIFY_HOG
+    if _VERIFY_HOG is None:
+        _VERIFY_HOG = cv2.HOGDescriptor(VERIFY_SIZE, (16, 16), (8, 8), (8, 8), NBINS)
+    return _VERIFY_HOG
+
+
+@dataclass(frozen=True)
+class Verifier:
+    weights: FloatArray
+    bias: float
+    threshold: float
+
+    def score(self, gray: NDArray[np.uint8], box: tuple[float, float, float, float]) -> float:
+        return float(verify_features(gray, box) @ self.weights + self.bias)
+
+
+# ---------------------------------------------------------------------------------------------
 # Boxes
 
 
@@ -349,6 +399,7 @@ class DetectorModel:
     threshold: float
     """Score above which a window is a candidate (the config may override)."""
     info: str = ""
+    verifier: Verifier | None = None
 
     def save(self, path: Path) -> None:
         arrays: dict[str, NDArray[np.float32] | NDArray[np.int32] | NDArray[np.str_]] = {
@@ -362,6 +413,11 @@ class DetectorModel:
             arrays[f"{m.name}_plate_cells"] = np.array(m.plate_cells, np.float32)
             arrays[f"{m.name}_weights"] = m.weights.astype(np.float32)
             arrays[f"{m.name}_bias"] = np.array([m.bias], np.float32)
+        if self.verifier is not None:
+            arrays["verifier_weights"] = self.verifier.weights.astype(np.float32)
+            arrays["verifier_bias_threshold"] = np.array(
+                [self.verifier.bias, self.verifier.threshold], np.float32
+            )
         np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
 
     @classmethod
@@ -396,7 +452,16 @@ class DetectorModel:
                             bias=float(data[f"{name}_bias"][0]),
                         )
                     )
-                return cls(tuple(models), float(data["threshold"][0]), str(data["info"][0]))
+                verifier = None
+                if "verifier_weights" in data:
+                    vw = data["verifier_weights"].astype(np.float32)
+                    if vw.shape != (_verify_hog().getDescriptorSize(),):
+                        raise ModelError(f"{path}: verifier weights have shape {vw.shape}")
+                    vb, vt = (float(v) for v in data["verifier_bias_threshold"])
+                    verifier = Verifier(vw, vb, vt)
+                return cls(
+                    tuple(models), float(data["threshold"][0]), str(data["info"][0]), verifier
+                )
             except KeyError as exc:
                 raise ModelError(f"{path}: detector file lacks {exc}") from None
 
@@ -416,8 +481,10 @@ class PlateDetector:
         max_plate_width_px: int = 320,
         score_threshold: float | None = None,
         nms_iou: float = 0.3,
+        verify: bool = True,
     ) -> None:
         single_threaded_blas()
+        self.verify = verify
         self.model = model
         self.min_plate_width_px = min_plate_width_px
         self.max_plate_width_px = max_plate_width_px
@@ -438,6 +505,7 @@ class PlateDetector:
         lo = min_plate_width_px or self.min_plate_width_px
         hi = max_plate_width_px or self.max_plate_width_px
         ox = oy = 0
+        full = gray
         if roi is not None:
             x, y, w, h = roi
             x, y = max(0, x), max(0, y)
@@ -451,7 +519,16 @@ class PlateDetector:
                 Detection((d.box_px[0] + ox, d.box_px[1] + oy, *d.box_px[2:]), d.score, d.shape)
                 for d in raw
             ]
-        return nms(raw, self.nms_iou, limit)
+        kept = nms(raw, self.nms_iou, None if limit is None else 2 * limit)
+        verifier = self.model.verifier if self.verify else None
+        if verifier is not None:
+            checked = []
+            for d in kept:
+                vs = verifier.score(full, d.box_px)
+                if vs >= verifier.threshold:
+                    checked.append(replace(d, verify_score=vs))
+            kept = checked
+        return kept if limit is None else kept[:limit]
 
     def scan(
         self, gray: NDArray[np.uint8], min_px: float, max_px: float, threshold: float
