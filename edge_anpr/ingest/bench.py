@@ -216,6 +216,9 @@ def _summarise(
         "end_to_end_latency_ms_p99": round(_pct(e2e, 0.99) * 1e3, 3) if e2e else None,
         "receiver_cpu_s": round(cpu, 2),
         "receiver_cpu_fraction": round(cpu / wall, 2),
+        # Frames per second of receiver CPU: what one whole core would sustain, independent of
+        # how much of a shared machine the run actually got.
+        "frames_per_cpu_s": round(completed / cpu, 1) if cpu > 0 else None,
         "drops": dict(sorted(stats.drops.items())),
         "duplicates": stats.duplicates,
         "kernel_rcvbuf_errors": udp_after.get("RcvbufErrors", 0)
@@ -237,7 +240,8 @@ def _print_table(r: dict[str, Any]) -> None:
                                f"p99 {r['reassembly_latency_ms_p99']} ms"),
         ("end-to-end latency", f"median {r['end_to_end_latency_ms_median']} ms, "
                                f"p99 {r['end_to_end_latency_ms_p99']} ms"),
-        ("receiver CPU", f"{r['receiver_cpu_s']} s ({r['receiver_cpu_fraction']:.0%} of a core)"),
+        ("receiver CPU", f"{r['receiver_cpu_s']} s ({r['receiver_cpu_fraction']:.0%} of a core), "
+                         f"{r['frames_per_cpu_s']} frames per CPU-second"),
         ("drops by reason", json.dumps(r["drops"]) if r["drops"] else "none"),
         ("kernel rcvbuf errors", str(r["kernel_rcvbuf_errors"])),
         ("sender window stalls", str(r["sender_window_stalls"])),

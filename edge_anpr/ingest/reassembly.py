@@ -20,9 +20,12 @@ from dataclasses import dataclass, field
 
 from edge_anpr.config import Config
 from edge_anpr.ingest.protocol import (
+    HEADER,
+    HEADER_BYTES,
     LEGACY_HEADER,
     MAGIC,
     SEQ_MODULO,
+    VERSION,
     BadDatagram,
     DropReason,
     key_bytes,
@@ -274,28 +277,53 @@ class Reassembler:
     # -- sequenced --------------------------------------------------------------------------
 
     def _feed_sequenced(self, data: bytes, sender: Address, now_s: float) -> Sequence[Event]:
-        try:
-            chunk = parse_sequenced(data, self._max_frame)
-        except BadDatagram as exc:
-            camera = None
-            if len(data) >= 8:
-                cam = int.from_bytes(data[6:8], "big")
-                camera = self._cam_names.get(cam, f"cam-{cam}")
-            return self._drop(exc.reason, sender, camera, exc.detail)
-        cam_id = chunk.camera
-        name = self._cam_names.get(cam_id)
-        camera = name if name is not None else f"cam-{cam_id}"
-        key = self._cam_keys.get(cam_id, self._global_key)
-        if key is not None:
-            if chunk.tag is None:
-                return self._drop("unauthenticated", sender, camera, "untagged datagram")
-            if not tag_is_valid(key, chunk):
-                return self._drop("bad_tag", sender, camera, "tag does not match the key")
-        elif not self._allow_unauth:
-            return self._drop(
-                "unauthenticated", sender, camera,
-                "no key configured for this camera and unauthenticated senders are not allowed",
+        size = len(data)
+        payload: memoryview
+        if size > HEADER_BYTES and data[5] == 0:
+            # Fast path for untagged datagrams (the common case, ~140 per 200 KB frame): one
+            # unpack, no intermediate object. Anything irregular goes to parse_sequenced, which
+            # names the exact reason.
+            _, version, _, cam_id, seq, index, count, length, off, time_us = HEADER.unpack_from(
+                data
             )
+            if (
+                version != VERSION or index >= count or length == 0
+                or length > self._max_frame or off + size - HEADER_BYTES > length
+            ):
+                return self._reject(data, sender)
+            name = self._cam_names.get(cam_id)
+            camera = name if name is not None else f"cam-{cam_id}"
+            if self._cam_keys.get(cam_id, self._global_key) is not None:
+                return self._drop("unauthenticated", sender, camera, "untagged datagram")
+            if not self._allow_unauth:
+                return self._drop(
+                    "unauthenticated", sender, camera,
+                    "no key configured for this camera and unauthenticated senders are not "
+                    "allowed",
+                )
+            payload = memoryview(data)[HEADER_BYTES:]
+        else:
+            try:
+                chunk = parse_sequenced(data, self._max_frame)
+            except BadDatagram as exc:
+                return self._drop(exc.reason, sender, self._camera_of(data), exc.detail)
+            cam_id = chunk.camera
+            name = self._cam_names.get(cam_id)
+            camera = name if name is not None else f"cam-{cam_id}"
+            key = self._cam_keys.get(cam_id, self._global_key)
+            if key is not None:
+                if chunk.tag is None:
+                    return self._drop("unauthenticated", sender, camera, "untagged datagram")
+                if not tag_is_valid(key, chunk):
+                    return self._drop("bad_tag", sender, camera, "tag does not match the key")
+            elif not self._allow_unauth:
+                return self._drop(
+                    "unauthenticated", sender, camera,
+                    "no key configured for this camera and unauthenticated senders are not "
+                    "allowed",
+                )
+            seq, index, count, length = chunk.frame, chunk.index, chunk.count, chunk.length
+            off, time_us, payload = chunk.offset, chunk.time_us, chunk.payload
         events: list[Event] = []
         stream = self._streams.get((sender[0], cam_id))
         if stream is None:
@@ -307,7 +335,6 @@ class Reassembler:
         else:
             self._senders_lru.move_to_end(stream.key)
         stream.last_s = now_s
-        seq = chunk.frame
         part = stream.frames.get(seq)
         if part is None:
             if stream.last_handed is not None:
@@ -343,29 +370,24 @@ class Reassembler:
                     oldest, "stream_limit",
                     f"{len(stream.frames)} frames in flight when frame {seq} started",
                 ))
-            events.extend(self._make_room(chunk.length))
+            events.extend(self._make_room(length))
             part = _Partial(
-                ("S", sender[0], cam_id, seq), sender, stream, camera, chunk.length,
-                chunk.count, seq, chunk.time_us, now_s,
+                ("S", sender[0], cam_id, seq), sender, stream, camera, length, count, seq,
+                time_us, now_s,
             )
             stream.frames[seq] = part
             self._add_frame(part)
-        elif (
-            chunk.count != part.count or chunk.length != part.length
-            or chunk.time_us != part.time_us
-        ):
+        elif count != part.count or length != part.length or time_us != part.time_us:
             events.append(self._discard(
                 part, "inconsistent",
-                f"chunk says count={chunk.count} length={chunk.length} time={chunk.time_us}, "
+                f"chunk says count={count} length={length} time={time_us}, "
                 f"frame says count={part.count} length={part.length} time={part.time_us}",
             ))
             return events
-        index = chunk.index
         if part.got[index]:
             self.stats.duplicates += 1
             return events
-        off = chunk.offset
-        end = off + len(chunk.payload)
+        end = off + len(payload)
         starts = part.starts
         pos = bisect.bisect_right(starts, off)
         if (pos > 0 and part.ends[pos - 1] > off) or (pos < len(starts) and starts[pos] < end):
@@ -375,7 +397,7 @@ class Reassembler:
             return events
         starts.insert(pos, off)
         part.ends.insert(pos, end)
-        part.buf[off:end] = chunk.payload
+        part.buf[off:end] = payload
         part.got[index] = 1
         part.received += 1
         part.covered += end - off
@@ -411,6 +433,20 @@ class Reassembler:
         stream.last_handed = seq
         events.append(self._ready(part, part.sender, seq, now_s))
         return events
+
+    def _camera_of(self, data: bytes) -> str | None:
+        if len(data) < 8:
+            return None
+        cam = int.from_bytes(data[6:8], "big")
+        return self._cam_names.get(cam, f"cam-{cam}")
+
+    def _reject(self, data: bytes, sender: Address) -> list[Event]:
+        """Count a datagram the fast path refused, with the reason parse_sequenced gives."""
+        try:
+            parse_sequenced(data, self._max_frame)
+        except BadDatagram as exc:
+            return self._drop(exc.reason, sender, self._camera_of(data), exc.detail)
+        raise AssertionError("fast-path check refused a datagram the parser accepts")
 
     # -- bookkeeping ------------------------------------------------------------------------
 
