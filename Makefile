@@ -31,7 +31,7 @@ test: $(VENV)/.test-deps system-test-deps
 ## deploy-check: ansible-lint (production profile), systemd-analyze verify/security on the unit,
 ## the sd_notify tests and a real Ansible apply into a throwaway root (also part of `make test`)
 deploy-check: $(VENV)/.test-deps system-test-deps
-	$(BIN)/python -m pytest -q tests/test_notify_systemd.py tests/test_systemd_unit.py tests/test_systemd_sandbox.py tests/test_ansible_role.py
+	$(BIN)/python -m pytest -q tests/test_notify_systemd.py tests/test_systemd_unit.py tests/test_systemd_sandbox.py tests/test_systemd_live.py tests/test_ansible_role.py
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check edge_anpr tests
