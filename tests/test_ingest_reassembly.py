@@ -18,7 +18,14 @@ from edge_anpr.ingest.protocol import (
     encode_legacy,
     encode_sequenced,
 )
-from edge_anpr.ingest.reassembly import Dropped, Event, FrameReady, Reassembler
+from edge_anpr.ingest.reassembly import (
+    CHUNK_OVERHEAD_BYTES,
+    Dropped,
+    Event,
+    FrameReady,
+    Reassembler,
+    frame_cost,
+)
 from edge_anpr.values import Frame
 
 A = ("10.0.0.1", 5000)
@@ -286,8 +293,49 @@ def test_global_byte_budget_evicts_least_recently_active_frame() -> None:
     feed(r, f1[1:2], now=0.2)  # camera 1 is now more recently active than camera 2
     events = feed(r, f3[:1], now=0.3)
     assert [(d.reason, d.camera) for d in dropped(events)] == [("memory_limit", "cam-2")]
-    assert r.tracked_bytes() == 60000 <= 65536
+    assert r.tracked_bytes() == 2 * frame_cost(30000, len(f1)) <= 65536
     assert ready(feed(r, f1[2:] + f3[1:]))  # the survivors still complete
+
+
+def test_many_tiny_chunks_are_charged_to_the_byte_budget() -> None:
+    r = make({"max_buffered_bytes": 8 << 20})
+    # 60,000 one-byte chunks announced: the bookkeeping, not the 60 KB, is what costs memory.
+    r.feed(raw(index=0, count=60000, length=60000, body=b"x"), A, 0.0)
+    assert r.tracked_bytes() == 60000 + 60000 * CHUNK_OVERHEAD_BYTES
+    events = r.feed(raw(camera=2, index=0, count=60000, length=60000, body=b"x"), A, 0.0)
+    assert [(d.reason, d.camera) for d in dropped(events)] == [("memory_limit", "cam-1")]
+    assert r.tracked_bytes() <= 8 << 20 and r.tracked_frames() == 1
+
+
+def test_frame_costing_more_than_the_whole_budget_is_refused() -> None:
+    r = make({"max_buffered_bytes": 1 << 20, "max_frame_bytes": 2 << 20})
+    events = r.feed(raw(index=0, count=2, length=1_500_000, body=b"x"), A, 0.0)
+    assert reasons(events) == ["memory_limit"] and r.tracked_frames() == 0
+    events = feed(r, [struct.pack("<I", 1_500_000), b"y" * 100])
+    assert reasons(events) == ["memory_limit", "no_frame"] and r.tracked_bytes() == 0
+
+
+def test_count_above_length_is_malformed() -> None:
+    r = make()
+    assert reasons(r.feed(raw(index=0, count=10, length=4, body=b"abcd"), A, 0.0)) == [
+        "malformed"
+    ]
+
+
+def test_legacy_header_costs_no_memory_until_data_arrives() -> None:
+    import tracemalloc
+
+    r = make()
+    tracemalloc.start()
+    try:
+        for port in range(100):  # 100 headers announcing 4 MiB each: 400 MiB if preallocated
+            r.feed(struct.pack("<I", 4 * 1024 * 1024), ("10.0.0.1", port), 0.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    assert r.tracked_bytes() <= 64 * 1024 * 1024  # the budget still counts what was announced
+    assert r.stats.drops["memory_limit"] == 100 - 16
 
 
 def test_global_frame_count_bound() -> None:

@@ -110,6 +110,8 @@ def parse_sequenced(data: bytes, max_frame_bytes: int) -> SequencedChunk:
         raise BadDatagram("malformed", f"index {index} >= count {count}")
     if length == 0 or length > max_frame_bytes:
         raise BadDatagram("bad_length", f"frame length {length} (max {max_frame_bytes})")
+    if count > length:
+        raise BadDatagram("malformed", f"count {count} > length {length}: chunks cannot be empty")
     if n == 0:
         raise BadDatagram("malformed", "chunk carries no payload")
     if offset + n > length:

@@ -94,11 +94,23 @@ class IngestStats:
         }
 
 
+CHUNK_OVERHEAD_BYTES = 96
+"""Bookkeeping per sequenced chunk (received flag, start/end offsets as Python ints), charged to
+the byte budget up front so that a frame of 65,535 one-byte chunks is bounded like any other."""
+
+
 class _Partial:
-    """A frame in progress: its preallocated buffer and what has been copied into it."""
+    """A frame in progress: its buffer and what has been copied into it.
+
+    Sequenced frames preallocate ``length`` bytes (chunks arrive in any order and are copied to
+    their offset). Legacy frames arrive in order, so their buffer grows with the data instead:
+    a 4-byte header, which costs a sender nothing, must not cost the receiver a 4 MiB memset.
+    Either way ``cost`` (charged to ``ingest.max_buffered_bytes`` when the frame starts) bounds
+    what the frame can ever hold.
+    """
 
     __slots__ = (
-        "buf", "camera", "count", "covered", "ends", "got", "key", "last_s", "length",
+        "buf", "camera", "cost", "count", "covered", "ends", "got", "key", "last_s", "length",
         "received", "sender", "seq", "starts", "stream", "time_us",
     )
 
@@ -110,7 +122,8 @@ class _Partial:
         self.sender = sender
         self.stream = stream
         self.camera = camera
-        self.buf = bytearray(length)
+        self.buf = bytearray(length) if stream is not None else bytearray()
+        self.cost = frame_cost(length, count)
         self.length = length
         self.count = count
         self.seq = seq
@@ -121,6 +134,10 @@ class _Partial:
         self.starts: list[int] = []
         self.ends: list[int] = []
         self.last_s = now_s
+
+
+def frame_cost(length: int, count: int) -> int:
+    return length + count * CHUNK_OVERHEAD_BYTES
 
 
 class _Stream:
@@ -174,7 +191,8 @@ class Reassembler:
     # -- bounds, for tests and the stats line ---------------------------------------------
 
     def tracked_bytes(self) -> int:
-        """Bytes of frame buffers currently allocated (at most ``ingest.max_buffered_bytes``)."""
+        """Bytes charged for frames in progress (at most ``ingest.max_buffered_bytes``): each
+        frame's announced length plus its per-chunk bookkeeping."""
         return self._bytes
 
     def tracked_frames(self) -> int:
@@ -248,7 +266,13 @@ class Reassembler:
                 return events
             key: _Key = ("L", sender[0], sender[1])
             events.extend(self._make_sender_room())
-            events.extend(self._make_room(length))
+            if length > self._max_bytes:
+                events.extend(self._drop(
+                    "memory_limit", sender, camera,
+                    f"frame of {length} bytes exceeds ingest.max_buffered_bytes",
+                ))
+                return events
+            events.extend(self._make_room(frame_cost(length, 0)))
             part = _Partial(key, sender, None, camera, length, 0, 0, 0, now_s)
             self._legacy[sender] = part
             self._senders_lru[key] = part
@@ -264,7 +288,7 @@ class Reassembler:
             return [self._discard(
                 part, "overflow", f"{size} bytes after {covered} of {part.length} would overflow",
             )]
-        part.buf[covered : covered + size] = data
+        part.buf += data
         part.covered = covered + size
         part.last_s = now_s
         self._frames_lru.move_to_end(part.key)
@@ -287,7 +311,7 @@ class Reassembler:
                 data
             )
             if (
-                version != VERSION or index >= count or length == 0
+                version != VERSION or index >= count or length == 0 or count > length
                 or length > self._max_frame or off + size - HEADER_BYTES > length
             ):
                 return self._reject(data, sender)
@@ -370,7 +394,15 @@ class Reassembler:
                     oldest, "stream_limit",
                     f"{len(stream.frames)} frames in flight when frame {seq} started",
                 ))
-            events.extend(self._make_room(length))
+            cost = frame_cost(length, count)
+            if cost > self._max_bytes:
+                events.extend(self._drop(
+                    "memory_limit", sender, camera,
+                    f"frame of {length} bytes in {count} chunks costs more than "
+                    f"ingest.max_buffered_bytes ({self._max_bytes})",
+                ))
+                return events
+            events.extend(self._make_room(cost))
             part = _Partial(
                 ("S", sender[0], cam_id, seq), sender, stream, camera, length, count, seq,
                 time_us, now_s,
@@ -468,12 +500,12 @@ class Reassembler:
 
     def _add_frame(self, part: _Partial) -> None:
         self._frames_lru[part.key] = part
-        self._bytes += part.length
+        self._bytes += part.cost
 
     def _remove_frame(self, part: _Partial) -> None:
         if self._frames_lru.pop(part.key, None) is None:
             return
-        self._bytes -= part.length
+        self._bytes -= part.cost
         if part.stream is None:
             self._legacy.pop(part.sender, None)
             self._senders_lru.pop(part.key, None)
@@ -491,12 +523,12 @@ class Reassembler:
             part.count - part.received,
         )
 
-    def _make_room(self, length: int) -> list[Event]:
-        """Drop least recently active frames until one more of ``length`` bytes fits."""
+    def _make_room(self, cost: int) -> list[Event]:
+        """Drop least recently active frames until one more costing ``cost`` bytes fits."""
         events: list[Event] = []
         frames = self._frames_lru
         while frames and (
-            len(frames) >= self._max_frames or self._bytes + length > self._max_bytes
+            len(frames) >= self._max_frames or self._bytes + cost > self._max_bytes
         ):
             victim = next(iter(frames.values()))
             events.append(self._discard(
