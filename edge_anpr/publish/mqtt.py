@@ -175,6 +175,10 @@ class MqttPublisher:
                 started = trio.current_time()
                 was_up = await self._serve(client)
                 stable = was_up and trio.current_time() - started >= STABLE_AFTER_S
+                if not was_up and not self._last_refusal:
+                    raise ConnectionLost(
+                        "closed before CONNACK (TLS client certificate refused? see paho log)"
+                    )
             except ConnectionLost as exc:
                 if str(exc):
                     log.warning(
