@@ -332,3 +332,17 @@ def test_odd_reads_never_break_the_tracker(
         assert e.text and 0.0 <= e.confidence <= 1.0
         assert e.candidates[0].text == e.text
     assert tr.open_events() == 0
+
+
+def test_two_near_equal_readings_do_not_flip_flop_the_event() -> None:
+    tr = tracker()
+    # cumulative votes alternate between the two texts with every read
+    confs = [0.5, 0.6, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]
+    reads = [
+        read("AB123CD" if i % 2 == 0 else "AB128CD", 0.1 * i, conf=c)
+        for i, c in enumerate(confs)
+    ]
+    votes = [vote(reads[: i + 1]).text for i in range(len(reads))]
+    assert votes == ["AB123CD", "AB128CD"] * 4  # the raw vote does flip every frame
+    events = run(tr, reads, until_s=10.0)
+    assert [e.kind for e in events] == ["start", "end"]

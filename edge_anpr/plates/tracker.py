@@ -24,8 +24,9 @@ read gave, the geometric mean of the per-position support. Candidates are whole-
 every read's candidate list.
 
 Events. ``start`` on the first read of a new vehicle; ``update`` only when the voted text changes
-or its confidence rises by at least ``tracker.update_min_gain`` over the last published one (not
-for every frame); ``end`` once no read joined for ``quiet_time_s`` (from ``tick``/``push``) or
+(and two reads in a row voted for the new text: hysteresis against flip-flopping) or its
+confidence rises by at least ``tracker.update_min_gain`` over the last published one (not for
+every frame); ``end`` once no read joined for ``quiet_time_s`` (from ``tick``/``push``) or
 at shutdown (``close``).
 
 Parked cars. Choice: *suppress*, not keep open. When an event ends, its plate, camera and box are
@@ -166,7 +167,7 @@ def _char_weight(r: PlateRead, i: int) -> float:
 class _Track:
     __slots__ = (
         "box", "camera", "event_id", "first_seen_us", "last_now_s", "last_read",
-        "last_seen_us", "published", "read_count", "reads", "suppressed",
+        "last_seen_us", "last_vote_text", "published", "read_count", "reads", "suppressed",
     )
 
     def __init__(
@@ -184,6 +185,7 @@ class _Track:
         self.last_read = read
         self.suppressed = suppressed
         self.published: Vote | None = None
+        self.last_vote_text = read.text.text
 
     def add(self, read: PlateRead, now_s: float, seen_us: int) -> None:
         self.reads.append(read)
@@ -243,9 +245,10 @@ class Tracker:
             track.add(read, now_s, seen_us)
             if not track.suppressed:
                 current = vote(track.reads)
-                if self._worth_update(track.published, current):
+                if self._worth_update(track.published, current, track.last_vote_text):
                     track.published = current
                     out.append(self._event(track, "update", current))
+                track.last_vote_text = current.text
             else:
                 self.suppressed_reads += 1
             return out
@@ -335,11 +338,13 @@ class Tracker:
                 return True
         return False
 
-    def _worth_update(self, published: Vote | None, current: Vote) -> bool:
+    def _worth_update(self, published: Vote | None, current: Vote, previous_vote: str) -> bool:
         if published is None:
             return True
         if current.text != published.text:
-            return True
+            # Hysteresis: a new best text is published once two reads in a row vote for it,
+            # so two near-equal readings cannot make the event flip-flop with every frame.
+            return current.text == previous_vote
         return current.confidence >= published.confidence + self._cfg.update_min_gain
 
     def _finish(self, track: _Track, now_s: float) -> list[PlateEvent]:
