@@ -171,3 +171,22 @@ async def test_stale_frames_expire_without_traffic(nursery: trio.Nursery) -> Non
         while reassembler.stats.drops["timeout"] == 0:
             await trio.sleep(0.02)
     assert reassembler.tracked_frames() == 0
+
+
+def test_drop_log_writes_one_line_per_reason_and_sender(caplog: pytest.LogCaptureFixture) -> None:
+    from edge_anpr.ingest.reassembly import Dropped
+    from edge_anpr.ingest.udp import DropLog
+
+    drops = DropLog(interval_s=60.0)
+    with caplog.at_level("WARNING", logger="edge_anpr.ingest.udp"):
+        for _ in range(500):
+            drops.dropped(Dropped("overflow", ("1.2.3.4", 5000), None, "too many bytes"))
+        drops.dropped(Dropped("lost", ("1.2.3.4", 5000), "gate", "frame 3", 7))
+        drops.dropped(Dropped("overflow", ("5.6.7.8", 1), None, "x"))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        'ingest drop reason=overflow sender=1.2.3.4:5000 camera=- detail="too many bytes"',
+        "ingest drop reason=lost sender=1.2.3.4:5000 camera=gate detail=\"frame 3\" "
+        "missing_chunks=7",
+        "ingest drop reason=overflow sender=5.6.7.8:1 camera=- detail=x",
+    ]

@@ -76,21 +76,32 @@ def _is_root() -> bool:
 
 
 class DropLog:
-    """One readable line per drop reason and sender, rate limited (every drop is counted)."""
+    """One readable line per drop reason and sender, rate limited (every drop is counted).
+
+    Under a flood almost every drop is suppressed, so the line is only formatted when it will
+    be written; a suppressed drop costs a dict lookup, not a string build.
+    """
 
     def __init__(self, interval_s: float = 10.0) -> None:
+        self._interval_s = interval_s
         self._limited = RateLimitedLog(log, interval_s=interval_s)
+        self._written: dict[str, float] = {}
 
     def dropped(self, ev: Dropped) -> None:
-        sender = f"{ev.sender[0]}:{ev.sender[1]}"
+        key = f"{ev.reason}|{ev.sender[0]}"
+        now = time.monotonic()
+        last = self._written.get(key)
+        if last is not None and now - last < self._interval_s:
+            self._limited.warning(key, "")  # counted as suppressed, nothing is written
+            return
+        if len(self._written) >= 4096:
+            self._written.clear()
+        self._written[key] = now
         extra = {"missing_chunks": ev.missing_chunks} if ev.missing_chunks else {}
-        self._limited.warning(
-            f"{ev.reason}|{ev.sender[0]}",
-            "ingest drop " + fields(
-                reason=ev.reason, sender=sender, camera=ev.camera or "-", detail=ev.detail,
-                **extra,
-            ),
-        )
+        self._limited.warning(key, "ingest drop " + fields(
+            reason=ev.reason, sender=f"{ev.sender[0]}:{ev.sender[1]}", camera=ev.camera or "-",
+            detail=ev.detail, **extra,
+        ))
 
 
 def deliver(events: Iterable[Event], queue: FrameQueue, drops: DropLog) -> None:
