@@ -14,6 +14,10 @@ Path: ``mqtt.outbox_path``; when empty, ``$STATE_DIRECTORY/outbox.sqlite`` (syst
 ``STATE_DIRECTORY`` from ``StateDirectory=``), else ``./edge-anpr-outbox.sqlite``. ``:memory:``
 gives a volatile outbox (tests).
 
+Durability: WAL with ``synchronous=NORMAL`` survives a crash or kill of the process (every
+``put`` is its own committed transaction); a power cut can lose the last few commits, the
+price of not calling fsync for every message on an SD card.
+
 Threading: one connection, owned by the one task that created the ``Outbox``; calls are short
 synchronous statements (a few hundred microseconds on an SD card with WAL and NORMAL sync), made
 directly from that trio task rather than through a thread so that the write-before-publish order
