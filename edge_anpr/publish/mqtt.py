@@ -108,6 +108,7 @@ class MqttPublisher:
         self.published = 0
         self.rejected = 0
         self.poisoned = 0
+        self._closing = False
         self._strikes: dict[str, int] = {}
         self._last_refusal = ""
         self._tls_context = self._make_tls_context() if self._mqtt.tls else None
@@ -150,6 +151,8 @@ class MqttPublisher:
             info = client.publish(self.topics.status, "offline", qos=1, retain=True)
             while not info.is_published() and self.connected:
                 await trio.sleep(0.01)
+            self._closing = True  # the connection loop ends instead of reconnecting
+            self.connected = False
             client.disconnect()
             while client.want_write() and self._sock is not None:
                 await trio.sleep(0.01)
@@ -187,6 +190,8 @@ class MqttPublisher:
                     )
             finally:
                 self._drop_connection()
+            if self._closing:
+                return
             delay = next_delay(stable)
             log.info("mqtt reconnecting %s", fields(in_s=round(delay, 2)))
             await trio.sleep(delay)
