@@ -283,6 +283,16 @@ def test_too_many_frames_in_flight_per_stream_drops_the_oldest() -> None:
     assert reasons(events) == ["stream_limit"] and r.tracked_frames() == 2
 
 
+@pytest.mark.parametrize("base", [1, SEQ_MODULO - 3])
+def test_stream_limit_drops_the_oldest_even_when_a_newer_frame_is_in_flight(base: int) -> None:
+    r = make({"max_frames_in_flight_per_stream": 2})
+    old, new, middle = base, (base + 4) % SEQ_MODULO, (base + 2) % SEQ_MODULO
+    for s in (old, new, middle):
+        events = feed(r, encode_sequenced(payload(5000, 1), camera=1, frame=s)[:1])
+    assert [d.detail.split(":")[0] for d in dropped(events)] == [f"frame {old}"]
+    assert reasons(events) == ["stream_limit"] and r.tracked_frames() == 2
+
+
 def test_global_byte_budget_evicts_least_recently_active_frame() -> None:
     r = make({"max_buffered_bytes": 65536, "max_frame_bytes": 40000})
     f1 = encode_sequenced(payload(30000, 1), camera=1, frame=1)

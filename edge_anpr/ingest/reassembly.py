@@ -136,6 +136,12 @@ class _Partial:
         self.last_s = now_s
 
 
+def seq_distance(a: int, b: int) -> int:
+    """Signed serial-number distance from ``b`` to ``a`` (negative: ``a`` is older)."""
+    half = SEQ_MODULO // 2
+    return (a - b + half) % SEQ_MODULO - half
+
+
 def frame_cost(length: int, count: int) -> int:
     return length + count * CHUNK_OVERHEAD_BYTES
 
@@ -382,8 +388,8 @@ class Reassembler:
                     stream.last_handed = None
                     stream.late_seen.clear()
             if len(stream.frames) >= self._per_stream:
-                oldest = min(stream.frames.values(), key=lambda p: (p.seq - seq) % SEQ_MODULO)
-                if seq_newer(oldest.seq, seq):
+                oldest = min(stream.frames.values(), key=lambda p: seq_distance(p.seq, seq))
+                if seq_distance(oldest.seq, seq) > 0:
                     # The new frame is older than every frame in flight: it is the one to drop.
                     events.extend(self._drop(
                         "stream_limit", sender, camera,
