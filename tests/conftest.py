@@ -327,10 +327,18 @@ class Subscriber:
         self.paused = False
 
     def on(self, topic: str) -> list[object]:
-        """JSON payloads received on one topic, in order."""
+        """Payloads received on one topic, in order: parsed JSON, or the text when not JSON
+        (``<prefix>/status`` is plain ``online``/``offline``)."""
         import json
 
-        return [json.loads(m.payload) for m in self.messages if m.topic == topic]
+        out: list[object] = []
+        for m in self.messages:
+            if m.topic == topic:
+                try:
+                    out.append(json.loads(m.payload))
+                except ValueError:
+                    out.append(m.payload.decode("utf-8", "replace"))
+        return out
 
     async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
         import trio

@@ -8,13 +8,16 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
-from conftest import Broker, Subscriber
 
 from edge_anpr.config import config_from_dict
 from edge_anpr.publish.stage import run_event_stage
 from edge_anpr.values import Candidate, PlateRead, PlateText
+
+if TYPE_CHECKING:  # fixtures come from conftest.py, however tests/ is imported
+    from conftest import Broker, Subscriber
 
 N = 100
 

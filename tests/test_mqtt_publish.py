@@ -12,16 +12,18 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import pytest
 import trio
-from conftest import Broker, Subscriber
 
 from edge_anpr.config import Config, config_from_dict
 from edge_anpr.publish.stage import run_event_stage
 from edge_anpr.values import Candidate, PlateRead, PlateText
+
+if TYPE_CHECKING:  # fixtures come from conftest.py, however tests/ is imported
+    from conftest import Broker, Subscriber
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "edge_anpr" / "publish" / "schemas"
 PREFIX = "edge-anpr/test"

@@ -8,15 +8,18 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
-from conftest import Broker, Subscriber
 
 from edge_anpr.config import config_from_dict
 from edge_anpr.publish.outbox import DEFAULT_FILE, Outbox, default_outbox_path
 from edge_anpr.publish.stage import run_event_stage
 from edge_anpr.values import Candidate, PlateRead, PlateText
+
+if TYPE_CHECKING:  # fixtures come from conftest.py, however tests/ is imported
+    from conftest import Broker, Subscriber
 
 
 class FakeWall:
