@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_anpr.config import config_from_dict
 from edge_anpr.publish.outbox import DEFAULT_FILE, Outbox, default_outbox_path
@@ -202,3 +204,28 @@ async def test_a_message_the_broker_always_hangs_up_on_is_dropped_after_strikes(
     assert [json.loads(m.payload) for m in sub.messages] == [{"ok": 1}, {"ok": 2}]
     assert "dropping a message the broker keeps refusing" in caplog.text
     assert len(Outbox(path, 100)) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["put", "ack", "ack_first"]), st.integers(0, 50)),
+                max_size=80),
+       st.integers(3, 12))
+def test_outbox_behaves_like_a_bounded_ordered_list(
+    ops: list[tuple[str, int]], bound: int
+) -> None:
+    box = Outbox(":memory:", bound)
+    model: list[tuple[int, bytes]] = []
+    evicted = 0
+    for op, n in ops:
+        if op == "put":
+            payload = str(n).encode()
+            model.append((box.put("t", payload), payload))
+            if len(model) > bound:
+                evicted += len(model) - bound
+                model = model[-bound:]
+        elif model:
+            i = 0 if op == "ack_first" else n % len(model)
+            box.ack(model.pop(i)[0])
+        assert [(m.id, m.payload) for m in box.pending(limit=1000)] == model
+        assert len(box) == len(model)
+    assert box.evicted == evicted
