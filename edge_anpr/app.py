@@ -250,7 +250,10 @@ def with_overrides(cfg: Config, *, port: int | None = None, mqtt: bool = True) -
 
 def serve_main(cfg: Config, *, stdout_json: bool, port: int | None, mqtt: bool) -> int:
     """Run the appliance until SIGINT/SIGTERM; 0 on a clean stop."""
+    from edge_anpr.publish.stage import check_event_stage_config
+
     cfg = with_overrides(cfg, port=port, mqtt=mqtt)
+    check_event_stage_config(cfg)  # bad TLS files, topic wildcards: exit 2 before binding
     run_trio(_serve, cfg, JsonLines(stdout_json))
     return 0
 

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
@@ -26,7 +26,8 @@ import trio
 from edge_anpr.datasplit import shared_data_dir
 from edge_anpr.demo import DEMO_DIR, expected_plates
 
-from .conftest import Broker, Subscriber
+if TYPE_CHECKING:  # fixtures come from conftest.py
+    from conftest import Broker, Subscriber
 
 pytestmark = pytest.mark.slow
 
