@@ -321,12 +321,14 @@ def score_maps(grid: ScaleGrid, models: list[WindowModel]) -> list[FloatArray | 
 
 VERIFY_SIZE = (64, 32)
 """Candidate crops are resized to this (width, height) for the verifier's HoG."""
+VERIFY_CELL = 4
+"""Verifier HoG cell size in pixels (4 rejected more false candidates than 8 on the holdout)."""
 VERIFY_MARGIN = (0.08, 0.15)
 """Margin added around a candidate box before the verifier looks at it (fraction of w, h)."""
 
 
 def verify_features(gray: NDArray[np.uint8], box: tuple[float, float, float, float]) -> FloatArray:
-    """HoG (``cv2.HOGDescriptor``, 8x8 cells, 756 values) of a candidate crop at 64x32.
+    """HoG (``cv2.HOGDescriptor``, 4x4 cells, 3780 values) of a candidate crop at 64x32.
 
     At 4x the scanner's resolution across a plate, it sees character strokes the scanner's
     cells average away, so it rejects many scanner false alarms for about 0.1 ms each,
@@ -349,7 +351,8 @@ _VERIFY_HOG: cv2.HOGDescriptor | None = None
 def _verify_hog() -> cv2.HOGDescriptor:
     global _VERIFY_HOG
     if _VERIFY_HOG is None:
-        _VERIFY_HOG = cv2.HOGDescriptor(VERIFY_SIZE, (16, 16), (8, 8), (8, 8), NBINS)
+        c = VERIFY_CELL
+        _VERIFY_HOG = cv2.HOGDescriptor(VERIFY_SIZE, (2 * c, 2 * c), (c, c), (c, c), NBINS)
     return _VERIFY_HOG
 
 
