@@ -14,24 +14,27 @@ frame in progress plus sequenced streams) are capped with least-recently-active 
 from __future__ import annotations
 
 import bisect
+import hmac
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from edge_anpr.config import Config
 from edge_anpr.ingest.protocol import (
+    FLAG_TAG,
     HEADER,
     HEADER_BYTES,
     LEGACY_HEADER,
     MAGIC,
     SEQ_MODULO,
+    TAG_BYTES,
     VERSION,
     BadDatagram,
     DropReason,
+    compute_tag,
     key_bytes,
     parse_sequenced,
     seq_newer,
-    tag_is_valid,
 )
 from edge_anpr.values import Frame
 
@@ -309,42 +312,27 @@ class Reassembler:
     def _feed_sequenced(self, data: bytes, sender: Address, now_s: float) -> Sequence[Event]:
         size = len(data)
         payload: memoryview
-        if size > HEADER_BYTES and data[5] == 0:
-            # Fast path for untagged datagrams (the common case, ~140 per 200 KB frame): one
-            # unpack, no intermediate object. Anything irregular goes to parse_sequenced, which
-            # names the exact reason.
+        flags = data[5] if size > 5 else 0xFF
+        end = size - TAG_BYTES if flags == FLAG_TAG else size
+        if flags <= FLAG_TAG and end > HEADER_BYTES:
+            # Fast path (untagged, or tagged): one unpack, no intermediate object. Anything
+            # irregular goes to _reject, whose parser names the exact reason.
             _, version, _, cam_id, seq, index, count, length, off, time_us = HEADER.unpack_from(
                 data
             )
             if (
                 version != VERSION or index >= count or length == 0 or count > length
-                or length > self._max_frame or off + size - HEADER_BYTES > length
+                or length > self._max_frame or off + end - HEADER_BYTES > length
             ):
                 return self._reject(data, sender)
             name = self._cam_names.get(cam_id)
             camera = name if name is not None else f"cam-{cam_id}"
-            if self._cam_keys.get(cam_id, self._global_key) is not None:
-                return self._drop("unauthenticated", sender, camera, "untagged datagram")
-            if not self._allow_unauth:
-                return self._drop(
-                    "unauthenticated", sender, camera,
-                    "no key configured for this camera and unauthenticated senders are not "
-                    "allowed",
-                )
-            payload = memoryview(data)[HEADER_BYTES:]
-        else:
-            try:
-                chunk = parse_sequenced(data, self._max_frame)
-            except BadDatagram as exc:
-                return self._drop(exc.reason, sender, self._camera_of(data), exc.detail)
-            cam_id = chunk.camera
-            name = self._cam_names.get(cam_id)
-            camera = name if name is not None else f"cam-{cam_id}"
             key = self._cam_keys.get(cam_id, self._global_key)
+            view = memoryview(data)
             if key is not None:
-                if chunk.tag is None:
+                if not flags:
                     return self._drop("unauthenticated", sender, camera, "untagged datagram")
-                if not tag_is_valid(key, chunk):
+                if not hmac.compare_digest(compute_tag(key, view[:end]), view[end:]):
                     return self._drop("bad_tag", sender, camera, "tag does not match the key")
             elif not self._allow_unauth:
                 return self._drop(
@@ -352,8 +340,10 @@ class Reassembler:
                     "no key configured for this camera and unauthenticated senders are not "
                     "allowed",
                 )
-            seq, index, count, length = chunk.frame, chunk.index, chunk.count, chunk.length
-            off, time_us, payload = chunk.offset, chunk.time_us, chunk.payload
+            payload = view[HEADER_BYTES:end]
+        else:
+            # Unknown flag bits, or too short for a header, a payload and the tag it announces.
+            return self._reject(data, sender)
         events: list[Event] = []
         stream = self._streams.get((sender[0], cam_id))
         if stream is None:
