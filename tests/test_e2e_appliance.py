@@ -161,10 +161,14 @@ async def test_plates_sent_in_both_formats_arrive_as_mqtt_events(
             lambda: send(DEMO_DIR, udp_port, wire_format="sequenced")
         )
         await trio.to_thread.run_sync(lambda: send(DEMO_DIR, udp_port, wire_format="legacy"))
-        await sub.wait_for(
-            lambda: expected <= event_plates(sub, "gate") and expected <= event_plates(sub, "lane"),
-            timeout_s=30,
-        )
+        with trio.move_on_after(30):
+            await sub.wait_for(
+                lambda: expected <= event_plates(sub, "gate")
+                and expected <= event_plates(sub, "lane"),
+                timeout_s=30,
+            )
+        assert event_plates(sub, "gate") >= expected, "sequenced camera"
+        assert event_plates(sub, "lane") >= expected, "legacy camera"
         code, took = await trio.to_thread.run_sync(svc.stop)
         await sub.wait_for(
             lambda: any(
@@ -206,10 +210,13 @@ async def test_real_scene_photographs_arrive_as_events(
                 lambda image=image: send(image, udp_port, wire_format="legacy", count=1)
             )
         want = {text for _, text in pick}
-        await sub.wait_for(
-            lambda: want <= event_plates(sub, "gate") and want <= event_plates(sub, "lane"),
-            timeout_s=30,
-        )
+        with trio.move_on_after(30):
+            await sub.wait_for(
+                lambda: want <= event_plates(sub, "gate") and want <= event_plates(sub, "lane"),
+                timeout_s=30,
+            )
+        assert event_plates(sub, "gate") >= want, "sequenced camera"
+        assert event_plates(sub, "lane") >= want, "legacy camera"
         code, _ = await trio.to_thread.run_sync(svc.stop)
         nursery.cancel_scope.cancel()
     assert code == 0
