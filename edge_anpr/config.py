@@ -105,7 +105,8 @@ class DetectorConfig:
     motion_gating: bool = _key(False, "Skip detection on frames with no motion.")
     max_candidates: int = _key(8, "Candidates read per frame after NMS.", lo=1, hi=64)
     min_read_confidence: float = _key(
-        0.7, "A candidate is a plate only when its read is at least this confident.", lo=0, hi=1
+        0.85, "A candidate is a plate only when its read is at least this confident.", lo=0,
+        hi=1,
     )
     max_rejected_reads: int = _key(
         2, "Stop reading a frame's candidates (best first) after this many are rejected "

@@ -245,15 +245,26 @@ class FrameRecognizer:
                 rejected += 1
                 continue
             assert text is not None
-            best = FoundPlate(cand.box_px, text, cand.score)
+            best, best_box = text, cand.box_px
             for box in _variants(cand.box_px, image.shape[1], image.shape[0]):
                 alt = self._read_box(image, box)
                 calls += 1
-                if _is_plate(alt, min_conf) and alt is not None and (
-                    alt.confidence > best.text.confidence
+                if alt is not None and _is_plate(alt, min_conf) and (
+                    alt.confidence > best.confidence
                 ):
-                    best = FoundPlate(cand.box_px, alt, cand.score)
-            reads.append(best)
+                    best, best_box = alt, box
+            x, y, w, h = best_box
+            if w >= EU_BAND_MIN_ASPECT * h:
+                # Wide plates carry a country band on the left whose letter the reader tends
+                # to read as a character: when the plate without it reads, at least as
+                # confidently, as the same text minus its first character, that was the band.
+                trim = round(EU_BAND_FRACTION * w)
+                alt = self._read_box(image, (x + trim, y, w - trim, h))
+                calls += 1
+                if (alt is not None and _is_plate(alt, min_conf) and alt.text == best.text[1:]
+                        and alt.confidence >= best.confidence):
+                    best = alt
+            reads.append(FoundPlate(cand.box_px, best, cand.score))
         self.last_reads = calls
         reads.sort(key=lambda f: (-f.text.confidence, -f.detector_score))
         return reads
@@ -269,6 +280,10 @@ class FrameRecognizer:
 MIN_PLATE_CHARS = 4
 """Reads with fewer characters are not plates (on the training holdout every false read of
 2-3 characters was junk)."""
+EU_BAND_MIN_ASPECT = 3.6
+EU_BAND_FRACTION = 0.09
+"""Boxes at least this wide for their height get a second read without their left 9%
+(training EU plates: 15 -> 22 of 58 exact)."""
 READ_ASPECTS: tuple[float, ...] = (4.4, 3.1, 2.0)
 """An accepted candidate is also read as a box of each of these plate aspects (same centre and
 width) unless its own aspect is within 15%."""
