@@ -58,3 +58,61 @@ def test_detection_on_real_validation_scenes() -> None:
     eu = tallies["eu"]
     assert eu.images == 6
     assert eu.detected >= 5, f"only {eu.detected} of {eu.plates} plates detected"
+
+
+def test_recognize_cli_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    expected_file = DEMO / "expected.json"
+    if not expected_file.exists():
+        pytest.skip("no bundled demo frames yet")
+    _recognizer(with_reader=True)  # skips when models are missing
+    from edge_anpr.cli import main
+
+    name = sorted(json.loads(expected_file.read_text()))[0]
+    assert main(["recognize", "--json", str(DEMO / name)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    assert len(lines) == 1
+    obj = lines[0]
+    assert obj["image"].endswith(name)
+    assert set(obj["timing_ms"]) == {"decode", "detect", "read", "total"}
+    plate = obj["plates"][0]
+    assert plate["text"] == json.loads(expected_file.read_text())[name]["plates"][0]
+    assert len(plate["box"]) == 4 and plate["candidates"][0]["text"] == plate["text"]
+
+
+def test_recognize_cli_fails_on_a_file_that_is_not_an_image(tmp_path: Path) -> None:
+    _recognizer(with_reader=True)
+    from edge_anpr.cli import main
+
+    bad = tmp_path / "not.jpg"
+    bad.write_bytes(b"definitely not a jpeg")
+    assert main(["recognize", str(bad)]) == 1
+
+
+def test_camera_roi_and_width_overrides_apply() -> None:
+    from edge_anpr.config import config_from_dict
+
+    if not default_model_path().exists():
+        pytest.skip("models/plate_hog.npz not trained yet")
+    expected = json.loads((DEMO / "expected.json").read_text()) if DEMO.exists() else {}
+    if not expected:
+        pytest.skip("no bundled demo frames yet")
+    name, item = sorted(expected.items())[0]
+    x, y, w, h = item["boxes"][0]
+    import cv2
+    import numpy as np
+
+    gray = cv2.imdecode(np.frombuffer((DEMO / name).read_bytes(), np.uint8), cv2.IMREAD_GRAYSCALE)
+    cfg = config_from_dict({"cameras": {
+        "gate": {"roi": [x - w, y - h, 3 * w, 3 * h]},
+        "far": {"roi": [0, 0, 200, 200]},
+        "tiny": {"min_plate_width_px": 20, "max_plate_width_px": 40},
+    }})
+    rec = FrameRecognizer(cfg, with_reader=False)
+    inside = rec.candidates(gray, "gate")
+    assert inside and all(
+        c.box_px[0] >= x - w and c.box_px[1] >= y - h
+        and c.box_px[0] + c.box_px[2] <= x + 2 * w and c.box_px[1] + c.box_px[3] <= y + 2 * h
+        for c in inside
+    )
+    assert not any(c.box_px[0] + c.box_px[2] > 200 for c in rec.candidates(gray, "far"))
+    assert all(c.box_px[2] < 60 for c in rec.candidates(gray, "tiny"))
