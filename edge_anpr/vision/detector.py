@@ -24,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import math
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -351,15 +352,17 @@ def verify_features(gray: NDArray[np.uint8], box: tuple[float, float, float, flo
     return np.asarray(_verify_hog().compute(crop), np.float32).reshape(-1)
 
 
-_VERIFY_HOG: cv2.HOGDescriptor | None = None
+_PER_THREAD = threading.local()
 
 
 def _verify_hog() -> cv2.HOGDescriptor:
-    global _VERIFY_HOG
-    if _VERIFY_HOG is None:
+    """This thread's descriptor (OpenCV objects are not shared between worker threads)."""
+    hog: cv2.HOGDescriptor | None = getattr(_PER_THREAD, "hog", None)
+    if hog is None:
         c = VERIFY_CELL
-        _VERIFY_HOG = cv2.HOGDescriptor(VERIFY_SIZE, (2 * c, 2 * c), (c, c), (c, c), NBINS)
-    return _VERIFY_HOG
+        hog = cv2.HOGDescriptor(VERIFY_SIZE, (2 * c, 2 * c), (c, c), (c, c), NBINS)
+        _PER_THREAD.hog = hog
+    return hog
 
 
 @dataclass(frozen=True)
