@@ -116,3 +116,22 @@ def test_camera_roi_and_width_overrides_apply() -> None:
     )
     assert not any(c.box_px[0] + c.box_px[2] > 200 for c in rec.candidates(gray, "far"))
     assert all(c.box_px[2] < 60 for c in rec.candidates(gray, "tiny"))
+
+
+def test_one_recognizer_per_thread_gives_the_single_thread_results() -> None:
+    import concurrent.futures
+
+    if not (DEMO / "expected.json").exists():
+        pytest.skip("no bundled demo frames yet")
+    _recognizer(with_reader=True)
+    frames = [p.read_bytes() for p in sorted(DEMO.glob("*.jpg"))]
+
+    def run(data_list: list[bytes]) -> list[list[str]]:
+        rec = FrameRecognizer(Config())  # built in its own thread, like a worker
+        return [[f.text.text for f in rec.recognize_jpeg(d) or []] for d in data_list]
+
+    alone = run(frames)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        a, b = pool.submit(run, frames), pool.submit(run, frames[::-1])
+        assert a.result() == alone
+        assert b.result() == alone[::-1]
