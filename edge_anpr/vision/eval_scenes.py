@@ -20,6 +20,7 @@ The last line is the same as one JSON object.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import statistics
@@ -151,6 +152,17 @@ def evaluate(
     return dict(per_group)
 
 
+def _with_region(cfg: Config, folder: str) -> Config:
+    """The config with the reader preferring the plate region the folder is named after (a
+    deployment sets ``reader.regions`` for its country); unchanged for other folder names."""
+    from edge_anpr.plates.formats import REGIONS
+
+    if folder not in REGIONS or folder == "generic":
+        return cfg
+    regions = [folder, *(r for r in cfg.reader.regions if r != folder)]
+    return dataclasses.replace(cfg, reader=dataclasses.replace(cfg.reader, regions=regions))
+
+
 def _progress(done: int, total: int) -> None:
     width = 30
     filled = int(width * done / max(total, 1))
@@ -159,7 +171,11 @@ def _progress(done: int, total: int) -> None:
 
 
 def eval_scenes_main(
-    cfg: Config, directory: Path, *, split: Literal["train", "val", "all"] = "val"
+    cfg: Config,
+    directory: Path,
+    *,
+    split: Literal["train", "val", "all"] = "val",
+    region_per_folder: bool = False,
 ) -> int:
     cv2.setNumThreads(1)
     if not directory.is_dir():
@@ -174,14 +190,23 @@ def eval_scenes_main(
         print(f"edge-anpr: warning: reader unavailable ({exc}); detection only", file=sys.stderr)
         recognizer = FrameRecognizer(cfg, with_reader=False)
         reading = False
-    groups = evaluate(recognizer, scenes)
+    if region_per_folder and reading:
+        groups = {}
+        for name in sorted({s.group for s in scenes}):
+            group_cfg = _with_region(cfg, name)
+            rec = recognizer if group_cfg is cfg else FrameRecognizer(group_cfg)
+            groups.update(evaluate(rec, [s for s in scenes if s.group == name]))
+    else:
+        groups = evaluate(recognizer, scenes)
     overall = Tally()
     for tally in groups.values():
         overall.add(tally)
     header = (f"{'set':8} {'images':>6} {'plates':>6} {'det.rec':>7} {'found':>6} {'top1':>6} "
               f"{'topN':>6} {'FP/img':>6} {'decode':>7} {'detect':>7} {'read':>7} {'total':>7}")
+    regions = "per folder" if region_per_folder else ",".join(cfg.reader.regions)
     print(f"eval {directory} split={split} width={1280} plate widths "
-          f"{cfg.detector.min_plate_width_px}..{cfg.detector.max_plate_width_px} px"
+          f"{cfg.detector.min_plate_width_px}..{cfg.detector.max_plate_width_px} px "
+          f"regions={regions}"
           f"{'' if reading else ' (detection only: no reader models)'}")
     print(header)
     rows = {**{g: groups[g] for g in sorted(groups)}, "overall": overall}
@@ -195,7 +220,7 @@ def eval_scenes_main(
         shown = ", ".join(f"{a}->{b}" for a, b in overall.misreads[:20])
         print(f"misreads (label->read): {shown}")
     result = {
-        "eval": str(directory), "split": split, "reader": reading,
+        "eval": str(directory), "split": split, "reader": reading, "regions": regions,
         "groups": {name: tally.summary() for name, tally in rows.items()},
     }
     print(json.dumps(result))
