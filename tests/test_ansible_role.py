@@ -3,8 +3,9 @@
 The apply runs ``ansible-playbook`` on localhost (local connection, no become) with
 ``edge_anpr_root`` pointing at a temporary folder and ``edge_anpr_manage_os=false``. The
 virtual environment is really created and the package really installed (a wheel built from a
-snapshot of this checkout); only the heavy dependencies are not downloaded: the venv reads them
-from this test run's own site-packages through ``edge_anpr_venv_site_dirs``.
+snapshot of this checkout, dependencies resolved by pip); the heavy dependencies are not
+downloaded: the venv also reads this test run's site-packages (``edge_anpr_venv_site_dirs``),
+where pip finds them already installed.
 """
 
 from __future__ import annotations
@@ -69,7 +70,10 @@ class Deployment:
             f"localhost ansible_connection=local ansible_become=false "
             f"ansible_python_interpreter={sys.executable}\n"
         )
-        site_dirs = sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
+        site_dirs = [
+            str(self._deps_only(Path(d)))
+            for d in sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
+        ]
         self.vars: dict[str, Any] = {
             "edge_anpr_root": str(self.root),
             "edge_anpr_manage_os": False,
@@ -78,7 +82,9 @@ class Deployment:
             "edge_anpr_build_python": sys.executable,
             "edge_anpr_build_isolation": False,
             "edge_anpr_python": getattr(sys, "_base_executable", sys.executable),
-            "edge_anpr_pip_no_deps": True,
+            # The dependency install really runs; pip finds every requirement already present
+            # in the extra site folders, so nothing is downloaded.
+            "edge_anpr_pip_no_deps": False,
             "edge_anpr_venv_site_dirs": site_dirs,
             "edge_anpr_device_name": "gatebox",
             "edge_anpr_cameras": {
@@ -98,6 +104,16 @@ class Deployment:
             "edge_anpr_local_mosquitto": True,
             "edge_anpr_mosquitto_port": self.mosquitto_port,
         }
+
+    def _deps_only(self, site: Path) -> Path:
+        """A view of a site-packages folder without this project's own (editable) install,
+        so the deployed venv cannot mistake the checkout's edge-anpr for an installed one."""
+        view = self.base / f"site-{len(list(self.base.glob('site-*')))}"
+        view.mkdir()
+        for entry in site.iterdir():
+            if "edge_anpr" not in entry.name:
+                (view / entry.name).symlink_to(entry)
+        return view
 
     def apply(self, *flags: str, **overrides: Any) -> dict[str, Any]:
         """Run the playbook; returns ``rc``, per-task results and the recap (see ``parse``)."""
@@ -184,6 +200,7 @@ def test_first_apply_installs_everything(
     assert stats(first_apply)["changed"] > 0
     results = task_results(first_apply)
     assert results["Install this exact build of the package"]["changed"]
+    assert results["Install the package and its dependencies"]["changed"]
     # The OS is not ours here: no package, user or service task ran.
     for name in (
         "Install the OS packages", "Create the service user (no login, no home of its own)",
@@ -290,7 +307,9 @@ def test_second_apply_changes_nothing(deployment: Deployment, first_apply: dict[
 def test_check_mode_sees_nothing_to_do(deployment: Deployment, first_apply: dict[str, Any]) -> None:
     report = deployment.apply("--check", "--diff")
     assert report["rc"] == 0, report["output"][-6000:]
-    assert stats(report)["changed"] == 0
+    assert stats(report)["changed"] == 0, [
+        name for name, res in task_results(report).items() if res.get("changed")
+    ]
     # Secrets in the config never reach the --diff output.
     assert deployment.vars["edge_anpr_mqtt_password"] not in report["output"]
 
