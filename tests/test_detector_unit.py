@@ -141,3 +141,28 @@ def test_roi_limits_where_boxes_can_be() -> None:
     for d in boxes:
         x, y, w, h = d.box_px
         assert x >= 100 and y >= 50 and x + w <= 300 and y + h <= 200
+
+
+_boxes = st.lists(
+    st.tuples(
+        st.integers(0, 300), st.integers(0, 300), st.integers(8, 120), st.integers(4, 60),
+        st.floats(-3, 3, allow_nan=False),
+    ),
+    max_size=30,
+)
+
+
+@given(_boxes, st.floats(0.05, 0.9))
+def test_nms_properties(raw: list[tuple[int, int, int, int, float]], thr: float) -> None:
+    dets = [Detection((x, y, w, h), s, "eu") for x, y, w, h, s in raw]
+    kept = nms(dets, thr)
+    assert all(k in dets for k in kept)
+    for i, a in enumerate(kept):
+        for b in kept[i + 1 :]:
+            assert iou(a.box_px, b.box_px) <= thr
+    if dets:
+        assert kept[0].score == max(d.score for d in dets)
+    # Every dropped box overlaps a kept box that scores at least as well.
+    for d in dets:
+        if d not in kept:
+            assert any(iou(d.box_px, k.box_px) > thr and k.score >= d.score for k in kept)
