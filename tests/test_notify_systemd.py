@@ -102,9 +102,16 @@ def test_without_notify_socket_everything_is_a_no_op() -> None:
     assert n.sent_count == 0
 
 
-def test_relative_notify_socket_is_rejected() -> None:
-    with pytest.raises(ValueError, match="absolute path"):
-        SystemdNotifier("run/notify")
+@pytest.mark.parametrize("address", ["run/notify", "vsock:2:1234"])
+def test_unusable_notify_socket_disables_notifications_without_failing(
+    address: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    n = SystemdNotifier.from_environ({"NOTIFY_SOCKET": address})
+    assert not n.enabled
+    assert not n.ready()
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "absolute path" in record.getMessage()
 
 
 def test_send_failure_is_not_fatal_and_warned_once(

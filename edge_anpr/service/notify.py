@@ -56,7 +56,13 @@ class SystemdNotifier:
     """
 
     def __init__(self, address: str | None) -> None:
-        self._address: str | bytes | None = _socket_address(address) if address else None
+        self._address: str | bytes | None = None
+        if address:
+            try:
+                self._address = _socket_address(address)
+            except ValueError as exc:
+                # A strange environment must not stop the service: run without notifications.
+                log.warning("systemd notifications disabled %s", fields(reason=exc))
         self._sock: socket.socket | None = None
         self._failed_once = False
         self.sent_count = 0
@@ -144,6 +150,7 @@ def _socket_address(address: str) -> str | bytes:
         # Linux abstract namespace: a leading NUL byte instead of '@'.
         return b"\0" + address[1:].encode("utf-8")
     if not address.startswith("/"):
+        # (systemd 254+ can also pass vsock: addresses, for VMs; not an appliance's case.)
         raise ValueError(f"NOTIFY_SOCKET must be an absolute path or @name, got {address!r}")
     return address
 
