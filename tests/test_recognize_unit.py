@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -59,3 +61,15 @@ def test_score_image_counts_hits_misreads_and_false_plates() -> None:
     t = score_image(labels, candidates, found)
     assert (t.plates, t.detected, t.found, t.top1, t.topn, t.false_plates) == (2, 1, 2, 1, 2, 1)
     assert t.misreads == [("XY999", "XY998")]
+
+
+def test_detector_file_is_taken_from_the_models_dir_when_there(tmp_path: Path) -> None:
+    from edge_anpr.config import config_from_dict
+    from edge_anpr.vision.detector import default_model_path
+    from edge_anpr.vision.recognize import detector_path
+
+    assert detector_path(config_from_dict({})) == default_model_path()
+    only_reader = config_from_dict({"reader": {"models_dir": str(tmp_path)}})
+    assert detector_path(only_reader) == default_model_path()
+    (tmp_path / "plate_hog.npz").write_bytes(b"x")
+    assert detector_path(only_reader) == tmp_path / "plate_hog.npz"

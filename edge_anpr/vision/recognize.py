@@ -38,6 +38,7 @@ from edge_anpr.vision.detector import (
     Detection,
     DetectorModel,
     PlateDetector,
+    default_model_path,
     iou,
     load_detector,
 )
@@ -115,6 +116,16 @@ class MotionGate:
         return bool(changed.mean() >= self.min_fraction)
 
 
+def detector_path(cfg: Config) -> Path:
+    """``plate_hog.npz`` in ``reader.models_dir`` when it is there (a deployment keeps all
+    model files in one folder), else the bundled one."""
+    if cfg.reader.models_dir:
+        candidate = Path(cfg.reader.models_dir) / default_model_path().name
+        if candidate.exists():
+            return candidate
+    return default_model_path()
+
+
 def plate_crop(image: NDArray[np.uint8], box: BoxPx) -> NDArray[np.uint8]:
     """The plate box with the reader's margin, clipped to the image."""
     x, y, w, h = box
@@ -138,7 +149,7 @@ class FrameRecognizer:
     ) -> None:
         self.cfg = cfg
         det = cfg.detector
-        model = detector_model or load_detector()
+        model = detector_model or load_detector(detector_path(cfg))
         self.detector = PlateDetector(
             model,
             min_plate_width_px=det.min_plate_width_px,
