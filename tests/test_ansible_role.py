@@ -269,6 +269,34 @@ def test_unit_and_models_are_installed(deployment: Deployment, first_apply: dict
             )
 
 
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_deployed_unit_verifies_against_the_deployed_venv(
+    deployment: Deployment, first_apply: dict[str, Any], tmp_path: Path
+) -> None:
+    # A copy of the deployed tree plus systemd's stock targets: ExecStart must resolve to the
+    # edge-anpr the role installed (no stand-in executable).
+    root = tmp_path / "root"
+    shutil.copytree(deployment.root, root, symlinks=True)
+    stock = root / "usr" / "lib" / "systemd" / "system"
+    stock.mkdir(parents=True)
+    for target in Path("/usr/lib/systemd/system").glob("*.target"):
+        if target.is_file():
+            shutil.copy(target, stock)
+    unit = root / "etc" / "systemd" / "system" / "edge-anpr.service"
+    assert (root / "opt/edge-anpr/venv/bin/edge-anpr").is_file()
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", f"--root={root}", str(unit)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert (proc.returncode, proc.stdout + proc.stderr) == (0, "")
+    (root / "opt/edge-anpr/venv/bin/edge-anpr").unlink()
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", f"--root={root}", str(unit)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode != 0 and "is not executable" in proc.stderr
+
+
 def test_local_mosquitto_config_is_loadable(
     deployment: Deployment, first_apply: dict[str, Any]
 ) -> None:
