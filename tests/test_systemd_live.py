@@ -1,9 +1,9 @@
 """Real systemd: readiness, the watchdog restart, and the unit's sandbox, without booting.
 
-A systemd *user* manager runs inside a private mount namespace (``unshare -m``) whose ``/run``
-is a fresh tmpfs holding what PID 1 would have created (``/run/systemd/system`` and the
-``inaccessible`` nodes the Protect*= settings bind over paths). Nothing outside the namespace
-changes. In it:
+A systemd *user* manager runs inside private mount and PID namespaces (``unshare``) whose
+``/run`` is a fresh tmpfs holding what PID 1 would have created (``/run/systemd/system`` and the
+``inaccessible`` nodes the Protect*= settings bind over paths). Nothing outside the namespaces
+changes, and everything in them dies with the driver, even on a timeout. In it:
 
 - a ``Type=notify`` + ``WatchdogSec=2`` service using ``SystemdNotifier``/``run_watchdog`` is
   "activating" until READY=1, then "running" with our STATUS text, and once its health check
@@ -205,7 +205,8 @@ def run_driver(tmp_path: Path, scenario: str) -> str:
     script = tmp_path / "driver.sh"
     script.write_text(DRIVER)
     proc = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "bash", str(script), str(tmp_path),
+        ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child",
+         "--propagation", "private", "bash", str(script), str(tmp_path),
          scenario],
         capture_output=True, text=True, timeout=120,
     )
