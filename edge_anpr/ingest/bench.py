@@ -35,6 +35,7 @@ from edge_anpr.ingest.protocol import encode_legacy, encode_sequenced
 from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.ingest.reassembly import Reassembler
 from edge_anpr.ingest.udp import run_udp_ingest
+from edge_anpr.progress import show_progress
 
 WINDOW_FRAMES = 8
 ACK_EVERY = 2
@@ -143,12 +144,12 @@ async def _bench(frames: int, frame_bytes: int, wire_format: str, window: int) -
             now = time.monotonic()
             if now - last_progress > 0.25:
                 last_progress = now
-                _progress(len(ready_at), frames)
+                show_progress(len(ready_at), frames, "frames")
             if len(ready_at) == frames:
                 break
             if proc.poll() is not None and now - last_ready > IDLE_END_S:
                 break
-        _progress(len(ready_at), frames, final=True)
+        show_progress(len(ready_at), frames, "frames", final=True)
         await proc.wait()
         await stdin.aclose()
         nursery.cancel_scope.cancel()
@@ -158,15 +159,6 @@ async def _bench(frames: int, frame_bytes: int, wire_format: str, window: int) -
         frames, frame_bytes, wire_format, window, sender_out, ready_at, reasm_latency, corrupt,
         reassembler, cpu_before, cpu_after, udp_before, udp_after, proc.returncode,
     )
-
-
-def _progress(done: int, total: int, final: bool = False) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} frames")
-    if final:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 def _pct(values: list[float], q: float) -> float:

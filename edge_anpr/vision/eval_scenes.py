@@ -36,6 +36,7 @@ import cv2
 
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError, ModelError
+from edge_anpr.progress import show_progress
 from edge_anpr.train.scenes import Scene, find_scenes, normalise, scale_box
 from edge_anpr.vision.detector import iou
 from edge_anpr.vision.recognize import FoundPlate, FrameRecognizer, decode_jpeg
@@ -128,7 +129,7 @@ def evaluate(
     per_group: dict[str, Tally] = defaultdict(Tally)
     for k, scene in enumerate(scenes):
         if progress:
-            _progress(k, len(scenes))
+            show_progress(k, len(scenes), "images")
         t0 = time.perf_counter()
         image = decode_jpeg(scene.image_path.read_bytes(), grey=True)
         if image is None:
@@ -147,8 +148,7 @@ def evaluate(
         tally.total_ms.append(timing.total_ms)
         per_group[scene.group].add(tally)
     if progress:
-        _progress(len(scenes), len(scenes))
-        print(file=sys.stderr)
+        show_progress(len(scenes), len(scenes), "images", final=True)
     return dict(per_group)
 
 
@@ -161,13 +161,6 @@ def _with_region(cfg: Config, folder: str) -> Config:
         return cfg
     regions = [folder, *(r for r in cfg.reader.regions if r != folder)]
     return dataclasses.replace(cfg, reader=dataclasses.replace(cfg.reader, regions=regions))
-
-
-def _progress(done: int, total: int) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr,
-          flush=True)
 
 
 def eval_scenes_main(
