@@ -47,6 +47,8 @@ from edge_anpr.vision.reader import (
 GH, GW = SEG_H // SEG_STRIDE, SEG_W // SEG_STRIDE
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
+RENDER_VERSION = 2
+"""Bump when the renderer or augmentation changes, so cached synthetic sets are rebuilt."""
 
 
 def say(msg: str) -> None:
@@ -127,7 +129,7 @@ def jitter_box(rng: np.random.Generator, b: np.ndarray) -> np.ndarray:
 
 
 def synth(n: int, seed0: int) -> dict[str, np.ndarray]:
-    path = CACHE / f"synth_{seed0}_{n}.npz"
+    path = CACHE / f"synth_v{RENDER_VERSION}_{seed0}_{n}.npz"
     if path.exists():
         d = np.load(path)
         return {k: d[k] for k in d.files}
@@ -317,6 +319,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--finetune-epochs", type=int, default=4)
     ap.add_argument("--out", type=Path, default=REPO / "models")
     ap.add_argument("--no-real", action="store_true", help="synthetic plates only")
+    ap.add_argument("--mined", type=Path, default=CACHE / "mined.npz",
+                    help="output of `python -m edge_anpr.train mine` (used when present)")
+    ap.add_argument("--init-segmenter", type=Path, default=None,
+                    help="start from this Keras segmenter (then --seg-epochs more epochs)")
     args = ap.parse_args(argv)
     tf = _tf()
     tf.keras.utils.set_random_seed(0)
@@ -329,27 +335,41 @@ def main(argv: list[str]) -> int:
     seg = build_segmenter()
     seg.compile(tf.keras.optimizers.Adam(2e-3), loss=seg_loss)
     seg_ckpt = CACHE / "seg_synth.keras"
-    if seg_ckpt.exists() and os.environ.get("EDGE_ANPR_REUSE") == "1":
-        seg = tf.keras.models.load_model(seg_ckpt, compile=False)
-        seg.compile(tf.keras.optimizers.Adam(2e-3), loss=seg_loss)
-    else:
+    lr0 = 2e-3
+    if args.init_segmenter is not None:
+        seg = tf.keras.models.load_model(args.init_segmenter, compile=False)
+        seg.compile(tf.keras.optimizers.Adam(lr0), loss=seg_loss)
+        lr0 = 5e-4
+    if args.seg_epochs > 0:
         sched = tf.keras.callbacks.LearningRateScheduler(
-            lambda e: 2e-3 * (0.5 ** max(0, e - args.seg_epochs // 2))
+            lambda e: lr0 * (0.5 ** max(0, e - args.seg_epochs // 2))
         )
         seg.fit(sx, st, batch_size=64, epochs=args.seg_epochs, validation_split=0.05,
                 callbacks=[sched], verbose=2)
         seg.save(seg_ckpt)
-    real = [] if args.no_real else real_train_items()
-    kept = pseudo_label(seg, real) if real else []
-    say(f"pseudo-labelled real crops kept: {len(kept)} of {len(real)}")
+    kept: list[tuple[np.ndarray, str, np.ndarray, np.ndarray]] = []
+    if args.no_real:
+        pass
+    elif args.mined.is_file():
+        m = np.load(args.mined, allow_pickle=True)
+        kept = list(zip(m["crops"], m["labels"], m["boxes"], m["junk"], strict=True))
+        say(f"mined real crops (training split): {len(kept)} from {args.mined}")
+    else:
+        real = real_train_items()
+        kept = [(g, lab, b, np.zeros((0, 4), np.float32))
+                for g, lab, b, _ in pseudo_label(seg, real)]
+        say(f"pseudo-labelled real crops kept: {len(kept)} of {len(real)}")
     # classifier data
     cx, cy = [syn["cx"]], [syn["cy"]]
     rx, ry = [], []
-    for grey, label, boxes, _ in kept:
+    for grey, label, boxes, junk in kept:
         for _ in range(4):
             for b, ch in zip(boxes, label, strict=True):
                 rx.append(char_crop(grey, jitter_box(rng, b)))
                 ry.append(CLASSES.index(ch))
+            for b in junk:
+                rx.append(char_crop(grey, jitter_box(rng, b)))
+                ry.append(NOT_A_CHAR)
             for b in junk_boxes(rng, grey, boxes, 2):
                 rx.append(char_crop(grey, b))
                 ry.append(NOT_A_CHAR)
@@ -382,5 +402,6 @@ def main(argv: list[str]) -> int:
         ft = np.concatenate([st, np.repeat(rta, reps, axis=0)])
         seg.compile(tf.keras.optimizers.Adam(5e-4), loss=seg_loss)
         seg.fit(fx, ft, batch_size=64, epochs=args.finetune_epochs, shuffle=True, verbose=2)
+        seg.save(CACHE / "seg_final.keras")
     export_int8(seg, sx[rng.permutation(len(sx))[:300]], args.out / "segmenter.tflite")
     return 0

@@ -282,6 +282,51 @@ def _screws(rng: np.random.Generator, img: Image.Image, w: int, h: int) -> None:
                 draw.ellipse((x - r, h - y - r, x + r, h - y + r), fill=col)
 
 
+def _pictogram(
+    rng: np.random.Generator, img: Image.Image, cx: float, cy: float, size: float,
+    colour: tuple[int, int, int],
+) -> None:
+    """An unlabelled graphic about as tall as a character (state seal, tree, bird, flag...)."""
+    draw = ImageDraw.Draw(img)
+    kind = int(rng.integers(6))
+    r = size / 2
+    if kind == 0:  # seal: rings
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=colour, width=max(1, int(r / 6)))
+        draw.ellipse((cx - r / 2, cy - r / 2, cx + r / 2, cy + r / 2), fill=colour)
+    elif kind == 1:  # tree
+        for k in range(3):
+            y = cy - r + k * r * 0.5
+            draw.polygon([(cx, y), (cx - r * 0.3 * (k + 1), y + r * 0.6),
+                          (cx + r * 0.3 * (k + 1), y + r * 0.6)], fill=colour)
+        draw.rectangle((cx - r * 0.08, cy + r * 0.5, cx + r * 0.08, cy + r), fill=colour)
+    elif kind == 2:  # bird / heron: curved strokes
+        pts = [(cx + float(rng.uniform(-r, r) * 0.6), cy - r + k * size / 5) for k in range(6)]
+        draw.line(pts, fill=colour, width=max(1, int(r / 5)))
+        draw.line([(cx - r * 0.6, cy - r * 0.3), (cx, cy), (cx + r * 0.6, cy - r * 0.4)],
+                  fill=colour, width=max(1, int(r / 6)))
+    elif kind == 3:  # star or flag
+        pts = []
+        for k in range(10):
+            a = np.pi / 2 + k * np.pi / 5
+            rad = r * 0.6 if k % 2 == 0 else r * 0.25
+            pts.append((cx + rad * float(np.cos(a)), cy - rad * float(np.sin(a))))
+        draw.polygon(pts, fill=colour)
+    elif kind == 4:  # state outline: jagged polygon
+        n = int(rng.integers(5, 10))
+        pts = [
+            (cx + float(rng.uniform(0.4, 0.8)) * r * float(np.cos(2 * np.pi * k / n)),
+             cy + float(rng.uniform(0.4, 1.0)) * r * float(np.sin(2 * np.pi * k / n)))
+            for k in range(n)
+        ]
+        draw.polygon(pts, fill=colour)
+    else:  # fruit / flower: a few blobs
+        for _ in range(int(rng.integers(2, 5))):
+            ox, oy = float(rng.uniform(-0.4, 0.4)) * r, float(rng.uniform(-0.6, 0.6)) * r
+            rr = float(rng.uniform(0.2, 0.45)) * r
+            col = _colour(rng, colour, 60)
+            draw.ellipse((cx + ox - rr, cy + oy - rr, cx + ox + rr, cy + oy + rr), fill=col)
+
+
 def render_plate(rng: np.random.Generator, layout: str | None = None) -> RenderedPlate:
     """One synthetic plate face; see the module docstring."""
     main_fonts, all_fonts = font_files()
@@ -336,6 +381,23 @@ def render_plate(rng: np.random.Generator, layout: str | None = None) -> Rendere
             margin = w * float(rng.uniform(0.03, 0.12))
             boxes = _place_chars(rng, img, text, gaps, (margin, y, w - margin, y + ch), ink,
                                  font, squeeze, sep)
+        if len(boxes) >= 2 and rng.random() < 0.5:
+            # graphics in the gap between groups or beside the text, never labelled
+            ch_h = float(np.median([b[3] - b[1] for b in boxes]))
+            cy = float(np.median([(b[1] + b[3]) / 2 for b in boxes]))
+            col = tuple(int(v) for v in rng.integers(0, 200, 3))
+            where = rng.random()
+            if gaps and sep == " " and where < 0.6:
+                left, right = boxes[gaps[0] - 1], boxes[gaps[0]]
+                cx = (left[2] + right[0]) / 2
+                size = min(ch_h * float(rng.uniform(0.5, 1.0)), (right[0] - left[2]) * 1.1)
+            elif where < 0.8:
+                cx = boxes[0][0] - ch_h * 0.5
+                size = ch_h * float(rng.uniform(0.5, 0.9))
+            else:
+                cx = boxes[-1][2] + ch_h * 0.5
+                size = ch_h * float(rng.uniform(0.5, 0.9))
+            _pictogram(rng, img, cx, cy, size, col)  # type: ignore[arg-type]
         _screws(rng, img, w, h)
     elif layout in ("eu", "nl", "de", "uk_front", "uk_rear", "one_line"):
         w, h = 520, int(rng.integers(105, 125))

@@ -49,6 +49,9 @@ NOT_A_CHAR = len(CLASSES)
 SEGMENTER_FILE = "segmenter.tflite"
 CLASSIFIER_FILE = "classifier.tflite"
 HEAT_THRESHOLD = 0.3
+MIN_HEIGHT_RATIO = 0.6
+"""Boxes shorter than this share of the median box height are small print, not characters
+(stacked two-letter prefixes, sticker digits): US labels leave them out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,7 @@ def decode_segmentation(
     boxes[:, [0, 2]] = (boxes[:, [0, 2]] - lb.dx) / lb.scale
     boxes[:, [1, 3]] = (boxes[:, [1, 3]] - lb.dy) / lb.scale
     heights = boxes[:, 3] - boxes[:, 1]
-    keep = heights >= 0.45 * float(np.median(heights))
+    keep = heights >= MIN_HEIGHT_RATIO * float(np.median(heights))
     boxes = boxes[keep]
     return reading_order(boxes)
 
