@@ -47,7 +47,7 @@ from edge_anpr.vision.reader import (
 GH, GW = SEG_H // SEG_STRIDE, SEG_W // SEG_STRIDE
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
-RENDER_VERSION = 2
+RENDER_VERSION = 3
 """Bump when the renderer or augmentation changes, so cached synthetic sets are rebuilt."""
 
 

@@ -170,8 +170,25 @@ def _draw_small_text(
     draw.text((cx - (x1 + x0) / 2, cy - (y1 + y0) / 2), text, font=font, fill=fill)
 
 
+def _lum(c: tuple[int, int, int]) -> float:
+    return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
+
+
+def _away_from(rng: np.random.Generator, ink: tuple[int, int, int]) -> tuple[int, int, int]:
+    """A random colour whose brightness differs clearly from the ink (characters stay legible
+    over scenery and pictograms, as on real plates)."""
+    col = (255, 255, 255) if _lum(ink) < 128 else (0, 0, 0)
+    for _ in range(20):
+        cand = tuple(int(v) for v in rng.integers(0, 256, 3))
+        if abs(_lum(cand) - _lum(ink)) > 90:  # type: ignore[arg-type]
+            col = cand  # type: ignore[assignment]
+            break
+    return col
+
+
 def _background(
-    rng: np.random.Generator, w: int, h: int, base: tuple[int, int, int]
+    rng: np.random.Generator, w: int, h: int, base: tuple[int, int, int],
+    ink: tuple[int, int, int] = (0, 0, 0),
 ) -> Image.Image:
     img = Image.new("RGB", (w, h), _colour(rng, base, 15))
     draw = ImageDraw.Draw(img)
@@ -187,7 +204,7 @@ def _background(
         draw = ImageDraw.Draw(img)
     if style > 0.3:  # scenery: hills, mountains, a logo blob
         for _ in range(int(rng.integers(1, 4))):
-            col = _colour(rng, (int(rng.integers(60, 240)),) * 3, 80)
+            col = _away_from(rng, ink)
             y = float(rng.uniform(0.5, 0.95)) * h
             pts = [(0.0, float(h))]
             for x in np.linspace(0, w, int(rng.integers(3, 9))):
@@ -195,7 +212,7 @@ def _background(
             pts.append((float(w), float(h)))
             draw.polygon(pts, fill=col)
         if rng.random() < 0.4:
-            col = _colour(rng, (int(rng.integers(0, 200)),) * 3, 60)
+            col = _away_from(rng, ink)
             cx, cy = float(rng.uniform(0.2, 0.8)) * w, float(rng.uniform(0.3, 0.7)) * h
             r = float(rng.uniform(0.08, 0.25)) * h
             draw.ellipse((cx - r, cy - r * 1.5, cx + r, cy + r * 1.5), fill=col)
@@ -205,7 +222,8 @@ def _background(
 def _place_chars(
     rng: np.random.Generator, img: Image.Image, text: str, gaps: list[int],
     region: tuple[float, float, float, float], ink: tuple[int, int, int], font: str,
-    squeeze: float, sep: str,
+    squeeze: float, sep: str, pastes: list[tuple[Image.Image, tuple[int, int], Image.Image]]
+    | None = None,
 ) -> list[tuple[float, float, float, float]]:
     """Paste glyphs into region (x0, y0, x1, y1), centred; return their boxes."""
     x0r, y0r, x1r, y1r = region
@@ -248,7 +266,10 @@ def _place_chars(
             x += gap
         wi, hi = max(1, round(w)), max(1, round(ch))
         mask = Image.fromarray(g).resize((wi, hi), Image.BILINEAR)
-        img.paste(Image.new("RGB", (wi, hi), ink), (round(x), round(y0r)), mask)
+        solid = Image.new("RGB", (wi, hi), ink)
+        img.paste(solid, (round(x), round(y0r)), mask)
+        if pastes is not None:
+            pastes.append((solid, (round(x), round(y0r)), mask))
         boxes.append((round(x), round(y0r), round(x) + wi, round(y0r) + hi))
         x += w + space
     return boxes
@@ -337,17 +358,18 @@ def render_plate(rng: np.random.Generator, layout: str | None = None) -> Rendere
     sep = _pick(rng, (" ", " ", "-", "."))
     if layout.startswith("us"):
         w, h = 320, int(rng.integers(150, 170))
+        pastes: list[tuple[Image.Image, tuple[int, int], Image.Image]] = []
         dark = layout == "us_dark"
         base = (int(rng.integers(10, 90)),) * 3 if dark else (int(rng.integers(200, 256)),) * 3
         base = _colour(rng, base, 30)
-        img = _background(rng, w, h, base)
-        draw = ImageDraw.Draw(img)
         ink = (
             _colour(rng, (235, 235, 235), 20) if dark
             else _colour(
                 rng, [(20, 30, 110), (15, 15, 15), (20, 90, 40), (140, 20, 20)][
                     int(rng.integers(4))], 30)
         )
+        img = _background(rng, w, h, base, ink)
+        draw = ImageDraw.Draw(img)
         small = _colour(rng, ink, 60) if rng.random() < 0.5 else tuple(
             int(v) for v in rng.integers(0, 200, 3)
         )
@@ -380,12 +402,12 @@ def render_plate(rng: np.random.Generator, layout: str | None = None) -> Rendere
             y = h * 0.52 - ch / 2 + float(rng.uniform(-0.05, 0.05)) * h
             margin = w * float(rng.uniform(0.03, 0.12))
             boxes = _place_chars(rng, img, text, gaps, (margin, y, w - margin, y + ch), ink,
-                                 font, squeeze, sep)
+                                 font, squeeze, sep, pastes)
         if len(boxes) >= 2 and rng.random() < 0.5:
             # graphics in the gap between groups or beside the text, never labelled
             ch_h = float(np.median([b[3] - b[1] for b in boxes]))
             cy = float(np.median([(b[1] + b[3]) / 2 for b in boxes]))
-            col = tuple(int(v) for v in rng.integers(0, 200, 3))
+            col = _away_from(rng, ink)
             where = rng.random()
             if gaps and sep == " " and where < 0.6:
                 left, right = boxes[gaps[0] - 1], boxes[gaps[0]]
@@ -398,6 +420,8 @@ def render_plate(rng: np.random.Generator, layout: str | None = None) -> Rendere
                 cx = boxes[-1][2] + ch_h * 0.5
                 size = ch_h * float(rng.uniform(0.5, 0.9))
             _pictogram(rng, img, cx, cy, size, col)  # type: ignore[arg-type]
+            for solid, pos, mask in pastes:  # graphics stay behind the characters
+                img.paste(solid, pos, mask)
         _screws(rng, img, w, h)
     elif layout in ("eu", "nl", "de", "uk_front", "uk_rear", "one_line"):
         w, h = 520, int(rng.integers(105, 125))

@@ -86,7 +86,9 @@ def letterbox(grey: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], Letterbox]:
     return out, Letterbox(scale, float(dx), float(dy))
 
 
-def char_crop(grey: NDArray[np.uint8], box: Sequence[float]) -> NDArray[np.uint8]:
+def char_crop(
+    grey: NDArray[np.uint8], box: Sequence[float] | NDArray[np.float32]
+) -> NDArray[np.uint8]:
     """Cut one character box (x0, y0, x1, y1) with a margin, aspect kept, to CHAR_H x CHAR_W."""
     x0, y0, x1, y1 = (float(v) for v in box)
     bw, bh = max(1.0, x1 - x0), max(1.0, y1 - y0)
