@@ -1,26 +1,44 @@
 """Training entry point: ``python -m edge_anpr.train SUBCOMMAND`` (training venv only).
 
 Each sub-command is one line in ``COMMANDS``: a module under ``edge_anpr.train`` whose
-``main(argv)`` does the work. Nothing here is imported by the appliance at run time.
+``main(argv)`` does the work. ``all`` runs the steps of ``ALL_STEPS`` in order (what
+``make train`` calls). Nothing here is imported by the appliance at run time.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+_CACHE = os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache")
 
 COMMANDS = {
     "reader": "edge_anpr.train.reader",  # segmenter + character classifier -> models/*.tflite
     "mine": "edge_anpr.train.mine",  # real character/junk boxes from the training split
-    "detector": "edge_anpr.train.detector",  # HoG + linear SVMs -> models/plate_hog.npz
-    "demo_frames": "edge_anpr.train.demo_frames",  # edge_anpr/demo/*.jpg + expected.json
 }
+
+ALL_STEPS: list[tuple[str, list[str]]] = [
+    # reader: train on synthetic plates + pseudo labels, mine real boxes with the result,
+    # retrain starting from that segmenter (the shipped models came from these two rounds)
+    ("reader", []),
+    ("mine", []),
+    ("reader", ["--init-segmenter", f"{_CACHE}/seg_final.keras",
+                "--seg-epochs", "3", "--finetune-epochs", "3"]),
+]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "all":
+        for name, step_args in ALL_STEPS:
+            print(f"== {name} {' '.join(step_args)}", file=sys.stderr, flush=True)
+            code = int(importlib.import_module(COMMANDS[name]).main(step_args))
+            if code:
+                return code
+        return 0
     if not args or args[0] not in COMMANDS:
-        print(f"usage: python -m edge_anpr.train {{{','.join(COMMANDS)}}} [options]",
+        print(f"usage: python -m edge_anpr.train {{{','.join([*COMMANDS, 'all'])}}} [options]",
               file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[args[0]])
