@@ -11,7 +11,7 @@ import pytest
 
 from edge_anpr.cli import main
 from edge_anpr.datasplit import shared_data_dir, split_of
-from edge_anpr.errors import ModelError
+from edge_anpr.errors import ConfigError, ModelError
 from edge_anpr.vision.reader import (
     CLASSIFIER_FILE,
     SEGMENTER_FILE,
@@ -127,3 +127,22 @@ def test_reading_order_puts_the_top_line_first() -> None:
     assert ordered[:, 0].tolist() == [10, 25, 30, 60, 90]
     one_line = np.float32([[50, 10, 60, 40, 1], [10, 12, 20, 42, 1], [30, 8, 40, 38, 1]])
     assert reading_order(one_line)[:, 0].tolist() == [10, 30, 50]
+
+
+def test_unknown_region_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="atlantis"):
+        PlateReader(regions=("generic", "atlantis"))
+
+
+def test_candidates_are_ranked_and_the_first_is_the_read(reader: PlateReader) -> None:
+    import cv2
+
+    (path, _label), = _val_crops(1)
+    got = reader.read(cv2.imread(str(path)))
+    assert got is not None
+    assert (got.candidates[0].text, got.candidates[0].confidence) == (got.text, got.confidence)
+    confs = [c.confidence for c in got.candidates]
+    assert confs == sorted(confs, reverse=True) and len(confs) <= 5
+    assert len({c.text for c in got.candidates}) == len(confs)
+    assert all(0.0 <= c <= 1.0 for c in got.char_confidences)
+    assert got.region == "generic"

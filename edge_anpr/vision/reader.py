@@ -33,9 +33,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_anpr.config import Config
-from edge_anpr.errors import ModelError
+from edge_anpr.errors import ConfigError, ModelError
 from edge_anpr.logs import fields
-from edge_anpr.plates.formats import rank_candidates
+from edge_anpr.plates.formats import REGIONS, rank_candidates
 from edge_anpr.values import Candidate, PlateText
 from edge_anpr.vision.tflite import Int8Model, bundled_models_dir
 
@@ -194,6 +194,11 @@ class PlateReader:
         self, models_dir: Path | None = None, *, regions: Sequence[str] = ("generic",),
         top_n: int = 5, min_chars: int = 2, num_threads: int = 1,
     ) -> None:
+        unknown = [r for r in regions if r not in REGIONS]
+        if unknown or not regions:
+            raise ConfigError(
+                f"reader.regions: unknown region(s) {unknown} (known: {', '.join(sorted(REGIONS))})"
+            )
         folder = models_dir or bundled_models_dir()
         self.models_dir = folder
         self._seg = Int8Model(folder / SEGMENTER_FILE, num_threads=num_threads)
