@@ -213,6 +213,17 @@ class PlateReader:
         self.top_n = top_n
         self.min_chars = min_chars
         self.last_timing = ReadTiming(0.0, 0.0)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """First calls allocate and initialise (interpreters, OpenCV kernels, numpy paths):
+        do them now so the first real read is as fast as the others."""
+        maps = self._seg.run(np.zeros((1, SEG_H, SEG_W, 1), np.float32))[0]
+        maps[:] = 0.5
+        maps[8, 4:28:6, 0] = 0.9
+        boxes = decode_segmentation(maps, Letterbox(1.0, 0.0, 0.0))
+        self.classify(np.full((SEG_H, SEG_W), 127, np.uint8), boxes)
+        self._cls.run(np.zeros((8, CHAR_H, CHAR_W, 1), np.float32))
 
     def segment(self, grey: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Character boxes (N x 5) in crop pixels, reading order."""
@@ -275,7 +286,7 @@ def read_main(cfg: Config, crops: Sequence[Path]) -> int:
     failures = 0
     timings: list[float] = []
     for path in crops:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
         if image is None:
             print(f"edge-anpr: error: {path}: cannot read image", file=sys.stderr)
             failures += 1
