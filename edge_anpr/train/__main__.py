@@ -16,6 +16,8 @@ _CACHE = os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache")
 COMMANDS = {
     "reader": "edge_anpr.train.reader",  # segmenter + character classifier -> models/*.tflite
     "mine": "edge_anpr.train.mine",  # real character/junk boxes from the training split
+    "detector": "edge_anpr.train.detector",  # HoG + linear SVMs -> models/plate_hog.npz
+    "demo_frames": "edge_anpr.train.demo_frames",  # edge_anpr/demo/*.jpg + expected.json
 }
 
 ALL_STEPS: list[tuple[str, list[str]]] = [
@@ -25,6 +27,10 @@ ALL_STEPS: list[tuple[str, list[str]]] = [
     ("mine", []),
     ("reader", ["--init-segmenter", f"{_CACHE}/seg_final.keras",
                 "--seg-epochs", "3", "--finetune-epochs", "3"]),
+    # detector: HoG + linear SVMs on the training split of the scenes
+    ("detector", []),
+    # demo frames drawn last, so they are checked against the models just trained
+    ("demo_frames", []),
 ]
 
 
