@@ -93,9 +93,9 @@ def _best_for_pattern(alts: Alternatives, pattern: str) -> tuple[str, float] | N
 def _beam(alts: Alternatives, width: int) -> list[tuple[str, float]]:
     beams: list[tuple[str, float]] = [("", 0.0)]
     for options in alts:
+        logs = [(ch, math.log(max(p, 1e-9))) for ch, p in options]
         beams = sorted(
-            ((t + ch, lp + math.log(max(p, 1e-9))) for t, lp in beams for ch, p in options),
-            key=lambda b: -b[1],
+            [(t + ch, lp + lq) for t, lp in beams for ch, lq in logs], key=lambda b: -b[1]
         )[:width]
     return beams
 

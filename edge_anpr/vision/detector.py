@@ -312,12 +312,18 @@ def score_maps(grid: ScaleGrid, models: list[WindowModel]) -> list[FloatArray | 
         if oh <= 0 or ow <= 0:
             out.append(None)
             continue
-        acc = np.full((oh, ow), model.bias, np.float32)
-        k = 0
-        for dy in range(bh):
-            for dx in range(bw):
-                acc += resp[k, dy : dy + oh, dx : dx + ow]
-                k += 1
+        # Window (y, x) sums resp[dy * bw + dx, y + dy, x + dx] over its block offsets. A
+        # strided view lays those terms out as (bh, bw, oh, ow) over the same memory, so the
+        # sum is one numpy reduction (which runs without the GIL) instead of bh * bw small
+        # Python-level additions that would serialise the worker threads.
+        resp = np.ascontiguousarray(resp)
+        sk, sr, sc = resp.strides
+        terms = np.lib.stride_tricks.as_strided(
+            resp, shape=(bh, bw, oh, ow), strides=(bw * sk + sr, sk + sc, sr, sc),
+            writeable=False,
+        )
+        acc = terms.sum(axis=(0, 1), dtype=np.float32)
+        acc += np.float32(model.bias)
         out.append(acc)
     return out
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import statistics
 import sys
 import time
@@ -111,9 +112,23 @@ def char_crop(
 def normalise_chars(crops: NDArray[np.uint8]) -> NDArray[np.float32]:
     """Per-crop contrast stretch to [0, 1] (so dark-on-light and dim plates look alike)."""
     x = crops.astype(np.float32)
-    lo = np.percentile(x, 5, axis=(1, 2), keepdims=True)
-    hi = np.percentile(x, 95, axis=(1, 2), keepdims=True)
+    lo, hi = _percentiles(x, 5.0), _percentiles(x, 95.0)
     return np.asarray(np.clip((x - lo) / np.maximum(hi - lo, 16.0), 0, 1)[..., None], np.float32)
+
+
+def _percentiles(x: NDArray[np.float32], q: float) -> NDArray[np.float32]:
+    """``np.percentile(x, q, axis=(1, 2), keepdims=True)`` (linear method) from one sort.
+
+    ``np.percentile`` spends most of its time in Python-level bookkeeping, holding the GIL
+    that the other recognition workers need; a sort and a lerp give the same numbers.
+    """
+    flat = np.sort(x.reshape(len(x), -1), axis=1)
+    pos = q / 100.0 * (flat.shape[1] - 1)
+    below = math.floor(pos)
+    above = min(below + 1, flat.shape[1] - 1)
+    frac = pos - below
+    value = flat[:, below] + (flat[:, above] - flat[:, below]) * frac
+    return np.asarray(value.reshape(-1, 1, 1), np.float32)
 
 
 def segmenter_input(letterboxed: NDArray[np.uint8]) -> NDArray[np.float32]:
@@ -147,21 +162,24 @@ def decode_segmentation(
 
 
 def _nms(boxes: NDArray[np.float32], overlap: float = 0.5) -> NDArray[np.float32]:
-    order = np.argsort(-boxes[:, 4])
+    # Plain Python floats: indexing numpy scalars in this double loop was the reader's
+    # largest GIL-holding cost (the GIL is what the other recognition workers wait for).
+    order = np.argsort(-boxes[:, 4]).tolist()
+    rows = boxes[:, :4].tolist()
     kept: list[int] = []
     for i in order:
-        x0, y0, x1, y1 = boxes[i, :4]
+        x0, y0, x1, y1 = rows[i]
         ok = True
         for j in kept:
-            ix = max(0.0, min(x1, boxes[j, 2]) - max(x0, boxes[j, 0]))
-            iy = max(0.0, min(y1, boxes[j, 3]) - max(y0, boxes[j, 1]))
-            small = min((x1 - x0) * (y1 - y0), (boxes[j, 2] - boxes[j, 0]) *
-                        (boxes[j, 3] - boxes[j, 1]))
+            a0, b0, a1, b1 = rows[j]
+            ix = max(0.0, min(x1, a1) - max(x0, a0))
+            iy = max(0.0, min(y1, b1) - max(y0, b0))
+            small = min((x1 - x0) * (y1 - y0), (a1 - a0) * (b1 - b0))
             if small > 0 and ix * iy / small > overlap:
                 ok = False
                 break
         if ok:
-            kept.append(int(i))
+            kept.append(i)
     return np.asarray(boxes[kept], np.float32)
 
 
