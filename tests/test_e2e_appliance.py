@@ -258,15 +258,23 @@ async def test_sigterm_mid_stream_exits_0_and_loses_no_event(
             sys.executable, "-m", "edge_anpr", "send", str(DEMO_DIR), "--port", str(udp_port),
             "--format", "sequenced", "--camera", str(SEQ_CAMERA_ID), "--fps", "10", "--loop",
         ])
-        await sub.wait_for(lambda: len(sub.messages) >= 3, timeout_s=30)
-        code, took = await trio.to_thread.run_sync(svc.stop)  # SIGTERM while frames arrive
-        sender.terminate()
-        await sender.wait()
+        try:
+            # Two seconds of stream (every bundled plate seen, events open), then SIGTERM
+            # while frames are still arriving.
+            await sub.wait_for(lambda: len(sub.messages) >= 6, timeout_s=30)
+            await trio.sleep(2.0)
+            code, took = await trio.to_thread.run_sync(svc.stop)
+        finally:
+            sender.kill()
+            await sender.wait()
         made = [line for line in svc.lines if line["type"] == "event"]
         made_ids = [(e["event_id"], e["kind"]) for e in made]
         await sub.wait_for(lambda: len(sub.messages) >= len(made), timeout_s=10)
         nursery.cancel_scope.cancel()
     got = [(p["event_id"], p["kind"]) for p in sub.on("edge-anpr/e2e/gate/event")]  # type: ignore[index]
+    reads = sum(1 for line in svc.lines if line["type"] == "read")
+    print(f"sigterm: exit={code} in {took:.2f}s reads={reads} events_made={len(made_ids)} "
+          f"events_received={len(got)}")
     assert code == 0, (tmp_path / "serve.log").read_text()
     assert took < 15
     assert made_ids, "the service made events before the SIGTERM"
