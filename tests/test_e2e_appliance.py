@@ -125,6 +125,17 @@ def service_factory() -> Iterator[Callable[[Path, Path], Service]]:
         svc.kill()
 
 
+@pytest.fixture
+def served(
+    tmp_path: Path, mosquitto: Broker, service_factory: Callable[[Path, Path], Service]
+) -> tuple[Service, int]:
+    """``edge-anpr serve`` on the test broker, models loaded; and its UDP port."""
+    udp_port = free_udp_port()
+    svc = service_factory(write_config(tmp_path, mosquitto, udp_port), tmp_path / "serve.log")
+    svc.wait_log("event=workers_ready")
+    return svc, udp_port
+
+
 def send(source: Path, port: int, *, wire_format: str, count: int = 0, fps: float = 8.0) -> None:
     command = [
         sys.executable, "-m", "edge_anpr", "send", str(source), "--port", str(port),
@@ -147,11 +158,9 @@ def event_plates(sub: Subscriber, camera: str) -> set[str]:
 
 async def test_plates_sent_in_both_formats_arrive_as_mqtt_events(
     tmp_path: Path, mosquitto: Broker, subscriber_factory: Callable[..., Subscriber],
-    service_factory: Callable[[Path, Path], Service],
+    served: tuple[Service, int],
 ) -> None:
-    udp_port = free_udp_port()
-    svc = service_factory(write_config(tmp_path, mosquitto, udp_port), tmp_path / "serve.log")
-    await trio.to_thread.run_sync(svc.wait_log, "event=workers_ready")
+    svc, udp_port = served
     expected = expected_plates()
     assert expected, "the bundled demo frames come with expected.json"
     sub = subscriber_factory(mosquitto, ["edge-anpr/e2e/#"])
@@ -186,7 +195,7 @@ async def test_plates_sent_in_both_formats_arrive_as_mqtt_events(
 
 async def test_real_scene_photographs_arrive_as_events(
     tmp_path: Path, mosquitto: Broker, subscriber_factory: Callable[..., Subscriber],
-    service_factory: Callable[[Path, Path], Service],
+    served: tuple[Service, int],
 ) -> None:
     data = shared_data_dir()
     if data is None:
@@ -196,9 +205,7 @@ async def test_real_scene_photographs_arrive_as_events(
     pick = _readable_real_scenes(data, limit=2)
     if not pick:
         pytest.fail("no validation scene is read correctly: see `edge-anpr eval`")
-    udp_port = free_udp_port()
-    svc = service_factory(write_config(tmp_path, mosquitto, udp_port), tmp_path / "serve.log")
-    await trio.to_thread.run_sync(svc.wait_log, "event=workers_ready")
+    svc, udp_port = served
     sub = subscriber_factory(mosquitto, ["edge-anpr/e2e/#"])
     async with trio.open_nursery() as nursery:
         await nursery.start(sub.run)
@@ -246,11 +253,9 @@ def _readable_real_scenes(data: Path, limit: int) -> list[tuple[Path, str]]:
 
 async def test_sigterm_mid_stream_exits_0_and_loses_no_event(
     tmp_path: Path, mosquitto: Broker, subscriber_factory: Callable[..., Subscriber],
-    service_factory: Callable[[Path, Path], Service],
+    served: tuple[Service, int],
 ) -> None:
-    udp_port = free_udp_port()
-    svc = service_factory(write_config(tmp_path, mosquitto, udp_port), tmp_path / "serve.log")
-    await trio.to_thread.run_sync(svc.wait_log, "event=workers_ready")
+    svc, udp_port = served
     sub = subscriber_factory(mosquitto, ["edge-anpr/e2e/+/event"])
     async with trio.open_nursery() as nursery:
         await nursery.start(sub.run)
