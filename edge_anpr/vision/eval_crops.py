@@ -11,7 +11,6 @@ import csv
 import json
 import logging
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from edge_anpr.config import Config
 from edge_anpr.datasplit import in_split, shared_data_dir
 from edge_anpr.errors import ConfigError
+from edge_anpr.progress import show_progress
 from edge_anpr.values import PlateText
 from edge_anpr.vision.reader import make_reader
 
@@ -84,15 +84,6 @@ class CropScore:
         }
 
 
-def _progress(i: int, n: int) -> None:
-    if sys.stderr.isatty() or i == n:
-        done = int(30 * i / max(1, n))
-        sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {i}/{n}")
-        if i == n:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
 def eval_crops_main(
     cfg: Config, directory: Path | None, split: Literal["val", "train", "all"] = "val",
     failures_sheet: Path | None = None,
@@ -117,7 +108,7 @@ def eval_crops_main(
         t0 = time.perf_counter()
         result = reader.read(np.asarray(image, np.uint8))
         score.add(row[0], row[2].strip().upper(), result, (time.perf_counter() - t0) * 1000)
-        _progress(i, len(rows))
+        show_progress(i, len(rows), "crops", final=i == len(rows))
     s = score.summary()
     print(f"split: {split} ({directory})")
     print(f"images: {s['images']}")
