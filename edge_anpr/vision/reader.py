@@ -275,14 +275,19 @@ class PlateReader:
             return None
         char_probs = probs[:, :NOT_A_CHAR] / np.maximum(probs[:, :NOT_A_CHAR].sum(
             axis=1, keepdims=True), 1e-6)
-        alternatives = []
-        for row in char_probs:
-            top = np.argsort(-row)[:3]
-            alternatives.append([(CLASSES[int(k)], float(row[k])) for k in top])
+        # Top 3 per character in one call, then plain Python values: per-row numpy calls and
+        # scalar indexing here held the GIL the other workers need.
+        top = np.argsort(-char_probs, axis=1)[:, :3]
+        top_p = np.take_along_axis(char_probs, top, axis=1).tolist()
+        alternatives = [
+            [(CLASSES[k], p) for k, p in zip(ks, ps, strict=True)]
+            for ks, ps in zip(top.tolist(), top_p, strict=True)
+        ]
         ranked = rank_candidates(alternatives, self.regions, self.top_n)
         best = ranked[0]
+        rows = char_probs.tolist()
         char_conf = tuple(
-            float(row[CLASSES.index(c)]) for row, c in zip(char_probs, best.text, strict=True)
+            row[CLASSES.index(c)] for row, c in zip(rows, best.text, strict=True)
         )
         return PlateText(
             text=best.text,
