@@ -24,7 +24,8 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,6 +164,27 @@ async def run_pipeline(
     log.info("%s", fields(event="stopped", **_flat(pipeline.snapshot())))
 
 
+@asynccontextmanager
+async def running_pipeline(
+    cfg: Config, *, sinks: Sinks | None = None, outbox_path: str | None = None
+) -> AsyncIterator[tuple[Pipeline, trio.Nursery]]:
+    """A started pipeline and a nursery for helper tasks (signals, watchdog, a sender).
+
+    Leaving the block waits until the pipeline has stopped and drained (someone must call
+    ``Pipeline.stop``); when it has, the helpers are cancelled: they have nothing left to do.
+    """
+    async with trio.open_nursery() as helpers:
+
+        async def run_then_cancel_helpers(
+            task_status: trio.TaskStatus[Pipeline] = trio.TASK_STATUS_IGNORED,
+        ) -> None:
+            await run_pipeline(cfg, sinks=sinks, outbox_path=outbox_path, task_status=task_status)
+            helpers.cancel_scope.cancel()
+
+        pipeline: Pipeline = await helpers.start(run_then_cancel_helpers)
+        yield pipeline, helpers
+
+
 async def _ingest(
     cfg: Config,
     queue: FrameQueue,
@@ -284,23 +306,15 @@ async def _serve(cfg: Config, out: JsonLines) -> None:
         on_stats=lambda snap: out.write({"type": "stats", **snap}),
     )
     try:
-        async with trio.open_nursery() as nursery:
-
-            async def pipeline_then_stop_helpers(
-                task_status: trio.TaskStatus[Pipeline] = trio.TASK_STATUS_IGNORED,
-            ) -> None:
-                await run_pipeline(cfg, sinks=sinks, task_status=task_status)
-                nursery.cancel_scope.cancel()  # the signal and watchdog tasks have no more work
-
-            pipeline: Pipeline = await nursery.start(pipeline_then_stop_helpers)
+        async with running_pipeline(cfg, sinks=sinks) as (pipeline, helpers):
             notifier.ready(f"listening on udp {cfg.ingest.bind}:{pipeline.port}")
-            nursery.start_soon(_stop_on_signals, pipeline, notifier, nursery.cancel_scope)
-            nursery.start_soon(run_watchdog, notifier, pipeline.healthy)
+            helpers.start_soon(stop_on_signals, pipeline, notifier, helpers.cancel_scope)
+            helpers.start_soon(run_watchdog, notifier, pipeline.healthy)
     finally:
         notifier.stopping()
 
 
-async def _stop_on_signals(
+async def stop_on_signals(
     pipeline: Pipeline, notifier: SystemdNotifier, everything: trio.CancelScope
 ) -> None:
     """First SIGTERM/SIGINT drains gracefully; a second one cancels at once."""

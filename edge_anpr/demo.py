@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import signal
 import sys
 import tempfile
 import time
@@ -23,9 +22,10 @@ from typing import Any
 
 import trio
 
-from edge_anpr.app import Pipeline, Sinks, run_pipeline, run_trio, with_overrides
+from edge_anpr.app import Sinks, run_trio, running_pipeline, stop_on_signals, with_overrides
 from edge_anpr.config import Config
 from edge_anpr.errors import EdgeAnprError
+from edge_anpr.service.notify import SystemdNotifier
 from edge_anpr.values import PlateRead
 
 log = logging.getLogger(__name__)
@@ -98,17 +98,12 @@ async def _demo(cfg: Config, loop: bool, outbox_path: str, seen: dict[str, float
         )
 
     sinks = Sinks(on_read=on_read, on_event=on_event)
-    async with trio.open_nursery() as nursery:
-
-        async def pipeline_then_stop_helpers(
-            task_status: trio.TaskStatus[Pipeline] = trio.TASK_STATUS_IGNORED,
-        ) -> None:
-            await run_pipeline(cfg, sinks=sinks, outbox_path=outbox_path, task_status=task_status)
-            nursery.cancel_scope.cancel()
-
-        pipeline: Pipeline = await nursery.start(pipeline_then_stop_helpers)
+    async with running_pipeline(cfg, sinks=sinks, outbox_path=outbox_path) as (
+        pipeline, helpers
+    ):
         print(f"demo: serving on udp 127.0.0.1:{pipeline.port}, sending {DEMO_DIR}", flush=True)
-        nursery.start_soon(_stop_on_sigint, pipeline)
+        # Ctrl-C drains like SIGTERM does for `serve`; a second Ctrl-C stops at once.
+        helpers.start_soon(stop_on_signals, pipeline, SystemdNotifier(None), helpers.cancel_scope)
         command = [
             sys.executable, "-m", "edge_anpr", "send", str(DEMO_DIR), "--host", "127.0.0.1",
             "--port", str(pipeline.port), "--fps", str(DEMO_FPS), "--format", "sequenced",
@@ -123,9 +118,3 @@ async def _demo(cfg: Config, loop: bool, outbox_path: str, seen: dict[str, float
                 await trio.sleep(0.05)
         pipeline.stop()
 
-
-async def _stop_on_sigint(pipeline: Pipeline) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            pipeline.stop()
-            return

@@ -40,7 +40,7 @@ from typing import Any
 
 import trio
 
-from edge_anpr.app import Pipeline, Sinks, run_pipeline, run_trio
+from edge_anpr.app import Pipeline, Sinks, run_trio, running_pipeline
 from edge_anpr.config import Config
 from edge_anpr.demo import DEMO_DIR
 from edge_anpr.progress import show_progress
@@ -158,15 +158,7 @@ async def _with_pipeline(
     cfg: Config, sinks: Sinks, body: Callable[[Pipeline], Awaitable[None]]
 ) -> None:
     """Run ``body`` against a fresh pipeline, then drain and stop it."""
-    async with trio.open_nursery() as nursery:
-
-        async def pipeline_then_cancel(
-            task_status: trio.TaskStatus[Pipeline] = trio.TASK_STATUS_IGNORED,
-        ) -> None:
-            await run_pipeline(cfg, sinks=sinks, task_status=task_status)
-            nursery.cancel_scope.cancel()
-
-        pipeline: Pipeline = await nursery.start(pipeline_then_cancel)
+    async with running_pipeline(cfg, sinks=sinks) as (pipeline, _):
         await body(pipeline)
         pipeline.stop()
 
