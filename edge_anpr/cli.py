@@ -79,10 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = with_config(sub.add_parser("eval", help="evaluate on a scenes-layout folder"))
     evaluate.add_argument("directory", type=Path)
     evaluate.add_argument("--split", choices=["val", "train", "all"], default="val")
-    evaluate.add_argument(
-        "--region-per-folder", action="store_true",
-        help="read each sub-folder named like a plate region (br, us...) with that region first",
-    )
 
     eval_crops = with_config(sub.add_parser("eval-crops", help="evaluate the reader on crops"))
     eval_crops.add_argument("directory", type=Path, nargs="?", default=None)
@@ -160,9 +156,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "eval":
         from edge_anpr.vision.eval_scenes import eval_scenes_main
 
-        return eval_scenes_main(
-            cfg, args.directory, split=args.split, region_per_folder=args.region_per_folder
-        )
+        return eval_scenes_main(cfg, args.directory, split=args.split)
     if command == "eval-crops":
         from edge_anpr.vision.eval_crops import eval_crops_main
 

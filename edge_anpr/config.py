@@ -91,6 +91,7 @@ class CameraConfig:
     roi: list[int] = _key([], "Region of interest x, y, w, h in pixels ([] = whole frame).")
     min_plate_width_px: int = _key(0, "Override of detector.min_plate_width_px (0 = none).", lo=0)
     max_plate_width_px: int = _key(0, "Override of detector.max_plate_width_px (0 = none).", lo=0)
+    regions: list[str] = _key([], "Override of reader.regions for this camera ([] = none).")
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,10 @@ class DetectorConfig:
     min_read_confidence: float = _key(
         0.85, "A candidate is a plate only when its read is at least this confident.", lo=0,
         hi=1,
+    )
+    min_fitting_read_confidence: float = _key(
+        0.75, "The same for a read that fits a pattern of the camera's plate regions (only "
+        "with specific regions configured; never above min_read_confidence).", lo=0, hi=1,
     )
     max_rejected_reads: int = _key(
         2, "Stop reading a frame's candidates (best first) after this many are rejected "
@@ -241,8 +246,11 @@ def _check_cross_fields(cfg: Config, source: str) -> None:
             f"{source}: detector.min_plate_width_px ({det.min_plate_width_px}) is above "
             f"detector.max_plate_width_px ({det.max_plate_width_px})"
         )
+    _check_regions(cfg.reader.regions, "reader.regions", source)
     ids: dict[int, str] = {}
     for name, cam in cfg.cameras.items():
+        if cam.regions:
+            _check_regions(cam.regions, f"cameras.{name}.regions", source)
         if cam.roi and (len(cam.roi) != 4 or min(cam.roi[2:]) <= 0):
             raise ConfigError(f"{source}: cameras.{name}.roi must be [x, y, w, h] with w, h > 0")
         if cam.id >= 0:
@@ -263,6 +271,15 @@ def _check_cross_fields(cfg: Config, source: str) -> None:
                 raise ConfigError(
                     f"{source}: known_plates[{i}].plate is not a valid regex: {exc}"
                 ) from None
+
+
+def _check_regions(regions: list[str], key: str, source: str) -> None:
+    from edge_anpr.plates.formats import check_regions
+
+    try:
+        check_regions(regions)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {key}: {exc}") from None
 
 
 def _build(cls: type[T], raw: Any, path: str, source: str) -> T:

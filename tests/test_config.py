@@ -24,6 +24,8 @@ def test_defaults_need_no_file() -> None:
         ({"cameras": {"a": {"id": 1}, "b": {"id": 1}}}, "cameras.b.id 1 is already used"),
         ({"known_plates": [{"plate": "(", "match": "regex"}]}, "known_plates[0].plate"),
         ({"detector": {"min_plate_width_px": 500, "max_plate_width_px": 100}}, "min_plate"),
+        ({"reader": {"regions": ["br", "atlantis"]}}, "reader.regions: unknown plate region"),
+        ({"cameras": {"gate": {"regions": ["xx"]}}}, "cameras.gate.regions: unknown plate"),
     ],
 )
 def test_bad_values_name_the_key(raw: dict[str, object], message: str) -> None:

@@ -60,13 +60,35 @@ def test_mercosur_pattern() -> None:
     assert rank_candidates(a, ["br"], 1)[0].text == "BRA2E15"
 
 
-def test_off_format_text_is_ranked_lower_but_kept() -> None:
-    # 5 characters fit no UK pattern: the read survives, as generic, with lower confidence
+def test_off_format_text_is_ranked_lower_but_keeps_its_confidence() -> None:
+    # 5 characters fit no UK pattern: the read survives, as generic, ranked lower, but its
+    # confidence is still its characters' (a vanity plate is still a plate)
     a = [[(c, 0.9)] for c in "HELLO"]
     plain = rank_candidates(a, ["generic"], 1)[0]
     uk = rank_candidates(a, ["uk"], 1)[0]
     assert uk.text == "HELLO" and uk.region == "generic"
-    assert uk.confidence < plain.confidence
+    assert uk.score < plain.score
+    assert uk.confidence == pytest.approx(plain.confidence)
+
+
+def test_a_fitting_reading_outranks_a_more_confident_off_format_one() -> None:
+    # BR old format LLLNNNN: the top reading "AB01234" has a digit where a letter belongs;
+    # the second choice "ABO1234" fits and must come first although less probable
+    a = [*certain("AB"), [("0", 0.6), ("O", 0.4)], *certain("1234")]
+    ranked = rank_candidates(a, ["br"], 3)
+    assert ranked[0].text == "ABO1234" and ranked[0].region == "br"
+    assert ranked[0].confidence < next(r for r in ranked if r.text == "AB01234").confidence
+    assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("region", "plate"),
+    [("sk", "BA123AB"), ("cz", "1A23456"), ("cz", "1AB2345"), ("pl", "WA12345"),
+     ("pl", "KRA1234")],
+)
+def test_national_formats(region: str, plate: str) -> None:
+    assert any(fits(plate, p) for p in REGIONS[region])
+    assert rank_candidates(certain(plate), [region], 1)[0].region == region
 
 
 def test_region_order_prefers_the_first_region() -> None:

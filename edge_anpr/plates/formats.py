@@ -7,6 +7,10 @@ for each configured region, the best text that fits one of the region's patterns
 character (O/0, I/1, B/8, S/5, Z/2, G/6, D/0, A/4, T/7) is swapped ONLY at a position where the
 pattern demands the other kind. ``generic`` fixes nothing and ranks by confidence alone.
 
+The format prior changes the *ranking* only: a text that fits no configured pattern keeps its
+own confidence (the geometric mean of its character probabilities), so a vanity plate is still
+reported as a plate, but any reading that does fit a pattern is ranked above it.
+
 Pure functions, no I/O.
 """
 
@@ -32,6 +36,13 @@ REGIONS: dict[str, tuple[str, ...]] = {
         "@" * d + "@" * s + "#" * n
         for d in (1, 2, 3) for s in (1, 2) for n in (1, 2, 3, 4) if 3 <= d + s + n <= 8
     ),
+    # Slovakia: district, three digits, two letters (BA123AB)
+    "sk": ("@@###@@",),
+    # Czechia: digit, letter, letter or digit, four digits (1A2 3456, 1AB 2345)
+    "cz": ("#@#####", "#@@####"),
+    # Poland: two- or three-letter district and a 4-5 character serial (WA12345, KR1234A)
+    "pl": ("@@#####", "@@####@", "@@###@@", "@@#@###", "@@#@@##", "@@@####", "@@@###@",
+           "@@@##@@", "@@@#@##"),
     # US: common state serial formats (vanity plates fall back to generic)
     "us": ("@@@###", "###@@@", "@@@####", "#@@@###", "###@###", "##@@###", "#@@####",
            "@@####", "@##@@@", "@@@@###", "######", "#####"),
@@ -43,7 +54,8 @@ TO_LETTER = {"0": "O", "1": "I", "2": "Z", "5": "S", "8": "B", "6": "G", "4": "A
 FIX_PENALTY = 0.5
 """A swapped character keeps this share of its original probability."""
 OFF_FORMAT_PENALTY = 0.6
-"""With specific regions configured, a text that fits none of them is scored this much lower."""
+"""With specific regions configured, a text that fits none of them is ranked as if each of its
+characters were this much less likely (its reported confidence is not lowered)."""
 
 Alternatives = Sequence[Sequence[tuple[str, float]]]
 
@@ -52,7 +64,18 @@ Alternatives = Sequence[Sequence[tuple[str, float]]]
 class Ranked:
     text: str
     confidence: float
+    """Geometric mean of the chosen characters' probabilities (swaps penalised)."""
     region: str
+    """The region whose pattern the text fits, or ``generic``."""
+    score: float
+    """What candidates are ranked by: the confidence with the format prior applied."""
+
+
+def check_regions(regions: Sequence[str]) -> None:
+    """ValueError naming the unknown regions, if any (and for an empty list)."""
+    unknown = [r for r in regions if r not in REGIONS]
+    if unknown or not regions:
+        raise ValueError(f"unknown plate region(s) {unknown}; known: {', '.join(sorted(REGIONS))}")
 
 
 def fits(text: str, pattern: str) -> bool:
@@ -109,18 +132,16 @@ def rank_candidates(alts: Alternatives, regions: Sequence[str], top_n: int) -> l
     """Ranked distinct candidate texts, best first (at least one when ``alts`` is non-empty)."""
     if not alts:
         return []
-    unknown = [r for r in regions if r not in REGIONS]
-    if unknown:
-        raise ValueError(f"unknown plate region(s) {unknown}; known: {sorted(REGIONS)}")
+    check_regions(regions)
     n = len(alts)
     specific = [r for r in regions if REGIONS[r]]
     scored: dict[str, Ranked] = {}
 
-    def offer(text: str, log_p: float, region: str) -> None:
-        conf = _confidence(log_p, n)
+    def offer(text: str, log_p: float, log_prior: float, region: str) -> None:
+        score = _confidence(log_p + log_prior, n)
         old = scored.get(text)
-        if old is None or conf > old.confidence:
-            scored[text] = Ranked(text, conf, region)
+        if old is None or score > old.score:
+            scored[text] = Ranked(text, _confidence(log_p, n), region, score)
 
     for rank, name in enumerate(specific):
         for pattern in REGIONS[name]:
@@ -129,16 +150,16 @@ def rank_candidates(alts: Alternatives, regions: Sequence[str], top_n: int) -> l
             best = _best_for_pattern(alts, pattern)
             if best is not None:
                 # earlier regions in the list are preferred a little
-                offer(best[0], best[1] - 0.01 * rank * n, name)
+                offer(best[0], best[1], -0.01 * rank * n, name)
     for text, log_p in _beam(alts, max(top_n * 4, 16)):
         region = next(
             (r for r in specific if any(fits(text, p) for p in REGIONS[r])), None
         )
         if region is not None:
-            offer(text, log_p - 0.01 * specific.index(region) * n, region)
+            offer(text, log_p, -0.01 * specific.index(region) * n, region)
         elif specific:
-            offer(text, log_p + n * math.log(OFF_FORMAT_PENALTY), "generic")
+            offer(text, log_p, n * math.log(OFF_FORMAT_PENALTY), "generic")
         else:
-            offer(text, log_p, "generic")
-    ranked = sorted(scored.values(), key=lambda r: -r.confidence)
+            offer(text, log_p, 0.0, "generic")
+    ranked = sorted(scored.values(), key=lambda r: -r.score)
     return ranked[:top_n]

@@ -15,12 +15,15 @@ Per sub-folder and overall:
 * false plates per image: reported plates matching no labelled box;
 * medians of decode (+ resize), detect, read and total milliseconds.
 
+Each sub-folder is recognised as the camera of the same name: when the configuration has a
+``[cameras.<folder>]`` table, its settings (plate-format regions, plate widths, ROI) apply, the
+way a deployment configures each camera for the plates it sees.
+
 The last line is the same as one JSON object.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import statistics
@@ -137,7 +140,7 @@ def evaluate(
             continue
         image, factor = normalise(image)
         decode_ms = (time.perf_counter() - t0) * 1000
-        found = recognizer.recognize(image, decode_ms=decode_ms)
+        found = recognizer.recognize(image, camera=scene.group, decode_ms=decode_ms)
         cands = recognizer.last_candidates
         timing = recognizer.last_timing
         labels = [(scale_box(p.box_px, factor), p.text) for p in scene.plates]
@@ -152,23 +155,11 @@ def evaluate(
     return dict(per_group)
 
 
-def _with_region(cfg: Config, folder: str) -> Config:
-    """The config with the reader preferring the plate region the folder is named after (a
-    deployment sets ``reader.regions`` for its country); unchanged for other folder names."""
-    from edge_anpr.plates.formats import REGIONS
-
-    if folder not in REGIONS or folder == "generic":
-        return cfg
-    regions = [folder, *(r for r in cfg.reader.regions if r != folder)]
-    return dataclasses.replace(cfg, reader=dataclasses.replace(cfg.reader, regions=regions))
-
-
 def eval_scenes_main(
     cfg: Config,
     directory: Path,
     *,
     split: Literal["train", "val", "all"] = "val",
-    region_per_folder: bool = False,
 ) -> int:
     cv2.setNumThreads(1)
     if not directory.is_dir():
@@ -183,20 +174,16 @@ def eval_scenes_main(
         print(f"edge-anpr: warning: reader unavailable ({exc}); detection only", file=sys.stderr)
         recognizer = FrameRecognizer(cfg, with_reader=False)
         reading = False
-    if region_per_folder and reading:
-        groups = {}
-        for name in sorted({s.group for s in scenes}):
-            group_cfg = _with_region(cfg, name)
-            rec = recognizer if group_cfg is cfg else FrameRecognizer(group_cfg)
-            groups.update(evaluate(rec, [s for s in scenes if s.group == name]))
-    else:
-        groups = evaluate(recognizer, scenes)
+    groups = evaluate(recognizer, scenes)
     overall = Tally()
     for tally in groups.values():
         overall.add(tally)
     header = (f"{'set':8} {'images':>6} {'plates':>6} {'det.rec':>7} {'found':>6} {'top1':>6} "
               f"{'topN':>6} {'FP/img':>6} {'decode':>7} {'detect':>7} {'read':>7} {'total':>7}")
-    regions = "per folder" if region_per_folder else ",".join(cfg.reader.regions)
+    regions = ",".join(cfg.reader.regions) + "".join(
+        f" {g}={','.join(recognizer.regions(g))}" for g in sorted(groups)
+        if g in cfg.cameras and cfg.cameras[g].regions
+    )
     print(f"eval {directory} split={split} width={1280} plate widths "
           f"{cfg.detector.min_plate_width_px}..{cfg.detector.max_plate_width_px} px "
           f"regions={regions}"

@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError, ModelError
 from edge_anpr.logs import fields
-from edge_anpr.plates.formats import REGIONS, rank_candidates
+from edge_anpr.plates.formats import check_regions, rank_candidates
 from edge_anpr.values import Candidate, PlateText
 from edge_anpr.vision.tflite import Int8Model, bundled_models_dir
 
@@ -212,11 +212,10 @@ class PlateReader:
         self, models_dir: Path | None = None, *, regions: Sequence[str] = ("generic",),
         top_n: int = 5, min_chars: int = 2, num_threads: int = 1,
     ) -> None:
-        unknown = [r for r in regions if r not in REGIONS]
-        if unknown or not regions:
-            raise ConfigError(
-                f"reader.regions: unknown region(s) {unknown} (known: {', '.join(sorted(REGIONS))})"
-            )
+        try:
+            check_regions(regions)
+        except ValueError as exc:
+            raise ConfigError(f"reader.regions: {exc}") from None
         folder = models_dir or bundled_models_dir()
         self.models_dir = folder
         self._seg = Int8Model(folder / SEGMENTER_FILE, num_threads=num_threads)
@@ -256,8 +255,13 @@ class PlateReader:
         crops = np.stack([char_crop(grey, b[:4]) for b in boxes])
         return self._cls.run(normalise_chars(crops))
 
-    def read(self, crop: NDArray[np.uint8]) -> PlateText | None:
-        """Text of one plate crop (BGR or grey), or None when it does not look like a plate."""
+    def read(
+        self, crop: NDArray[np.uint8], regions: Sequence[str] | None = None
+    ) -> PlateText | None:
+        """Text of one plate crop (BGR or grey), or None when it does not look like a plate.
+
+        ``regions`` overrides the reader's own list for this read (a camera's own regions).
+        """
         grey = to_grey(crop)
         if grey.shape[0] < 8 or grey.shape[1] < 16:
             return None
@@ -283,7 +287,7 @@ class PlateReader:
             [(CLASSES[k], p) for k, p in zip(ks, ps, strict=True)]
             for ks, ps in zip(top.tolist(), top_p, strict=True)
         ]
-        ranked = rank_candidates(alternatives, self.regions, self.top_n)
+        ranked = rank_candidates(alternatives, regions or self.regions, self.top_n)
         best = ranked[0]
         rows = char_probs.tolist()
         char_conf = tuple(

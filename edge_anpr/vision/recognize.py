@@ -21,6 +21,7 @@ import logging
 import statistics
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from numpy.typing import NDArray
 
 from edge_anpr.config import Config
 from edge_anpr.logs import fields
+from edge_anpr.plates.formats import REGIONS
 from edge_anpr.values import PlateText
 from edge_anpr.vision.detector import (
     BoxPx,
@@ -207,7 +209,7 @@ class FrameRecognizer:
         cands = self.candidates(gray, camera)
         self.last_candidates = cands
         t1 = time.perf_counter()
-        found = self.read_candidates(image_bgr, cands)
+        found = self.read_candidates(image_bgr, cands, camera)
         t2 = time.perf_counter()
         detect_ms, read_ms = (t1 - t0) * 1000, (t2 - t1) * 1000
         self.last_timing = StageTiming(
@@ -227,15 +229,22 @@ class FrameRecognizer:
             return None
         return self.recognize(image, camera=camera, gate=gate, decode_ms=decode_ms)
 
+    def regions(self, camera: str | None) -> tuple[str, ...]:
+        """The plate-format regions for a camera: its own list, else ``reader.regions``."""
+        cam = self.cfg.cameras.get(camera) if camera else None
+        return tuple(cam.regions if cam is not None and cam.regions else self.cfg.reader.regions)
+
     def read_candidates(
-        self, image: NDArray[np.uint8], cands: Sequence[Detection]
+        self, image: NDArray[np.uint8], cands: Sequence[Detection], camera: str | None = None
     ) -> list[FoundPlate]:
         """Read candidates best score first; keep what the reader accepts as a plate.
 
         A candidate is a plate when its read has at least ``detector.min_read_confidence``
         and ``MIN_PLATE_CHARS`` characters. An accepted candidate is read again from
-        ``READ_VARIANTS`` (the scanner's box is quantised to an eighth of the plate width and
-        a third of an octave) and the most confident read is kept. Reading stops after
+        ``_variants`` of its box (the scanner's box is quantised to an eighth of the plate width
+        and a third of an octave, and often cuts off the first or last character), and the best
+        read is kept: with specific regions configured, a read that fits one of the region's
+        patterns beats one that does not, then the more confident wins. Reading stops after
         ``detector.max_rejected_reads`` rejections: true plates rank first (on the training
         holdout the plate was the top candidate 41 times of 43, second once).
         """
@@ -243,6 +252,22 @@ class FrameRecognizer:
             return []
         det_cfg = self.cfg.detector
         min_conf = max(self.cfg.reader.min_confidence, det_cfg.min_read_confidence)
+        regions = self.regions(camera)
+        specific = any(REGIONS[r] for r in regions)
+
+        fit_conf = min(min_conf, det_cfg.min_fitting_read_confidence)
+
+        def rank(text: PlateText) -> tuple[bool, float]:
+            return (not specific or text.region != "generic", text.confidence)
+
+        def accepted(text: PlateText | None) -> bool:
+            """A plate: confident enough, or a little less when it fits a region's pattern
+            (junk rarely reads as a whole plate number of the configured format)."""
+            if text is None or len(text.text) < MIN_PLATE_CHARS:
+                return False
+            fitting = specific and text.region != "generic"
+            return text.confidence >= (fit_conf if fitting else min_conf)
+
         reads: list[FoundPlate] = []
         rejected = calls = 0
         for cand in sorted(cands, key=lambda c: -c.score):
@@ -250,42 +275,57 @@ class FrameRecognizer:
                 break
             if any(iou(cand.box_px, r.box_px) > GROUP_IOU for r in reads):
                 continue  # this plate has been read already
-            text = self._read_box(image, cand.box_px)
+            text = self._read_box(image, cand.box_px, regions)
             calls += 1
-            if not _is_plate(text, min_conf):
+            if not accepted(text):
                 rejected += 1
                 continue
             assert text is not None
-            best, best_box = text, cand.box_px
-            for box in _variants(cand.box_px, image.shape[1], image.shape[0]):
-                alt = self._read_box(image, box)
-                calls += 1
-                if alt is not None and _is_plate(alt, min_conf) and (
-                    alt.confidence > best.confidence
-                ):
-                    best, best_box = alt, box
+            # Every accepted read of the plate's box variants votes for its text with its
+            # confidence; a text several crops agree on beats a single confident outlier
+            # (training split: 78.1% -> 79.7% exact).
+            votes = [(text, cand.box_px)]
+            boxes = _variants(cand.box_px, image.shape[1], image.shape[0])
+            for extension in (None, *WIDER_READ_EXTENSIONS):
+                if extension is not None:
+                    if not specific or any(t.region != "generic" for t, _ in votes):
+                        break
+                    boxes = _extended(cand.box_px, extension, image.shape[1], image.shape[0])
+                for box in boxes:
+                    alt = self._read_box(image, box, regions)
+                    calls += 1
+                    if alt is not None and accepted(alt):
+                        votes.append((alt, box))
+            support: dict[str, float] = defaultdict(float)
+            for t, _ in votes:
+                support[t.text] += t.confidence
+            best, best_box = max(
+                votes, key=lambda v: (rank(v[0])[0], support[v[0].text], v[0].confidence)
+            )
             x, y, w, h = best_box
             if w >= EU_BAND_MIN_ASPECT * h:
                 # Wide plates carry a country band on the left whose letter the reader tends
                 # to read as a character: when the plate without it reads, at least as
                 # confidently, as the same text minus its first character, that was the band.
                 trim = round(EU_BAND_FRACTION * w)
-                alt = self._read_box(image, (x + trim, y, w - trim, h))
+                alt = self._read_box(image, (x + trim, y, w - trim, h), regions)
                 calls += 1
-                if (alt is not None and _is_plate(alt, min_conf) and alt.text == best.text[1:]
-                        and alt.confidence >= best.confidence):
+                if (alt is not None and accepted(alt) and alt.text == best.text[1:]
+                        and rank(alt) >= rank(best)):
                     best = alt
             reads.append(FoundPlate(cand.box_px, best, cand.score))
         self.last_reads = calls
         reads.sort(key=lambda f: (-f.text.confidence, -f.detector_score))
         return reads
 
-    def _read_box(self, image: NDArray[np.uint8], box: BoxPx) -> PlateText | None:
+    def _read_box(
+        self, image: NDArray[np.uint8], box: BoxPx, regions: Sequence[str] | None = None
+    ) -> PlateText | None:
         assert self.reader is not None
         crop = plate_crop(image, box)
         if crop.shape[0] < 8 or crop.shape[1] < 16:
             return None
-        return self.reader.read(crop)
+        return self.reader.read(crop, regions)
 
 
 MIN_PLATE_CHARS = 4
@@ -300,17 +340,37 @@ READ_ASPECTS: tuple[float, ...] = (4.4, 3.1, 2.0)
 width) unless its own aspect is within 15%."""
 
 
+READ_EXTENSION = 0.25
+"""An accepted candidate is also read with its box extended by this share of its width to the
+left, and to the right: the scanner's box often cuts off a first or last character (training
+split, ``models/eval-scenes.toml``: 0.15 -> 70.0%, 0.25 -> 71.7%, 0.15 and 0.3 -> 71.7%
+exact, so the cheaper single step)."""
+WIDER_READ_EXTENSIONS: tuple[float, ...] = (0.4, 0.6)
+"""With specific regions configured, while the best read still fits none of their patterns,
+the box is extended further, step by step (training split: 75.5% -> 78.1% exact)."""
+
+
 def _variants(box: BoxPx, img_w: int, img_h: int) -> list[BoxPx]:
     w, h = box[2], box[3]
     out = []
     for aspect in READ_ASPECTS:
         if abs(w / h / aspect - 1.0) > 0.15:
             out.append(_scaled_box(box, 1.0, w / aspect / h, img_w, img_h))
-    return out
+    return out + _extended(box, READ_EXTENSION, img_w, img_h)
 
 
-def _is_plate(text: PlateText | None, min_conf: float) -> bool:
-    return text is not None and text.confidence >= min_conf and len(text.text) >= MIN_PLATE_CHARS
+def _extended(box: BoxPx, share: float, img_w: int, img_h: int) -> list[BoxPx]:
+    """The box widened by ``share`` of its width on the left, and on the right."""
+    return [_shifted_box(box, -share, 1.0 + share, img_w, img_h),
+            _shifted_box(box, 0.0, 1.0 + share, img_w, img_h)]
+
+
+def _shifted_box(box: BoxPx, dx: float, fw: float, img_w: int, img_h: int) -> BoxPx:
+    """The box moved by ``dx`` and widened to ``fw`` times its width (shares of its width)."""
+    x, y, w, h = box
+    x0 = max(0, round(x + dx * w))
+    x1 = min(img_w, round(x + dx * w + fw * w))
+    return x0, y, max(1, x1 - x0), h
 
 
 def _scaled_box(box: BoxPx, fw: float, fh: float, img_w: int, img_h: int) -> BoxPx:
