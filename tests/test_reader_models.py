@@ -146,3 +146,18 @@ def test_candidates_are_ranked_and_the_first_is_the_read(reader: PlateReader) ->
     assert len({c.text for c in got.candidates}) == len(confs)
     assert all(0.0 <= c <= 1.0 for c in got.char_confidences)
     assert got.region == "generic"
+
+
+def test_batched_reads_equal_single_reads() -> None:
+    """read_many (one interpreter call per model, batch sizes changing between calls, each
+    with an interpreter of its own) gives exactly what reading each crop alone gives."""
+    pytest.importorskip("PIL", reason="the plate renderer needs Pillow (test extra)")
+    from edge_anpr.train.render import render_plate
+
+    reader = PlateReader()
+    crops = [render_plate(np.random.default_rng(seed), None).image for seed in HELD_OUT_SEEDS]
+    crops.insert(3, np.zeros((4, 4), np.uint8))  # too small to read: None, others unaffected
+    single = [reader.read(c) for c in crops]
+    assert single[3] is None and sum(r is not None for r in single) >= 8
+    for size in (4, 2, 11, 4, 1):
+        assert reader.read_many(crops[:size]) == single[:size]

@@ -19,6 +19,7 @@ interpreters; loading takes a few milliseconds).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -139,39 +140,45 @@ def decode_segmentation(
     maps: NDArray[np.float32], lb: Letterbox, threshold: float = HEAT_THRESHOLD
 ) -> NDArray[np.float32]:
     """Heat peaks -> character boxes in crop pixels (N x 5: x0, y0, x1, y1, score),
-    in reading order (top line first when there are two lines), junk-sized boxes removed."""
+    in reading order (top line first when there are two lines), junk-sized boxes removed.
+
+    After the peak search the few dozen peaks are handled as plain Python floats: a numpy call
+    per step on such small arrays costs more in interpreter overhead, all of it holding the
+    GIL the other recognition workers wait for, than the arithmetic itself.
+    """
     heat = maps[..., 0]
-    pooled = cv2.dilate(heat, np.ones((3, 3), np.uint8))
+    pooled = cv2.dilate(heat, _PEAK_KERNEL)
     ys, xs = np.nonzero((heat >= pooled) & (heat > threshold))
     if len(xs) == 0:
         return np.zeros((0, 5), np.float32)
-    cx = (xs + maps[ys, xs, 1]) * SEG_STRIDE
-    cy = (ys + maps[ys, xs, 2]) * SEG_STRIDE
-    bw = maps[ys, xs, 3] * SEG_H
-    bh = maps[ys, xs, 4] * SEG_H
-    score = heat[ys, xs]
-    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, score], axis=1)
-    boxes = _nms(boxes)
+    peaks = maps[ys, xs].tolist()
+    boxes = []
+    for y, x, (score, ox, oy, w, h) in zip(ys.tolist(), xs.tolist(), peaks, strict=True):
+        cx, cy = (x + ox) * SEG_STRIDE, (y + oy) * SEG_STRIDE
+        bw, bh = w * SEG_H, h * SEG_H
+        boxes.append((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, score))
+    kept = _nms(boxes)
     # back to crop pixels
-    boxes[:, [0, 2]] = (boxes[:, [0, 2]] - lb.dx) / lb.scale
-    boxes[:, [1, 3]] = (boxes[:, [1, 3]] - lb.dy) / lb.scale
-    heights = boxes[:, 3] - boxes[:, 1]
-    keep = heights >= MIN_HEIGHT_RATIO * float(np.median(heights))
-    boxes = boxes[keep]
-    return reading_order(boxes)
+    s, dx, dy = lb.scale, lb.dx, lb.dy
+    kept = [((x0 - dx) / s, (y0 - dy) / s, (x1 - dx) / s, (y1 - dy) / s, sc)
+            for x0, y0, x1, y1, sc in kept]
+    least = MIN_HEIGHT_RATIO * statistics.median(b[3] - b[1] for b in kept)
+    kept = [b for b in kept if b[3] - b[1] >= least]
+    return np.array(_reading_order(kept), np.float32).reshape(-1, 5)
 
 
-def _nms(boxes: NDArray[np.float32], overlap: float = 0.5) -> NDArray[np.float32]:
-    # Plain Python floats: indexing numpy scalars in this double loop was the reader's
-    # largest GIL-holding cost (the GIL is what the other recognition workers wait for).
-    order = np.argsort(-boxes[:, 4]).tolist()
-    rows = boxes[:, :4].tolist()
-    kept: list[int] = []
-    for i in order:
-        x0, y0, x1, y1 = rows[i]
+_PEAK_KERNEL = np.ones((3, 3), np.uint8)
+Box5 = tuple[float, float, float, float, float]
+
+
+def _nms(boxes: list[Box5], overlap: float = 0.5) -> list[Box5]:
+    """Greedy suppression, best score first, of boxes covering over ``overlap`` of the
+    smaller one (characters never overlap that much)."""
+    kept: list[Box5] = []
+    for box in sorted(boxes, key=lambda b: -b[4]):
+        x0, y0, x1, y1, _ = box
         ok = True
-        for j in kept:
-            a0, b0, a1, b1 = rows[j]
+        for a0, b0, a1, b1, _ in kept:
             ix = max(0.0, min(x1, a1) - max(x0, a0))
             iy = max(0.0, min(y1, b1) - max(y0, b0))
             small = min((x1 - x0) * (y1 - y0), (a1 - a0) * (b1 - b0))
@@ -179,24 +186,29 @@ def _nms(boxes: NDArray[np.float32], overlap: float = 0.5) -> NDArray[np.float32
                 ok = False
                 break
         if ok:
-            kept.append(i)
-    return np.asarray(boxes[kept], np.float32)
+            kept.append(box)
+    return kept
 
 
 def reading_order(boxes: NDArray[np.float32]) -> NDArray[np.float32]:
     """Sort left to right; when centres form two rows clearly apart, top row first."""
-    if len(boxes) == 0:
+    rows = [(r[0], r[1], r[2], r[3], r[4]) for r in boxes.tolist()]
+    return np.array(_reading_order(rows), np.float32).reshape(-1, boxes.shape[1])
+
+
+def _reading_order(boxes: list[Box5]) -> list[Box5]:
+    if not boxes:
         return boxes
-    cy = (boxes[:, 1] + boxes[:, 3]) / 2
-    h = float(np.median(boxes[:, 3] - boxes[:, 1]))
-    order = np.argsort(cy)
-    gaps = np.diff(cy[order])
-    line = np.zeros(len(boxes), np.int32)
-    if len(gaps) and gaps.max() > 0.6 * h:
-        cut = int(np.argmax(gaps))
-        line[order[cut + 1 :]] = 1
-    keys = np.lexsort(((boxes[:, 0] + boxes[:, 2]) / 2, line))
-    return np.asarray(boxes[keys], np.float32)
+    h = statistics.median(b[3] - b[1] for b in boxes)
+    by_cy = sorted(boxes, key=lambda b: b[1] + b[3])
+    line_of = {id(b): 0 for b in boxes}
+    if len(by_cy) > 1:
+        gaps = [(b[1] + b[3] - a[1] - a[3]) / 2 for a, b in itertools.pairwise(by_cy)]
+        widest = max(range(len(gaps)), key=gaps.__getitem__)
+        if gaps[widest] > 0.6 * h:
+            for b in by_cy[widest + 1 :]:
+                line_of[id(b)] = 1
+    return sorted(boxes, key=lambda b: (line_of[id(b)], b[0] + b[2]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +230,7 @@ class PlateReader:
             raise ConfigError(f"reader.regions: {exc}") from None
         folder = models_dir or bundled_models_dir()
         self.models_dir = folder
-        self._seg = Int8Model(folder / SEGMENTER_FILE, num_threads=num_threads)
+        self._seg = Int8Model(folder / SEGMENTER_FILE, num_threads=num_threads, exact_batch=True)
         self._cls = Int8Model(folder / CLASSIFIER_FILE, num_threads=num_threads)
         if self._seg.input_shape[1:] != (SEG_H, SEG_W, 1):
             raise ModelError(f"{folder / SEGMENTER_FILE}: input {self._seg.input_shape} is not "
@@ -262,20 +274,45 @@ class PlateReader:
 
         ``regions`` overrides the reader's own list for this read (a camera's own regions).
         """
-        grey = to_grey(crop)
-        if grey.shape[0] < 8 or grey.shape[1] < 16:
-            return None
+        return self.read_many([crop], regions)[0]
+
+    def read_many(
+        self, crops: Sequence[NDArray[np.uint8]], regions: Sequence[str] | None = None
+    ) -> list[PlateText | None]:
+        """``read`` for several crops, with one segmenter and one classifier call for all.
+
+        The recognizer reads several boxes of the same plate; batching them makes the
+        interpreter calls (which release the GIL) larger and the Python around them (which
+        holds it, and so stalls the other recognition workers) run once instead of per crop.
+        """
+        results: list[PlateText | None] = [None] * len(crops)
+        greys = [to_grey(c) for c in crops]
+        usable = [i for i, g in enumerate(greys) if g.shape[0] >= 8 and g.shape[1] >= 16]
+        if not usable:
+            return results
         t0 = time.perf_counter()
-        boxes = self.segment(grey)
+        boxed = [letterbox(greys[i]) for i in usable]
+        batch = np.stack([img for img, _ in boxed]).astype(np.float32)
+        batch *= 1.0 / 255.0
+        maps = self._seg.run(batch[..., None])
+        boxes = [decode_segmentation(maps[k], lb) for k, (_, lb) in enumerate(boxed)]
         t1 = time.perf_counter()
-        probs = self.classify(grey, boxes)
+        chars = [char_crop(greys[i], b[:4]) for i, bs in zip(usable, boxes, strict=True)
+                 for b in bs]
+        probs = (self._cls.run(normalise_chars(np.stack(chars))) if chars
+                 else np.zeros((0, NOT_A_CHAR + 1), np.float32))
         t2 = time.perf_counter()
         self.last_timing = ReadTiming((t1 - t0) * 1000, (t2 - t1) * 1000)
-        if len(probs) == 0:
-            return None
-        is_char = probs[:, NOT_A_CHAR] < JUNK_THRESHOLD
-        probs = probs[is_char]
-        if len(probs) < self.min_chars:
+        start = 0
+        for i, bs in zip(usable, boxes, strict=True):
+            results[i] = self._text(probs[start : start + len(bs)], regions or self.regions)
+            start += len(bs)
+        return results
+
+    def _text(self, probs: NDArray[np.float32], regions: Sequence[str]) -> PlateText | None:
+        """The ranked reading of one crop from its characters' classifier scores."""
+        probs = probs[probs[:, NOT_A_CHAR] < JUNK_THRESHOLD]
+        if len(probs) < self.min_chars or len(probs) == 0:
             return None
         char_probs = probs[:, :NOT_A_CHAR] / np.maximum(probs[:, :NOT_A_CHAR].sum(
             axis=1, keepdims=True), 1e-6)
@@ -287,7 +324,7 @@ class PlateReader:
             [(CLASSES[k], p) for k, p in zip(ks, ps, strict=True)]
             for ks, ps in zip(top.tolist(), top_p, strict=True)
         ]
-        ranked = rank_candidates(alternatives, regions or self.regions, self.top_n)
+        ranked = rank_candidates(alternatives, regions, self.top_n)
         best = ranked[0]
         rows = char_probs.tolist()
         char_conf = tuple(

@@ -291,9 +291,8 @@ class FrameRecognizer:
                     if not specific or any(t.region != "generic" for t, _ in votes):
                         break
                     boxes = _extended(cand.box_px, extension, image.shape[1], image.shape[0])
-                for box in boxes:
-                    alt = self._read_box(image, box, regions)
-                    calls += 1
+                calls += len(boxes)
+                for alt, box in zip(self._read_boxes(image, boxes, regions), boxes, strict=True):
                     if alt is not None and accepted(alt):
                         votes.append((alt, box))
             support: dict[str, float] = defaultdict(float)
@@ -321,11 +320,14 @@ class FrameRecognizer:
     def _read_box(
         self, image: NDArray[np.uint8], box: BoxPx, regions: Sequence[str] | None = None
     ) -> PlateText | None:
+        return self._read_boxes(image, [box], regions)[0]
+
+    def _read_boxes(
+        self, image: NDArray[np.uint8], boxes: Sequence[BoxPx], regions: Sequence[str] | None
+    ) -> list[PlateText | None]:
+        """Reads of several boxes in one batch (the reader skips crops too small to read)."""
         assert self.reader is not None
-        crop = plate_crop(image, box)
-        if crop.shape[0] < 8 or crop.shape[1] < 16:
-            return None
-        return self.reader.read(crop, regions)
+        return self.reader.read_many([plate_crop(image, box) for box in boxes], regions)
 
 
 MIN_PLATE_CHARS = 4

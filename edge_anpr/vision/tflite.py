@@ -54,16 +54,25 @@ def load_interpreter(path: Path, num_threads: int = 1) -> Any:
     return interpreter
 
 
+EXACT_BATCHES = 8
+"""Largest batch size that gets an interpreter of its own (``Int8Model(exact_batch=True)``)."""
+
+
 class Int8Model:
     """One single-input, single-output model with int8 (or float) input and output tensors.
 
     ``run`` takes float32 input in the model's real-valued units and returns float32 output,
     doing the (de)quantisation with the scales stored in the file. A batch dimension that the
     model declares dynamic is resized on demand (to a multiple of ``batch_step``; padding rows
-    are dropped from the result).
+    are dropped from the result). With ``exact_batch`` every batch size up to
+    ``EXACT_BATCHES`` gets an interpreter of its own instead, for a model whose rows are costly
+    (padding would cost more than the row) and whose batch sizes alternate: re-allocating one
+    interpreter's tensors at each change holds the GIL.
     """
 
-    def __init__(self, path: Path, *, num_threads: int = 1, batch_step: int = 4) -> None:
+    def __init__(
+        self, path: Path, *, num_threads: int = 1, batch_step: int = 4, exact_batch: bool = False
+    ) -> None:
         self.path = path
         self._it = load_interpreter(path, num_threads)
         inputs = self._it.get_input_details()
@@ -74,7 +83,10 @@ class Int8Model:
         self._out_index = int(outputs[0]["index"])
         self._out = outputs[0]
         self.input_shape = tuple(int(v) for v in self._in["shape"])
-        self._batch_step = batch_step
+        self._num_threads = num_threads
+        self._batch_step = 1 if exact_batch else batch_step
+        self._exact_batch = exact_batch
+        self._sized: dict[int, tuple[Any, dict[str, Any], int]] = {}
         self._batch = self.input_shape[0]
         sig = self._in.get("shape_signature")
         self._dynamic_batch = sig is not None and len(sig) > 0 and int(sig[0]) == -1
@@ -89,19 +101,34 @@ class Int8Model:
 
     def _resize(self, n: int) -> None:
         n = -(-n // self._batch_step) * self._batch_step
+        self._sized.pop(self._batch, None)  # this interpreter no longer has that size
         self._it.resize_tensor_input(self._in["index"], [n, *self.input_shape[1:]])
         self._it.allocate_tensors()
         self._in = self._it.get_input_details()[0]
         self._out_index = int(self._it.get_output_details()[0]["index"])
         self._batch = n
 
+    def _use_sized(self, n: int) -> None:
+        """Switch to this batch size's own interpreter (made on first use)."""
+        self._sized.setdefault(self._batch, (self._it, self._in, self._out_index))
+        if n not in self._sized:
+            it = load_interpreter(self.path, self._num_threads)
+            it.resize_tensor_input(self._in["index"], [n, *self.input_shape[1:]])
+            it.allocate_tensors()
+            out_index = int(it.get_output_details()[0]["index"])
+            self._sized[n] = (it, it.get_input_details()[0], out_index)
+        self._it, self._in, self._out_index = self._sized[n]
+        self._batch = n
+
     def run(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
         n = x.shape[0]
+        if n != self._batch and self._exact_batch and self._dynamic_batch and n <= EXACT_BATCHES:
+            self._use_sized(n)
         if n != self._batch:
             if not self._dynamic_batch:
                 if n > self._batch:
                     raise ModelError(f"{self.path}: batch {n} above fixed batch {self._batch}")
-            elif n > self._batch or self._batch - n >= 4 * self._batch_step:
+            elif n > self._batch or self._exact_batch or self._batch - n >= 4 * self._batch_step:
                 self._resize(n)
         if n < self._batch:
             pad = np.zeros((self._batch - n, *x.shape[1:]), np.float32)
