@@ -6,6 +6,7 @@ import itertools
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given
@@ -22,8 +23,10 @@ from edge_anpr.vision.detector import (
     PlateDetector,
     WindowModel,
     iou,
+    micro_channels,
     nms,
     orientation_channels,
+    pack_grids,
     plate_widths,
     score_maps,
 )
@@ -111,6 +114,82 @@ def test_score_maps_equal_explicit_window_dot_products() -> None:
         window = grid.blocks[:, row : row + 3, col : col + 9].transpose(1, 2, 0)
         expected = float((window * wm.weights).sum() + wm.bias)
         assert smap[row, col] == pytest.approx(expected, rel=1e-4, abs=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (40, 64), (2, 9), (1, 7), (7, 1), (3, 3)])
+def test_micro_channels_are_the_2x2_means_of_the_orientation_channels(
+    shape: tuple[int, int],
+) -> None:
+    img = np.random.default_rng(5).integers(0, 255, shape, dtype=np.uint8)
+    chans = orientation_channels(img)
+    h, w = shape[0] // 2 * 2, shape[1] // 2 * 2
+    if h and w:
+        expected = chans[0:h:2, 0:w:2] + chans[1:h:2, 0:w:2]
+        expected += chans[0:h:2, 1:w:2]
+        expected += chans[1:h:2, 1:w:2]
+        expected *= 0.25
+    else:
+        expected = chans
+    got = micro_channels(img)
+    assert got.shape == (NBINS // 3, *expected.shape[:2], 3)
+    # Bit for bit: the fast layout must not change the features the model was trained on.
+    np.testing.assert_array_equal(got.transpose(1, 2, 0, 3).reshape(expected.shape), expected)
+
+
+def test_pack_grids_places_rectangles_without_overlap() -> None:
+    sizes = [(90, 160), (71, 126), (56, 100), (45, 80), (35, 63), (28, 50), (22, 40), (8, 15)]
+    origins, (height, width) = pack_grids(sizes)
+    used = np.zeros((height, width), np.int32)
+    for (y, x), (r, c) in zip(origins, sizes, strict=True):
+        used[y : y + r, x : x + c] += 1
+    assert used.max() == 1
+    assert used.sum() == sum(r * c for r, c in sizes)
+    assert used.size < 1.15 * used.sum()
+
+
+@pytest.mark.parametrize("shape", [(720, 1280), (301, 517), (64, 90)])
+def test_scan_finds_what_scanning_each_grid_finds(shape: tuple[int, int]) -> None:
+    """The run-time scan (all widths packed in one canvas) against the training path (one
+    ``FeaturePyramid.grid`` and ``score_maps`` per width): same windows, same order."""
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 255, shape, dtype=np.uint8)
+    img = np.asarray(cv2.GaussianBlur(img, (0, 0), 2.0), np.uint8)
+    w = rng.normal(size=(3, 9, 4 * NBINS)).astype(np.float32)
+    w5 = rng.normal(size=(5, 9, 4 * NBINS)).astype(np.float32)
+    model = DetectorModel(
+        (
+            WindowModel("eu", (10, 4), (1.0, 1.1, 8.0, 1.8), w, 0.1),
+            WindowModel("us", (10, 6), (1.0, 1.0, 8.0, 4.0), w5, -0.2),
+        ),
+        0.0,
+        "toy",
+    )
+    det = PlateDetector(model)
+    for lo, hi in [(64, 640), (40, 200)]:
+        got = det.scan(img, lo, hi, 1.0)
+        expected = []
+        widths = plate_widths(lo, hi)
+        pyr = FeaturePyramid(img, widths[0] / CELLS_PER_PLATE)
+        for pw in widths:
+            grid = pyr.grid(pw)
+            if grid is None:
+                break
+            for wm, smap in zip(model.models, score_maps(grid, list(model.models)), strict=True):
+                if smap is None:
+                    continue
+                px, py, pwc, phc = wm.plate_cells
+                c = grid.cell_px
+                for row, col in zip(*np.nonzero(smap > 1.0), strict=True):
+                    x0, y0 = max(0, round((col + px) * c)), max(0, round((row + py) * c))
+                    x1 = min(shape[1], round((col + px) * c + pwc * c))
+                    y1 = min(shape[0], round((row + py) * c + phc * c))
+                    if x1 - x0 >= 4 and y1 - y0 >= 2:
+                        box = (x0, y0, x1 - x0, y1 - y0)
+                        expected.append((box, float(smap[row, col]), wm.name))
+        assert expected, "the toy model should fire somewhere"
+        assert [(d.box_px, d.shape) for d in got] == [(b, n) for b, _, n in expected]
+        np.testing.assert_allclose([d.score for d in got], [s for _, s, _ in expected],
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_model_file_round_trip(tmp_path: Path) -> None:
