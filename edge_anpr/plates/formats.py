@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 REGIONS: dict[str, tuple[str, ...]] = {
     "generic": (),
@@ -114,11 +115,14 @@ def _best_for_pattern(alts: Alternatives, pattern: str) -> tuple[str, float] | N
 
 
 def _beam(alts: Alternatives, width: int) -> list[tuple[str, float]]:
+    # itemgetter and reverse=True (stable, like a key of -log_p) keep the sort in C: this runs
+    # for every read, holding the GIL the other recognition workers wait for.
+    by_log_p = itemgetter(1)
     beams: list[tuple[str, float]] = [("", 0.0)]
     for options in alts:
         logs = [(ch, math.log(max(p, 1e-9))) for ch, p in options]
         beams = sorted(
-            [(t + ch, lp + lq) for t, lp in beams for ch, lq in logs], key=lambda b: -b[1]
+            [(t + ch, lp + lq) for t, lp in beams for ch, lq in logs], key=by_log_p, reverse=True
         )[:width]
     return beams
 

@@ -230,8 +230,8 @@ class PlateReader:
             raise ConfigError(f"reader.regions: {exc}") from None
         folder = models_dir or bundled_models_dir()
         self.models_dir = folder
-        self._seg = Int8Model(folder / SEGMENTER_FILE, num_threads=num_threads, exact_batch=True)
-        self._cls = Int8Model(folder / CLASSIFIER_FILE, num_threads=num_threads)
+        self._seg = Int8Model(folder / SEGMENTER_FILE, num_threads=num_threads, batch_step=1)
+        self._cls = Int8Model(folder / CLASSIFIER_FILE, num_threads=num_threads, batch_step=8)
         if self._seg.input_shape[1:] != (SEG_H, SEG_W, 1):
             raise ModelError(f"{folder / SEGMENTER_FILE}: input {self._seg.input_shape} is not "
                              f"(1, {SEG_H}, {SEG_W}, 1)")
@@ -252,7 +252,11 @@ class PlateReader:
         maps[8, 4:28:6, 0] = 0.9
         boxes = decode_segmentation(maps, Letterbox(1.0, 0.0, 0.0))
         self.classify(np.full((SEG_H, SEG_W), 127, np.uint8), boxes)
-        self._cls.run(np.zeros((8, CHAR_H, CHAR_W, 1), np.float32))
+        # the batch sizes a frame's reads use, so no interpreter is made mid-frame
+        for n in range(1, 6):
+            self._seg.run(np.zeros((n, SEG_H, SEG_W, 1), np.float32))
+        for n in range(8, 49, 8):
+            self._cls.run(np.zeros((n, CHAR_H, CHAR_W, 1), np.float32))
 
     def segment(self, grey: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Character boxes (N x 5) in crop pixels, reading order."""

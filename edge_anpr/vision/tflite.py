@@ -54,8 +54,8 @@ def load_interpreter(path: Path, num_threads: int = 1) -> Any:
     return interpreter
 
 
-EXACT_BATCHES = 8
-"""Largest batch size that gets an interpreter of its own (``Int8Model(exact_batch=True)``)."""
+MAX_BATCH_SIZES = 12
+"""Interpreters kept per model, one per padded batch size; the oldest goes beyond this."""
 
 
 class Int8Model:
@@ -63,35 +63,32 @@ class Int8Model:
 
     ``run`` takes float32 input in the model's real-valued units and returns float32 output,
     doing the (de)quantisation with the scales stored in the file. A batch dimension that the
-    model declares dynamic is resized on demand (to a multiple of ``batch_step``; padding rows
-    are dropped from the result). With ``exact_batch`` every batch size up to
-    ``EXACT_BATCHES`` gets an interpreter of its own instead, for a model whose rows are costly
-    (padding would cost more than the row) and whose batch sizes alternate: re-allocating one
-    interpreter's tensors at each change holds the GIL.
+    model declares dynamic is padded up to a multiple of ``batch_step`` (padding rows are
+    dropped from the result), and every padded size gets an interpreter of its own, made on
+    first use: re-allocating one interpreter's tensors whenever the batch size changes would
+    hold the GIL that the other recognition workers wait for. A model whose rows are costly
+    (the segmenter) wants ``batch_step=1``; a cheap one (the classifier) a larger step, so a
+    few sizes serve every batch.
     """
 
-    def __init__(
-        self, path: Path, *, num_threads: int = 1, batch_step: int = 4, exact_batch: bool = False
-    ) -> None:
+    def __init__(self, path: Path, *, num_threads: int = 1, batch_step: int = 4) -> None:
         self.path = path
-        self._it = load_interpreter(path, num_threads)
-        inputs = self._it.get_input_details()
-        outputs = self._it.get_output_details()
+        self._num_threads = num_threads
+        first = load_interpreter(path, num_threads)
+        inputs = first.get_input_details()
+        outputs = first.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"{path}: expected one input and one output tensor")
-        self._in = inputs[0]
-        self._out_index = int(outputs[0]["index"])
-        self._out = outputs[0]
-        self.input_shape = tuple(int(v) for v in self._in["shape"])
-        self._num_threads = num_threads
-        self._batch_step = 1 if exact_batch else batch_step
-        self._exact_batch = exact_batch
-        self._sized: dict[int, tuple[Any, dict[str, Any], int]] = {}
-        self._batch = self.input_shape[0]
-        sig = self._in.get("shape_signature")
+        self.input_shape = tuple(int(v) for v in inputs[0]["shape"])
+        sig = inputs[0].get("shape_signature")
         self._dynamic_batch = sig is not None and len(sig) > 0 and int(sig[0]) == -1
-        self._in_scale, self._in_zero = self._quant(self._in)
-        self._out_scale, self._out_zero = self._quant(self._out)
+        self._batch_step = max(1, batch_step)
+        self._in_dtype = inputs[0]["dtype"]
+        self._in_scale, self._in_zero = self._quant(inputs[0])
+        self._out_scale, self._out_zero = self._quant(outputs[0])
+        self._sized: dict[int, tuple[Any, int, int]] = {
+            self.input_shape[0]: (first, int(inputs[0]["index"]), int(outputs[0]["index"]))
+        }
         log.debug("%s", fields(event="model_loaded", path=path, input=self.input_shape))
 
     @staticmethod
@@ -99,50 +96,42 @@ class Int8Model:
         scale, zero = detail.get("quantization", (0.0, 0))
         return float(scale), int(zero)
 
-    def _resize(self, n: int) -> None:
-        n = -(-n // self._batch_step) * self._batch_step
-        self._sized.pop(self._batch, None)  # this interpreter no longer has that size
-        self._it.resize_tensor_input(self._in["index"], [n, *self.input_shape[1:]])
-        self._it.allocate_tensors()
-        self._in = self._it.get_input_details()[0]
-        self._out_index = int(self._it.get_output_details()[0]["index"])
-        self._batch = n
-
-    def _use_sized(self, n: int) -> None:
-        """Switch to this batch size's own interpreter (made on first use)."""
-        self._sized.setdefault(self._batch, (self._it, self._in, self._out_index))
-        if n not in self._sized:
+    def _interpreter(self, n: int) -> tuple[int, tuple[Any, int, int]]:
+        """The padded batch size for ``n`` rows and its interpreter (made on first use)."""
+        if not self._dynamic_batch:
+            fixed = self.input_shape[0]
+            if n > fixed:
+                raise ModelError(f"{self.path}: batch {n} above fixed batch {fixed}")
+            return fixed, self._sized[fixed]
+        size = -(-n // self._batch_step) * self._batch_step
+        slot = self._sized.get(size)
+        if slot is None:
             it = load_interpreter(self.path, self._num_threads)
-            it.resize_tensor_input(self._in["index"], [n, *self.input_shape[1:]])
+            index = int(it.get_input_details()[0]["index"])
+            it.resize_tensor_input(index, [size, *self.input_shape[1:]])
             it.allocate_tensors()
-            out_index = int(it.get_output_details()[0]["index"])
-            self._sized[n] = (it, it.get_input_details()[0], out_index)
-        self._it, self._in, self._out_index = self._sized[n]
-        self._batch = n
+            slot = (it, int(it.get_input_details()[0]["index"]),
+                    int(it.get_output_details()[0]["index"]))
+            if len(self._sized) >= MAX_BATCH_SIZES:
+                del self._sized[next(iter(self._sized))]
+            self._sized[size] = slot
+        return size, slot
 
     def run(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
         n = x.shape[0]
-        if n != self._batch and self._exact_batch and self._dynamic_batch and n <= EXACT_BATCHES:
-            self._use_sized(n)
-        if n != self._batch:
-            if not self._dynamic_batch:
-                if n > self._batch:
-                    raise ModelError(f"{self.path}: batch {n} above fixed batch {self._batch}")
-            elif n > self._batch or self._exact_batch or self._batch - n >= 4 * self._batch_step:
-                self._resize(n)
-        if n < self._batch:
-            pad = np.zeros((self._batch - n, *x.shape[1:]), np.float32)
-            x = np.concatenate([x, pad])
-        dtype = self._in["dtype"]
+        size, (it, in_index, out_index) = self._interpreter(n)
+        if n < size:
+            x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), np.float32)])
+        dtype = self._in_dtype
         if dtype == np.int8 or dtype == np.uint8:
             info = np.iinfo(dtype)
             q = np.round(x / self._in_scale + self._in_zero)
             feed: NDArray[Any] = np.clip(q, info.min, info.max).astype(dtype)
         else:
             feed = x.astype(np.float32)
-        self._it.set_tensor(self._in["index"], feed)
-        self._it.invoke()
-        out = self._it.get_tensor(self._out_index)
+        it.set_tensor(in_index, feed)
+        it.invoke()
+        out = it.get_tensor(out_index)
         if out.dtype in (np.int8, np.uint8):
             result = (out.astype(np.float32) - self._out_zero) * self._out_scale
         else:
