@@ -305,9 +305,9 @@ class Tracker:
             if now_s - track.last_now_s >= cfg.quiet_time_s:
                 continue
             overlap = iou(read.box_px, track.box)
+            recent = track.recent_texts()  # once per track: this runs for every read
             distance = min(
-                edit_distance(a, b, cfg.max_edit_distance)
-                for a in read_texts for b in track.recent_texts()
+                edit_distance(a, b, cfg.max_edit_distance) for a in read_texts for b in recent
             )
             if distance <= cfg.max_edit_distance:
                 score = distance - overlap
