@@ -140,25 +140,44 @@ def decode_segmentation(
     maps: NDArray[np.float32], lb: Letterbox, threshold: float = HEAT_THRESHOLD
 ) -> NDArray[np.float32]:
     """Heat peaks -> character boxes in crop pixels (N x 5: x0, y0, x1, y1, score),
-    in reading order (top line first when there are two lines), junk-sized boxes removed.
+    in reading order (top line first when there are two lines), junk-sized boxes removed."""
+    return decode_segmentations(maps[None], [lb], threshold)[0]
 
-    After the peak search the few dozen peaks are handled as plain Python floats: a numpy call
-    per step on such small arrays costs more in interpreter overhead, all of it holding the
-    GIL the other recognition workers wait for, than the arithmetic itself.
+
+def decode_segmentations(
+    maps: NDArray[np.float32], lbs: Sequence[Letterbox], threshold: float = HEAT_THRESHOLD
+) -> list[NDArray[np.float32]]:
+    """``decode_segmentation`` for a batch of maps (B x H x W x 5), one call for the batch.
+
+    The heat maps are stacked with a separator row below each (lower than any heat), so one
+    3x3 dilation and one peak search serve the whole batch; the few dozen peaks are then
+    handled as plain Python floats. Per-crop numpy calls on such small arrays cost more in
+    interpreter overhead, all of it holding the GIL the other recognition workers wait for,
+    than the arithmetic itself.
     """
-    heat = maps[..., 0]
-    pooled = cv2.dilate(heat, _PEAK_KERNEL)
-    ys, xs = np.nonzero((heat >= pooled) & (heat > threshold))
-    if len(xs) == 0:
-        return np.zeros((0, 5), np.float32)
-    peaks = maps[ys, xs].tolist()
-    boxes = []
-    for y, x, (score, ox, oy, w, h) in zip(ys.tolist(), xs.tolist(), peaks, strict=True):
+    count, rows, cols = maps.shape[:3]
+    heat = np.full((count, rows + 1, cols), -1.0, np.float32)
+    heat[:, :rows] = maps[..., 0]
+    flat = heat.reshape(count * (rows + 1), cols)
+    pooled = cv2.dilate(flat, _PEAK_KERNEL)
+    ys, xs = np.nonzero((flat >= pooled) & (flat > threshold))
+    crop_of, ys = np.divmod(ys, rows + 1)
+    peaks = maps[crop_of, ys, xs].tolist()
+    per_crop: list[list[Box5]] = [[] for _ in range(count)]
+    for k, y, x, (score, ox, oy, w, h) in zip(
+        crop_of.tolist(), ys.tolist(), xs.tolist(), peaks, strict=True
+    ):
         cx, cy = (x + ox) * SEG_STRIDE, (y + oy) * SEG_STRIDE
         bw, bh = w * SEG_H, h * SEG_H
-        boxes.append((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, score))
-    kept = _nms(boxes)
-    # back to crop pixels
+        per_crop[k].append((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, score))
+    return [_crop_boxes(boxes, lb) for boxes, lb in zip(per_crop, lbs, strict=True)]
+
+
+def _crop_boxes(peaks: list[Box5], lb: Letterbox) -> NDArray[np.float32]:
+    """One crop's peak boxes: suppressed, back in crop pixels, small print removed, ordered."""
+    if not peaks:
+        return np.zeros((0, 5), np.float32)
+    kept = _nms(peaks)
     s, dx, dy = lb.scale, lb.dx, lb.dy
     kept = [((x0 - dx) / s, (y0 - dy) / s, (x1 - dx) / s, (y1 - dy) / s, sc)
             for x0, y0, x1, y1, sc in kept]
@@ -238,6 +257,8 @@ class PlateReader:
         if self._cls.input_shape[1:] != (CHAR_H, CHAR_W, 1):
             raise ModelError(f"{folder / CLASSIFIER_FILE}: input {self._cls.input_shape} is not "
                              f"(N, {CHAR_H}, {CHAR_W}, 1)")
+        self._seg_table = self._seg.pixel_table(1.0 / 255.0)
+        """Segmenter input for each grey level (``segmenter_input`` as one look-up)."""
         self.regions = tuple(regions)
         self.top_n = top_n
         self.min_chars = min_chars
@@ -296,41 +317,48 @@ class PlateReader:
             return results
         t0 = time.perf_counter()
         boxed = [letterbox(greys[i]) for i in usable]
-        batch = np.stack([img for img, _ in boxed]).astype(np.float32)
-        batch *= 1.0 / 255.0
-        maps = self._seg.run(batch[..., None])
-        boxes = [decode_segmentation(maps[k], lb) for k, (_, lb) in enumerate(boxed)]
+        pixels = np.stack([img for img, _ in boxed])[..., None]
+        maps = self._seg.run_quantised(np.take(self._seg_table, pixels))
+        boxes = decode_segmentations(maps, [lb for _, lb in boxed])
         t1 = time.perf_counter()
         chars = [char_crop(greys[i], b[:4]) for i, bs in zip(usable, boxes, strict=True)
                  for b in bs]
-        probs = (self._cls.run(normalise_chars(np.stack(chars))) if chars
-                 else np.zeros((0, NOT_A_CHAR + 1), np.float32))
+        if not chars:
+            return results
+        probs = self._cls.run(normalise_chars(np.stack(chars)))
         t2 = time.perf_counter()
         self.last_timing = ReadTiming((t1 - t0) * 1000, (t2 - t1) * 1000)
-        start = 0
-        for i, bs in zip(usable, boxes, strict=True):
-            results[i] = self._text(probs[start : start + len(bs)], regions or self.regions)
-            start += len(bs)
-        return results
-
-    def _text(self, probs: NDArray[np.float32], regions: Sequence[str]) -> PlateText | None:
-        """The ranked reading of one crop from its characters' classifier scores."""
-        probs = probs[probs[:, NOT_A_CHAR] < JUNK_THRESHOLD]
-        if len(probs) < self.min_chars or len(probs) == 0:
-            return None
-        char_probs = probs[:, :NOT_A_CHAR] / np.maximum(probs[:, :NOT_A_CHAR].sum(
-            axis=1, keepdims=True), 1e-6)
-        # Top 3 per character in one call, then plain Python values: per-row numpy calls and
-        # scalar indexing here held the GIL the other workers need.
+        # Every character of every crop at once, then plain Python values: per-crop numpy
+        # calls here held the GIL the other workers need.
+        is_char = (probs[:, NOT_A_CHAR] < JUNK_THRESHOLD).tolist()
+        char_probs = probs[:, :NOT_A_CHAR]
+        char_probs = char_probs / np.maximum(char_probs.sum(axis=1, keepdims=True), 1e-6)
         top = np.argsort(-char_probs, axis=1)[:, :3]
         top_p = np.take_along_axis(char_probs, top, axis=1).tolist()
         alternatives = [
             [(CLASSES[k], p) for k, p in zip(ks, ps, strict=True)]
             for ks, ps in zip(top.tolist(), top_p, strict=True)
         ]
+        rows = char_probs.tolist()
+        start = 0
+        for i, bs in zip(usable, boxes, strict=True):
+            end = start + len(bs)
+            keep = [j for j in range(start, end) if is_char[j]]
+            start = end
+            if len(keep) >= max(1, self.min_chars):
+                results[i] = self._text(
+                    [alternatives[j] for j in keep], [rows[j] for j in keep],
+                    regions or self.regions,
+                )
+        return results
+
+    def _text(
+        self, alternatives: list[list[tuple[str, float]]], rows: list[list[float]],
+        regions: Sequence[str],
+    ) -> PlateText:
+        """The ranked reading of one crop from its characters' top alternatives and scores."""
         ranked = rank_candidates(alternatives, regions, self.top_n)
         best = ranked[0]
-        rows = char_probs.tolist()
         char_conf = tuple(
             row[CLASSES.index(c)] for row, c in zip(rows, best.text, strict=True)
         )
