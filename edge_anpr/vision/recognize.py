@@ -269,14 +269,24 @@ class FrameRecognizer:
             return text.confidence >= (fit_conf if fitting else min_conf)
 
         reads: list[FoundPlate] = []
-        rejected = calls = 0
-        for cand in sorted(cands, key=lambda c: -c.score):
+        ranked = sorted(cands, key=lambda c: -c.score)
+        # The candidates that will almost surely be read (the best ones, up to the rejection
+        # limit) are read in one batch: the same reads as one by one, for less GIL-holding
+        # Python around the interpreter calls.
+        ahead = len(ranked) if not det_cfg.max_rejected_reads else det_cfg.max_rejected_reads + 1
+        first_reads = self._read_boxes(image, [c.box_px for c in ranked[:ahead]], regions)
+        calls = len(first_reads)
+        rejected = 0
+        for index, cand in enumerate(ranked):
             if det_cfg.max_rejected_reads and rejected >= det_cfg.max_rejected_reads:
                 break
             if any(iou(cand.box_px, r.box_px) > GROUP_IOU for r in reads):
                 continue  # this plate has been read already
-            text = self._read_box(image, cand.box_px, regions)
-            calls += 1
+            if index < len(first_reads):
+                text = first_reads[index]
+            else:
+                text = self._read_box(image, cand.box_px, regions)
+                calls += 1
             if not accepted(text):
                 rejected += 1
                 continue
