@@ -55,9 +55,13 @@ def test_generic_keeps_a_letter_where_a_digit_would_fit_elsewhere() -> None:
 
 def test_mercosur_pattern() -> None:
     a = [[(c, 0.9)] for c in "BRA2E19"]
-    assert rank_candidates(a, ["br"], 1)[0].region == "br"
+    assert rank_candidates(a, ["br", "mercosur"], 1)[0].region == "mercosur"
     a = [[(c, 0.9)] for c in "BRA2E1S"]  # last must be a digit
-    assert rank_candidates(a, ["br"], 1)[0].text == "BRA2E15"
+    assert rank_candidates(a, ["br", "mercosur"], 1)[0].text == "BRA2E15"
+    # the grey-plate region alone reads the fifth character as a digit
+    a = [*certain("OKS0"), [("O", 0.6), ("0", 0.4)], *certain("78")]
+    assert rank_candidates(a, ["br"], 1)[0].text == "OKS0078"
+    assert rank_candidates(a, ["mercosur"], 1)[0].text == "OKS0O78"
 
 
 def test_off_format_text_is_ranked_lower_but_keeps_its_confidence() -> None:

@@ -23,8 +23,12 @@ from operator import itemgetter
 
 REGIONS: dict[str, tuple[str, ...]] = {
     "generic": (),
-    # Brazil: old grey LLLNNNN and Mercosur LLLNLNN
-    "br": ("@@@####", "@@@#@##"),
+    # Brazil's grey plates (LLL NNNN, issued until 2018) and its Mercosur plates (LLL NLNN),
+    # as two regions: the two patterns differ only where a digit and a letter look alike
+    # (OKS0078 / OKS0O78), so one region holding both cannot tell them apart; a camera that
+    # sees both lists both, the likelier first.
+    "br": ("@@@####",),
+    "mercosur": ("@@@#@##",),
     # UK current format: two letters, two digits, three letters
     "uk": ("@@##@@@",),
     # Netherlands sidecodes (dashes removed)
