@@ -199,50 +199,58 @@ def _scratch(
     return array
 
 
-def micro_channels(gray: NDArray[np.uint8]) -> FloatArray:
+def micro_channels(gray: NDArray[np.uint8], out: FloatArray | None = None) -> FloatArray:
     """``orientation_channels`` averaged over 2x2 pixels (odd last row/column dropped), as
-    GROUPS 3-channel images (GROUPS, rows, cols, 3): group g holds bins 3g..3g+2.
+    GROUPS 3-channel images (GROUPS, rows, cols, 3): group g holds bins 3g..3g+2. Written
+    into ``out`` when given (it must have that shape).
 
     Same values, bit for bit, as pooling ``orientation_channels(gray)`` with strided slices,
-    but about 3x faster: the index image is written as four quadrant images (pixels (2i+a,
-    2j+b) for a, b in {0, 1}), so the table lookup yields four contiguous (rows, cols, NBINS)
+    but much faster: the index image is written as four quadrant images (pixels (2i+a,
+    2j+b) for a, b in {0, 1}), so the table lookup yields contiguous (rows, cols, NBINS)
     arrays and the pooling sums have long inner loops, where strided 9-float pixels made
     numpy run a 9-element loop per pixel; and one ``cv2.mixChannels`` (no GIL) regroups the
-    bins, where a numpy transpose-copy was as slow again.
+    bins, where a numpy transpose-copy was as slow again. About ten numpy/OpenCV calls per
+    octave: each call holds the GIL for its argument handling, and with two worker threads
+    every call is also a chance to wait for the other thread's Python.
     """
     img_h, img_w = gray.shape[:2]
     h, w = img_h // 2, img_w // 2
     if h == 0 or w == 0:  # nothing to pool: a one-pixel-high or -wide octave
-        return _regroup(orientation_channels(gray))
-    gx = np.asarray(cv2.Sobel(gray, cv2.CV_16S, 1, 0, ksize=1), np.int16)
-    gy = np.asarray(cv2.Sobel(gray, cv2.CV_16S, 0, 1, ksize=1), np.int16)
-    idx = _scratch("idx", (2, 2, h, w), np.int32)
-    np.multiply(_quadrants(gy, h, w), np.int32(511), out=idx)
-    idx += _quadrants(gx, h, w)
-    idx += 255 * 511 + 255
-    # One quadrant at a time keeps the temporaries at a quarter of the size.
+        return _regroup(orientation_channels(gray), out)
     table = orientation_table()
-    micro = np.take(table, idx[0, 0], axis=0, out=_scratch("micro", (h, w, NBINS)), mode="clip")
-    part = np.take(table, idx[1, 0], axis=0, out=_scratch("part", (h, w, NBINS)), mode="clip")
-    micro += part
-    micro += np.take(table, idx[0, 1], axis=0, out=part, mode="clip")
-    micro += np.take(table, idx[1, 1], axis=0, out=part, mode="clip")
+    # The first lookup fetches two quadrants, the others one each into part[1]: a call less
+    # than one lookup per quadrant, and no more memory (part[0] holds the sum).
+    part = _scratch("part", (2, h, w, NBINS))
+    # The table index 511 * gy + gx + offset of the [-1, 0, 1] gradients, in one filter (the
+    # two Sobels' border handling, BORDER_REFLECT_101; integers below 2**24 are exact in
+    # float32). It is only needed until the int32 copy below, so it borrows part's memory.
+    flat_idx = part.reshape(-1)[: img_h * img_w].reshape(img_h, img_w)
+    cv2.filter2D(gray, cv2.CV_32F, _INDEX_KERNEL, dst=flat_idx, delta=255 * 511 + 255)
+    # idx[b, a, i, j] = pixel (2i + a, 2j + b): idx[b] is a contiguous pair of quadrants.
+    idx = _scratch("idx", (2, 2, h, w), np.int32)
+    quads = flat_idx[: 2 * h, : 2 * w].reshape(h, 2, w, 2).transpose(3, 1, 0, 2)
+    np.copyto(idx, quads, casting="unsafe")
+    micro, other = part[0], part[1]
+    # Summed in the order ((q00 + q10) + q01) + q11, as pooling with strided slices does.
+    np.take(table, idx[0], axis=0, out=part, mode="clip")
+    micro += other
+    micro += np.take(table, idx[1, 0], axis=0, out=other, mode="clip")
+    micro += np.take(table, idx[1, 1], axis=0, out=other, mode="clip")
     micro *= 0.25
-    return _regroup(micro)
+    return _regroup(micro, out)
 
 
-def _quadrants(image: NDArray[np.int16], h: int, w: int) -> NDArray[np.int16]:
-    """(2, 2, h, w) view: ``[a, b, i, j]`` is pixel (2i + a, 2j + b)."""
-    return image[: 2 * h, : 2 * w].reshape(h, 2, w, 2).transpose(1, 3, 0, 2)
+_INDEX_KERNEL = np.array([[0, -511, 0], [-1, 0, 1], [0, 511, 0]], np.float32)
 
 
 _REGROUP = [v for b in range(NBINS) for v in (b, b)]
 
 
-def _regroup(chans: FloatArray) -> FloatArray:
+def _regroup(chans: FloatArray, out: FloatArray | None = None) -> FloatArray:
     """(rows, cols, NBINS) to (GROUPS, rows, cols, 3) in one OpenCV call."""
     rows, cols = chans.shape[:2]
-    out = np.empty((GROUPS, rows, cols, 3), np.float32)
+    if out is None:
+        out = np.empty((GROUPS, rows, cols, 3), np.float32)
     cv2.mixChannels([np.ascontiguousarray(chans)], list(out), _REGROUP)
     return out
 
@@ -314,6 +322,15 @@ class FeaturePyramid:
         self._images: list[NDArray[np.uint8]] = [base]
         self._channels: dict[int, FloatArray] = {}
 
+    def _image(self, level: int) -> NDArray[np.uint8]:
+        """The grayscale image of octave ``level`` (each octave half the previous)."""
+        while len(self._images) <= level:
+            prev = self._images[-1]
+            h, w = prev.shape[:2]
+            half = cv2.resize(prev, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+            self._images.append(np.asarray(half, np.uint8))
+        return self._images[level]
+
     def _octave(self, level: int) -> tuple[FloatArray, float]:
         """Orientation channels of octave ``level``, pooled over 2x2 pixels ("micro-cells"),
         as (GROUPS, rows, cols, 3), and the micro-cell size in input pixels.
@@ -323,12 +340,7 @@ class FeaturePyramid:
         most of the time went otherwise. Group ``g`` holds bins ``3g..3g+2``: each is a
         contiguous 3-channel image that OpenCV resizes without a copy.
         """
-        while len(self._images) <= level:
-            prev = self._images[-1]
-            h, w = prev.shape[:2]
-            half = cv2.resize(prev, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
-            self._images.append(np.asarray(half, np.uint8))
-        img = self._images[level]
+        img = self._image(level)
         if level not in self._channels:
             self._channels[level] = micro_channels(img)
         micro = self._channels[level]
@@ -377,13 +389,77 @@ class FeaturePyramid:
         ``grid`` gives; blocks straddling two grids (or the zero padding) are garbage that no
         window in ``layout`` uses. One canvas means one normalisation for all plate widths:
         about 20 numpy calls per frame rather than per width.
+
+        The octaves' channels, the canvas and every view the pooling reads and writes belong
+        to this thread's ``_PoolPlan`` for ``layout``, made on its first frame, so a frame's
+        pooling is a bare loop of ``cv2.resize`` calls: finding the octave, slicing and
+        zipping views for each of them was most of the pooling's GIL time.
         """
+        plan = _PoolPlan.get(layout, self)
+        for level, out in plan.octaves:
+            micro_channels(self._image(level), out)
+        resize, area = cv2.resize, cv2.INTER_AREA
+        for src, size, dst in plan.pools:
+            resize(src, size, dst=dst, interpolation=area)
+        # One copy makes the planes planar (bin b = group b // 3, channel b % 3).
+        np.copyto(plan.planar, plan.canvas_planar)
+        return normalise_blocks(plan.cells)
+
+
+@dataclass(frozen=True, slots=True)
+class _PoolPlan:
+    """One thread's buffers and views for pooling one ``PackedLayout``'s grids each frame.
+
+    About 4 MB for 1280x720 frames (1.5 MB canvas, its planar copy, the octaves' channels);
+    these were allocated afresh every frame before. Per thread, because the buffers are
+    written every frame; a layout is shared by whoever shares the detector.
+    """
+
+    layout: PackedLayout
+    octaves: tuple[tuple[int, FloatArray], ...]
+    """(level, (GROUPS, rows, cols, 3) buffer for ``micro_channels``) per octave used."""
+    pools: tuple[tuple[FloatArray, tuple[int, int], FloatArray], ...]
+    """(source crop, (cols, rows), canvas window) per grid and group: one resize each."""
+    canvas_planar: FloatArray
+    """The canvas (GROUPS, rows, cols, 3), viewed as (GROUPS, 3, rows, cols)."""
+    planar: FloatArray
+    """``cells`` viewed as (GROUPS, 3, rows, cols)."""
+    cells: FloatArray
+    """(NBINS, rows, cols): the canvas copied planar."""
+
+    @classmethod
+    def get(cls, layout: PackedLayout, pyramid: FeaturePyramid) -> _PoolPlan:
+        plans: dict[int, _PoolPlan] | None = getattr(_SCRATCH, "plans", None)
+        if plans is None:
+            plans = _SCRATCH.plans = {}
+        plan = plans.get(id(layout))
+        if plan is None or plan.layout is not layout:
+            if len(plans) >= 16:  # as PlateDetector's layouts, for ROI sizes
+                plans.clear()
+            plan = plans[id(layout)] = cls.build(layout, pyramid)
+        return plan
+
+    @classmethod
+    def build(cls, layout: PackedLayout, pyramid: FeaturePyramid) -> _PoolPlan:
+        octaves: dict[int, FloatArray] = {}
+        for level in sorted({geo.level for geo in layout.grids}):
+            img_h, img_w = pyramid._image(level).shape[:2]
+            # Every grid has at least 3x3 cells, so its octave has at least 3x3 micro-cells.
+            octaves[level] = np.empty((GROUPS, img_h // 2, img_w // 2, 3), np.float32)
         rows, cols = layout.canvas
+        # Zeroed once: the grids overwrite the same places every frame, the padding stays 0.
         canvas = np.zeros((GROUPS, rows, cols, 3), np.float32)
+        pools: list[tuple[FloatArray, tuple[int, int], FloatArray]] = []
         for geo, (y, x) in zip(layout.grids, layout.origins, strict=True):
-            self._pool(geo, canvas[:, y : y + geo.rows, x : x + geo.cols])
-        cells = canvas.transpose(0, 3, 1, 2).reshape(NBINS, rows, cols)
-        return normalise_blocks(cells)
+            crop = octaves[geo.level][:, : geo.crop_h, : geo.crop_w]
+            dst = canvas[:, y : y + geo.rows, x : x + geo.cols]
+            size = (geo.cols, geo.rows)
+            pools.extend((part, size, out) for part, out in zip(crop, dst, strict=True))
+        cells = np.empty((NBINS, rows, cols), np.float32)
+        return cls(
+            layout, tuple(octaves.items()), tuple(pools), canvas.transpose(0, 3, 1, 2),
+            cells.reshape(GROUPS, 3, rows, cols), cells,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,7 +503,8 @@ def pack_grids(sizes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tup
 class PackedLayout:
     """How one image size's grids share a canvas, and where their windows are in the scores.
 
-    Built once per (image size, plate width range): the sizes repeat every frame.
+    Built once per (image size, plate width range): the sizes repeat every frame, and so do
+    the windows' boxes, which are computed here rather than for each frame's hits.
     """
 
     grids: tuple[GridGeometry, ...]
@@ -435,13 +512,19 @@ class PackedLayout:
     canvas: tuple[int, int]
     """Canvas size in cells (rows, cols)."""
     valid: NDArray[np.intp]
-    """Index into ``WindowScorer.score``'s flat output of every real window, in the order
-    grid (plate width), model, row, column."""
-    windows: NDArray[np.float64]
-    """(6, len(valid)): plate x, y, width, height in cells, model index, cell size (px)."""
+    """Index into ``WindowScorer.score``'s flat output of every window that can be a
+    detection, in the order grid (plate width), model, row, column."""
+    bias: FloatArray
+    """The bias of each ``valid`` window's model (added after the gather, not per map)."""
+    boxes: NDArray[np.int64]
+    """(4, len(valid)): each window's plate box in image pixels, x, y, width, height."""
+    shapes: NDArray[np.int64]
+    """Each ``valid`` window's model index."""
 
     @classmethod
-    def build(cls, grids: list[GridGeometry], models: tuple[WindowModel, ...]) -> PackedLayout:
+    def build(
+        cls, grids: list[GridGeometry], models: tuple[WindowModel, ...], img_w: int, img_h: int
+    ) -> PackedLayout:
         origins, canvas = pack_grids([(g.rows, g.cols) for g in grids])
         brows, bcols = canvas[0] - 1, canvas[1] - 1
         valid, windows = [], []
@@ -464,15 +547,34 @@ class PackedLayout:
                 ys, xs = np.mgrid[0:oh, 0:ow]
                 valid.append((start + (y + ys) * map_w + (x + xs)).ravel())
                 px, py, pwc, phc = model.plate_cells
-                part = np.empty((6, oh * ow), np.float64)
+                part = np.empty((7, oh * ow), np.float64)
                 part[0] = xs.ravel() + px
                 part[1] = ys.ravel() + py
-                part[2:] = np.array([[pwc], [phc], [index], [geo.cell_px]], np.float64)
+                part[2:] = np.array(
+                    [[pwc], [phc], [index], [geo.cell_px], [model.bias]], np.float64
+                )
                 windows.append(part)
+        if not valid:
+            return cls(
+                tuple(grids), tuple(origins), canvas, np.empty(0, np.intp),
+                np.empty(0, np.float32), np.empty((4, 0), np.int64), np.empty(0, np.int64),
+            )
+        win = np.concatenate(windows, axis=1)
+        # The float64 arithmetic of ``(col + px) * cell`` and ``round`` (half to even) per
+        # window, clipped to the image; windows whose boxes are under 4 x 2 pixels never
+        # become detections, so they are not gathered at all.
+        xywh = win[:4] * win[5]
+        ends = np.rint(xywh[:2] + xywh[2:])
+        np.minimum(ends, [[img_w], [img_h]], out=ends)
+        starts = np.rint(xywh[:2])
+        np.maximum(starts, 0, out=starts)
+        sizes = ends - starts
+        ok = np.flatnonzero((sizes[0] >= 4) & (sizes[1] >= 2))
         return cls(
-            tuple(grids), tuple(origins), canvas,
-            np.concatenate(valid) if valid else np.empty(0, np.intp),
-            np.concatenate(windows, axis=1) if windows else np.empty((6, 0), np.float64),
+            tuple(grids), tuple(origins), canvas, np.concatenate(valid)[ok],
+            win[6, ok].astype(np.float32),
+            np.concatenate((starts[:, ok], sizes[:, ok])).astype(np.int64),
+            win[4, ok].astype(np.int64),
         )
 
 
@@ -555,6 +657,75 @@ class WindowScorer:
         return flat, maps
 
 
+@dataclass(frozen=True, slots=True)
+class _ScorePlan:
+    """One thread's buffers and views for scoring one ``PackedLayout``'s canvas each frame.
+
+    ``WindowScorer.score`` does the same with a dozen lines of Python and two allocations
+    per frame (the flat maps, ~0.5 MB, and the gathered scores); here the strided views
+    over the products and the maps' places are made once, so a frame's scoring is one
+    matrix product, one reduction per model, a gather and one bias addition. The products
+    buffer (~16 MB for 1280x720) replaces the thread's ``score`` scratch, not adds to it.
+    """
+
+    layout: PackedLayout
+    scorer: WindowScorer
+    resp: FloatArray
+    sums: tuple[tuple[FloatArray, FloatArray], ...]
+    """(strided view of ``resp``: (bh, bw, oh, ow) terms, its place in ``flat``) per model."""
+    flat: FloatArray
+    gathered: FloatArray
+
+    @classmethod
+    def get(cls, layout: PackedLayout, scorer: WindowScorer) -> _ScorePlan:
+        plans: dict[int, _ScorePlan] | None = getattr(_SCRATCH, "score_plans", None)
+        if plans is None:
+            plans = _SCRATCH.score_plans = {}
+        plan = plans.get(id(layout))
+        if plan is None or plan.layout is not layout or plan.scorer is not scorer:
+            if len(plans) >= 16:  # as PlateDetector's layouts, for ROI sizes
+                plans.clear()
+            plan = plans[id(layout)] = cls.build(layout, scorer)
+        return plan
+
+    @classmethod
+    def build(cls, layout: PackedLayout, scorer: WindowScorer) -> _ScorePlan:
+        rows, cols = layout.canvas[0] - 1, layout.canvas[1] - 1
+        resp = _scratch("resp", (scorer.weights.shape[0], rows * cols))
+        sizes = [(rows - m.blocks[1] + 1, cols - m.blocks[0] + 1) for m in scorer.models]
+        flat = np.empty(sum(oh * ow for oh, ow in sizes if oh > 0 and ow > 0), np.float32)
+        item = resp.itemsize
+        sk, sr = rows * cols * item, cols * item
+        sums = []
+        pos = 0
+        for model, (oh, ow), first in zip(scorer.models, sizes, scorer._first_offset, strict=True):
+            if oh <= 0 or ow <= 0:
+                continue
+            bw, bh = model.blocks
+            # As in WindowScorer.score: window (y, x) sums resp[first + dy * bw + dx, y + dy,
+            # x + dx] over its block offsets, one reduction over this strided view.
+            terms: FloatArray = np.ndarray(
+                (bh, bw, oh, ow), np.float32, resp, first * sk,
+                (bw * sk + sr, sk + item, sr, item),
+            )
+            sums.append((terms, flat[pos : pos + oh * ow].reshape(oh, ow)))
+            pos += oh * ow
+        gathered = np.empty(layout.valid.size, np.float32)
+        return cls(layout, scorer, resp, tuple(sums), flat, gathered)
+
+    def scores(self, blocks: FloatArray) -> FloatArray:
+        """Every ``layout.valid`` window's score (bias included) from the canvas ``blocks``,
+        the same float32 operations as ``WindowScorer.score``; valid until the next call."""
+        dim, rows, cols = blocks.shape
+        np.matmul(self.scorer.weights, blocks.reshape(dim, rows * cols), out=self.resp)
+        add = np.add.reduce
+        for terms, acc in self.sums:
+            add(terms, axis=(0, 1), dtype=np.float32, out=acc)
+        gathered = np.take(self.flat, self.layout.valid, out=self.gathered)
+        gathered += self.layout.bias
+        return gathered
+
+
 # ---------------------------------------------------------------------------------------------
 # Second stage: a finer look at each candidate
 
@@ -626,9 +797,24 @@ def iou(a: BoxPx | tuple[float, ...], b: BoxPx | tuple[float, ...]) -> float:
 def nms(dets: list[Detection], iou_threshold: float, limit: int | None = None) -> list[Detection]:
     """Greedy non-maximum suppression: best score first, drop boxes overlapping a kept one."""
     kept: list[Detection] = []
+    # ``iou`` inlined against the kept boxes' corners and areas: the same integer arithmetic
+    # and division, without a generator and a function call per pair (all under the GIL).
+    corners: list[tuple[float, float, float, float, float]] = []
     for det in sorted(dets, key=lambda d: -d.score):
-        if all(iou(det.box_px, k.box_px) <= iou_threshold for k in kept):
+        ax, ay, aw, ah = det.box_px
+        ax1, ay1, area = ax + aw, ay + ah, aw * ah
+        for bx, by, bx1, by1, barea in corners:
+            iw = min(ax1, bx1) - max(ax, bx)
+            ih = min(ay1, by1) - max(ay, by)
+            overlap = 0.0
+            if iw > 0 and ih > 0:
+                inter = iw * ih
+                overlap = float(inter / (area + barea - inter))
+            if not overlap <= iou_threshold:
+                break
+        else:
             kept.append(det)
+            corners.append((ax, ay, ax1, ay1, area))
             if limit is not None and len(kept) >= limit:
                 break
     return kept
@@ -805,38 +991,19 @@ class PlateDetector:
                 grids.append(geo)
             if not grids:
                 return []
-            layout = PackedLayout.build(grids, scorer.models)
+            layout = PackedLayout.build(grids, scorer.models, gray.shape[1], gray.shape[0])
             if len(self._layouts) >= 16:  # ROI sizes could vary without end
                 self._layouts.clear()
             self._layouts[key] = layout
-        flat, _ = scorer.score(pyramid.packed_blocks(layout))
-        scores = flat.take(layout.valid)
+        scores = _ScorePlan.get(layout, scorer).scores(pyramid.packed_blocks(layout))
         hits = np.flatnonzero(scores > threshold)
         if hits.size == 0:
             return []
-        return self._boxes(layout.windows[:, hits], scores[hits], gray.shape[1], gray.shape[0])
-
-    def _boxes(
-        self, windows: NDArray[np.float64], scores: FloatArray, img_w: int, img_h: int
-    ) -> list[Detection]:
-        """Detections for the windows ``scan`` kept, boxes computed for all of them at once.
-
-        The same float64 arithmetic as ``(col + px) * cell`` and ``round`` (half to even) per
-        window, clipped to the image, boxes under 4 x 2 pixels dropped; a dozen numpy calls
-        per frame instead of a Python loop per window.
-        """
-        xywh = windows[:4] * windows[5]
-        ends = np.rint(xywh[:2] + xywh[2:])
-        np.minimum(ends, [[img_w], [img_h]], out=ends)
-        starts = np.rint(xywh[:2])
-        np.maximum(starts, 0, out=starts)
-        sizes = ends - starts
-        ok = np.flatnonzero((sizes[0] >= 4) & (sizes[1] >= 2))
-        x0, y0 = starts[:, ok].astype(np.int64).tolist()
-        w, h = sizes[:, ok].astype(np.int64).tolist()
+        # Boxes and shapes were worked out with the layout: only Python objects are made here.
+        x0, y0, w, h = layout.boxes[:, hits].tolist()
         names = [m.name for m in self.model.models]
-        shape = [names[i] for i in windows[4, ok].astype(np.int64).tolist()]
-        score = scores[ok].tolist()
+        shape = [names[i] for i in layout.shapes[hits].tolist()]
+        score = scores[hits].tolist()
         return [
             Detection((x, y, bw, bh), s, n)
             for x, y, bw, bh, s, n in zip(x0, y0, w, h, score, shape, strict=True)
