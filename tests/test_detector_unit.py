@@ -20,6 +20,7 @@ from edge_anpr.vision.detector import (
     Detection,
     DetectorModel,
     FeaturePyramid,
+    PackedLayout,
     PlateDetector,
     WindowModel,
     iou,
@@ -190,6 +191,62 @@ def test_scan_finds_what_scanning_each_grid_finds(shape: tuple[int, int]) -> Non
         assert [(d.box_px, d.shape) for d in got] == [(b, n) for b, _, n in expected]
         np.testing.assert_allclose([d.score for d in got], [s for _, s, _ in expected],
                                    rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(239, 426), (61, 97), (301, 517)])
+def test_layout_windows_and_boxes_are_those_of_every_window(shape: tuple[int, int]) -> None:
+    """The layout works boxes out per row and column and only for hits: every window's box
+    (and the dropping of boxes under 4 x 2 pixels, here made common by plate boxes sticking
+    out of their windows) must be what each window's own arithmetic gives, in scan order."""
+    w = np.zeros((3, 9, 4 * NBINS), np.float32)
+    w5 = np.zeros((5, 9, 4 * NBINS), np.float32)
+    models = (
+        WindowModel("eu", (10, 4), (-1.3, -0.6, 8.0, 1.8), w, 0.1),
+        WindowModel("us", (10, 6), (1.0, 1.0, 8.0, 4.0), w5, -0.2),
+        WindowModel("br", (10, 4), (2.5, 1.5, 8.5, 0.26), w, 0.3),
+    )
+    widths = plate_widths(24, 400)
+    pyr = FeaturePyramid(np.zeros(shape, np.uint8), widths[0] / CELLS_PER_PLATE)
+    grids = [g for g in (pyr.geometry(pw) for pw in widths) if g is not None]
+    layout = PackedLayout.build(grids, models, shape[1], shape[0])
+    rows, cols = layout.canvas[0] - 1, layout.canvas[1] - 1
+    starts = np.cumsum([0] + [(rows - m.blocks[1] + 1) * (cols - m.blocks[0] + 1)
+                              for m in models])
+    expected = []
+    dropped = 0
+    for geo, (y, x) in zip(grids, layout.origins, strict=True):
+        for index, model in enumerate(models):
+            bw, bh = model.blocks
+            map_w = cols - bw + 1
+            px, py, pwc, phc = model.plate_cells
+            c = geo.cell_px
+            for row, col in itertools.product(range(geo.rows - bh), range(geo.cols - bw)):
+                x0, y0 = max(0, round((col + px) * c)), max(0, round((row + py) * c))
+                x1 = min(shape[1], round((col + px) * c + pwc * c))
+                y1 = min(shape[0], round((row + py) * c + phc * c))
+                if x1 - x0 < 4 or y1 - y0 < 2:
+                    dropped += 1
+                    continue
+                flat = int(starts[index]) + (y + row) * map_w + x + col
+                expected.append((flat, (x0, y0, x1 - x0, y1 - y0), index, np.float32(model.bias)))
+    assert expected and dropped
+    boxes, shapes = layout.boxes_of(np.arange(layout.valid.size))
+    got = list(zip(layout.valid.tolist(), map(tuple, boxes.T.tolist()), shapes.tolist(),
+                   layout.bias.tolist(), strict=True))
+    assert got == expected
+
+
+def test_scan_is_unchanged_after_other_sizes_grew_the_buffers() -> None:
+    """A thread's scratch buffers grow with the largest image seen and are shared by all
+    sizes (its score plans for earlier sizes are rebuilt on the new buffer): results must
+    not depend on what was scanned before."""
+    rng = np.random.default_rng(5)
+    small, large = (rng.integers(0, 255, s, dtype=np.uint8) for s in ((240, 320), (600, 900)))
+    det = PlateDetector(_toy_model(-1.0))
+    first = det.scan(small, 40, 200, 0.0)
+    assert first
+    det.scan(large, 40, 200, 0.0)
+    assert det.scan(small, 40, 200, 0.0) == first
 
 
 def test_model_file_round_trip(tmp_path: Path) -> None:

@@ -25,9 +25,10 @@ import ctypes
 import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -175,8 +176,6 @@ def orientation_channels(gray: NDArray[np.uint8]) -> FloatArray:
 
 _SCRATCH = threading.local()
 
-ScratchKey = tuple[str, tuple[int, ...], type[np.generic]]
-
 
 def _scratch(
     name: str, shape: tuple[int, ...], dtype: type[np.generic] = np.float32
@@ -185,18 +184,64 @@ def _scratch(
 
     For the big per-frame temporaries: allocated afresh, glibc often hands arrays of a few MB
     back to the kernel when they are freed, and faulting those pages in again (thousands per
-    frame) made a worker thread's frames several ms slower. Never returned to callers.
+    frame) made a worker thread's frames several ms slower. Only the per-frame scan's own
+    steps see these arrays (never a detection or a caller outside this module).
+
+    It is the start of one buffer per name that only grows (by at least a quarter), not an
+    array per shape: a new image size then reuses memory already faulted in (a fresh 16 MB
+    products buffer cost a new size's first frame 2-10 ms), and sizes varying without end
+    cost no more memory than the largest. Growing replaces the buffer (see
+    ``_scratch_buffer``): whoever keeps views of it must check.
     """
-    arrays: dict[ScratchKey, NDArray[Any]] | None = getattr(_SCRATCH, "arrays", None)
-    if arrays is None:
-        arrays = _SCRATCH.arrays = {}
-    key = (name, shape, dtype)
-    array = arrays.get(key)
-    if array is None:
-        if len(arrays) >= 64:  # image sizes could vary without end
-            arrays.clear()
-        array = arrays[key] = np.empty(shape, dtype)
-    return array
+    buffers: dict[tuple[str, type[np.generic]], NDArray[Any]] | None = getattr(
+        _SCRATCH, "buffers", None
+    )
+    if buffers is None:
+        buffers = _SCRATCH.buffers = {}
+    size = math.prod(shape)
+    buffer = buffers.get((name, dtype))
+    if buffer is None or buffer.size < size:
+        grown = size if buffer is None else max(size, buffer.size + buffer.size // 4)
+        buffer = buffers[(name, dtype)] = np.empty(grown, dtype)
+    return buffer[:size].reshape(shape)
+
+
+def _scratch_buffer(name: str, dtype: type[np.generic] = np.float32) -> NDArray[Any] | None:
+    """The buffer this thread's ``_scratch(name, ...)`` arrays are views of (None before
+    the first)."""
+    buffers: dict[tuple[str, type[np.generic]], NDArray[Any]] = getattr(_SCRATCH, "buffers", {})
+    return buffers.get((name, dtype))
+
+
+_Plan = TypeVar("_Plan")
+
+
+def _layout_plan(
+    kind: str, buffer: str, layout: PackedLayout, fits: Callable[[_Plan], bool],
+    build: Callable[[], _Plan],
+) -> _Plan:
+    """This thread's plan of ``kind`` for ``layout``, built when it has none that ``fits``.
+
+    A plan's arrays are views of the thread's ``buffer`` scratch: when that has been
+    replaced by a larger one, all plans of the kind are dropped (rebuilding one is cheap)
+    rather than each keeping an old buffer alive.
+    """
+    plans: dict[int, _Plan] | None = getattr(_SCRATCH, kind, None)
+    on = getattr(_SCRATCH, kind + "_on", None)
+    if plans is None or on is not _scratch_buffer(buffer):
+        plans = {}
+        setattr(_SCRATCH, kind, plans)
+    plan = plans.get(id(layout))
+    if plan is None or not fits(plan):
+        if len(plans) >= 16:  # as PlateDetector's layouts, for ROI sizes
+            plans.clear()
+        plan = build()
+        now = _scratch_buffer(buffer)
+        if now is not on:  # this build grew the buffer (or is the first)
+            plans.clear()
+            setattr(_SCRATCH, kind + "_on", now)
+        plans[id(layout)] = plan
+    return plan
 
 
 def micro_channels(gray: NDArray[np.uint8], out: FloatArray | None = None) -> FloatArray:
@@ -255,12 +300,13 @@ def _regroup(chans: FloatArray, out: FloatArray | None = None) -> FloatArray:
     return out
 
 
-def normalise_blocks(cells: FloatArray) -> FloatArray:
+def normalise_blocks(cells: FloatArray, out: FloatArray | None = None) -> FloatArray:
     """2x2-cell blocks at a one-cell stride, L2-Hys normalised.
 
     ``cells`` is planar (NBINS, rows, cols); the result is planar (4 * NBINS, rows - 1,
     cols - 1), plane ``q * NBINS + bin`` for the block's cell q (top-left, bottom-left,
     top-right, bottom-right). Planar keeps every later step a contiguous-array operation.
+    Written into ``out`` when given (it must have that shape).
     """
     # Every step works in place on one of two arrays: the arithmetic (and so every bit of the
     # result) is that of the plain expressions, without allocating and freeing a temporary
@@ -270,7 +316,8 @@ def normalise_blocks(cells: FloatArray) -> FloatArray:
     inv += energy[:-1, 1:]
     inv += energy[1:, 1:]
     blocks = np.concatenate(
-        (cells[:, :-1, :-1], cells[:, 1:, :-1], cells[:, :-1, 1:], cells[:, 1:, 1:]), axis=0
+        (cells[:, :-1, :-1], cells[:, 1:, :-1], cells[:, :-1, 1:], cells[:, 1:, 1:]), axis=0,
+        out=out,
     )
     _inverse_norm(inv)
     blocks *= inv
@@ -347,14 +394,23 @@ class FeaturePyramid:
         px = self.width / img.shape[1] * (img.shape[1] / micro.shape[2])
         return micro, px
 
+    def _micro_size(self, level: int) -> tuple[int, int, float]:
+        """The (rows, cols) and micro-cell size in input pixels ``_octave`` would give,
+        without computing the channels: the scan pools its own copy of them each frame, so
+        a layout's geometry computing them too made a new image size's first frame slower."""
+        img_h, img_w = self._image(level).shape[:2]
+        rows, cols = img_h // 2, img_w // 2
+        if rows == 0 or cols == 0:  # as micro_channels: nothing to pool
+            rows, cols = img_h, img_w
+        return rows, cols, self.width / img_w * (img_w / cols)
+
     def geometry(self, plate_width_px: float) -> GridGeometry | None:
         """Where the cell grid for ``plate_width_px`` comes from; None if it is too small."""
         cell_in = plate_width_px / CELLS_PER_PLATE
         cell_base = cell_in * self.base_scale
         level = max(0, math.floor(math.log2(max(cell_base / MIN_CELL_PX, 1.0))))
-        chans, px = self._octave(level)
+        h, w, px = self._micro_size(level)
         cell_oct = cell_in / px
-        h, w = chans.shape[1:3]
         ncols, nrows = int(w / cell_oct), int(h / cell_oct)
         if ncols < 3 or nrows < 3:
             return None
@@ -386,9 +442,10 @@ class FeaturePyramid:
         """Block descriptors of all ``layout``'s grids, each at its place in one canvas.
 
         A block depends only on its own 2x2 cells, so every grid's blocks are exactly those
-        ``grid`` gives; blocks straddling two grids (or the zero padding) are garbage that no
+        ``grid`` gives; blocks straddling two grids (or the padding) are garbage that no
         window in ``layout`` uses. One canvas means one normalisation for all plate widths:
-        about 20 numpy calls per frame rather than per width.
+        about 20 numpy calls per frame rather than per width. The result is this thread's
+        scratch: valid until its next frame.
 
         The octaves' channels, the canvas and every view the pooling reads and writes belong
         to this thread's ``_PoolPlan`` for ``layout``, made on its first frame, so a frame's
@@ -403,7 +460,11 @@ class FeaturePyramid:
             resize(src, size, dst=dst, interpolation=area)
         # One copy makes the planes planar (bin b = group b // 3, channel b % 3).
         np.copyto(plan.planar, plan.canvas_planar)
-        return normalise_blocks(plan.cells)
+        # Into this thread's scratch (valid until its next frame): a fresh array (~13 MB for
+        # 1280x1000) reused the freed one only when the size repeated, so each new image
+        # size's first frame faulted all its pages in (~2.5 ms).
+        rows, cols = layout.canvas
+        return normalise_blocks(plan.cells, _scratch("blocks", (4 * NBINS, rows - 1, cols - 1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,7 +473,9 @@ class _PoolPlan:
 
     About 4 MB for 1280x720 frames (1.5 MB canvas, its planar copy, the octaves' channels);
     these were allocated afresh every frame before. Per thread, because the buffers are
-    written every frame; a layout is shared by whoever shares the detector.
+    written every frame; a layout is shared by whoever shares the detector. The buffers are
+    parts of the thread's "pool" scratch, shared by all image sizes: separate arrays per
+    plan cost each new size's first frame ~1-2 ms of page faults.
     """
 
     layout: PackedLayout
@@ -429,33 +492,38 @@ class _PoolPlan:
 
     @classmethod
     def get(cls, layout: PackedLayout, pyramid: FeaturePyramid) -> _PoolPlan:
-        plans: dict[int, _PoolPlan] | None = getattr(_SCRATCH, "plans", None)
-        if plans is None:
-            plans = _SCRATCH.plans = {}
-        plan = plans.get(id(layout))
-        if plan is None or plan.layout is not layout:
-            if len(plans) >= 16:  # as PlateDetector's layouts, for ROI sizes
-                plans.clear()
-            plan = plans[id(layout)] = cls.build(layout, pyramid)
-        return plan
+        return _layout_plan(
+            "pool_plans", "pool", layout, lambda plan: plan.layout is layout,
+            lambda: cls.build(layout, pyramid),
+        )
 
     @classmethod
     def build(cls, layout: PackedLayout, pyramid: FeaturePyramid) -> _PoolPlan:
-        octaves: dict[int, FloatArray] = {}
-        for level in sorted({geo.level for geo in layout.grids}):
+        rows, cols = layout.canvas
+        shapes: list[tuple[int, ...]] = [(GROUPS, rows, cols, 3), (NBINS, rows, cols)]
+        levels = sorted({geo.level for geo in layout.grids})
+        for level in levels:
             img_h, img_w = pyramid._image(level).shape[:2]
             # Every grid has at least 3x3 cells, so its octave has at least 3x3 micro-cells.
-            octaves[level] = np.empty((GROUPS, img_h // 2, img_w // 2, 3), np.float32)
-        rows, cols = layout.canvas
-        # Zeroed once: the grids overwrite the same places every frame, the padding stays 0.
-        canvas = np.zeros((GROUPS, rows, cols, 3), np.float32)
+            shapes.append((GROUPS, img_h // 2, img_w // 2, 3))
+        # One scratch array; each part starts at a multiple of 16 floats (64 bytes) into it.
+        ends = np.cumsum([-(-math.prod(shape) // 16) * 16 for shape in shapes]).tolist()
+        buffer = _scratch("pool", (ends[-1],))
+        canvas, cells, *channels = (
+            buffer[start : start + math.prod(shape)].reshape(shape)
+            for start, shape in zip([0, *ends[:-1]], shapes, strict=True)
+        )
+        octaves = dict(zip(levels, channels, strict=True))
+        # Zeroed at the build: every frame the grids overwrite their places, and the padding
+        # keeps zeros or (the canvas is shared by all sizes) cells of other sizes' grids:
+        # finite values in blocks no window of this layout uses.
+        canvas.fill(0.0)
         pools: list[tuple[FloatArray, tuple[int, int], FloatArray]] = []
         for geo, (y, x) in zip(layout.grids, layout.origins, strict=True):
             crop = octaves[geo.level][:, : geo.crop_h, : geo.crop_w]
             dst = canvas[:, y : y + geo.rows, x : x + geo.cols]
             size = (geo.cols, geo.rows)
             pools.extend((part, size, out) for part, out in zip(crop, dst, strict=True))
-        cells = np.empty((NBINS, rows, cols), np.float32)
         return cls(
             layout, tuple(octaves.items()), tuple(pools), canvas.transpose(0, 3, 1, 2),
             cells.reshape(GROUPS, 3, rows, cols), cells,
@@ -503,8 +571,11 @@ def pack_grids(sizes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tup
 class PackedLayout:
     """How one image size's grids share a canvas, and where their windows are in the scores.
 
-    Built once per (image size, plate width range): the sizes repeat every frame, and so do
-    the windows' boxes, which are computed here rather than for each frame's hits.
+    Built once per (image size, plate width range). A new image size costs a layout (and
+    first-use buffers) in its first frame, and folders of photos are mostly new sizes, so
+    the build does per-window work only where the frame needs it anyway (the ``valid``
+    index the scores are gathered with); boxes are worked out per row and per column, and
+    combined only for the few hits (``boxes_of``).
     """
 
     grids: tuple[GridGeometry, ...]
@@ -516,10 +587,15 @@ class PackedLayout:
     detection, in the order grid (plate width), model, row, column."""
     bias: FloatArray
     """The bias of each ``valid`` window's model (added after the gather, not per map)."""
-    boxes: NDArray[np.int64]
-    """(4, len(valid)): each window's plate box in image pixels, x, y, width, height."""
-    shapes: NDArray[np.int64]
-    """Each ``valid`` window's model index."""
+    segment_starts: NDArray[np.intp]
+    """Where each (grid, model) segment with windows begins in ``valid``, ascending."""
+    segments: NDArray[np.intp]
+    """(4, segments): per segment its kept columns' count, its first entry in ``col_boxes``
+    and in ``row_boxes``, and its model index."""
+    col_boxes: NDArray[np.int64]
+    """(2, n): x and width in image pixels of each segment's kept window columns."""
+    row_boxes: NDArray[np.int64]
+    """(2, n): y and height in image pixels of each segment's kept window rows."""
 
     @classmethod
     def build(
@@ -527,55 +603,110 @@ class PackedLayout:
     ) -> PackedLayout:
         origins, canvas = pack_grids([(g.rows, g.cols) for g in grids])
         brows, bcols = canvas[0] - 1, canvas[1] - 1
-        valid, windows = [], []
         offset = 0
         per_model = []
         for model in models:
             bw, bh = model.blocks
             oh, ow = brows - bh + 1, bcols - bw + 1
-            per_model.append((offset, oh, ow))
+            per_model.append((offset, ow))
             if oh > 0 and ow > 0:
                 offset += oh * ow
+        # (grid, model) segments in scan order, and each one's windows along each axis.
+        found: list[tuple[int, int, int, WindowModel]] = []
+        xs: list[tuple[int, float, float, float]] = []
+        ys: list[tuple[int, float, float, float]] = []
         for geo, (y, x) in zip(grids, origins, strict=True):
-            for index, (model, (start, _, map_w)) in enumerate(
-                zip(models, per_model, strict=True)
-            ):
+            for index, (model, (start, map_w)) in enumerate(zip(models, per_model, strict=True)):
                 bw, bh = model.blocks
                 oh, ow = geo.rows - 1 - bh + 1, geo.cols - 1 - bw + 1
                 if oh <= 0 or ow <= 0:
                     continue
-                ys, xs = np.mgrid[0:oh, 0:ow]
-                valid.append((start + (y + ys) * map_w + (x + xs)).ravel())
                 px, py, pwc, phc = model.plate_cells
-                part = np.empty((7, oh * ow), np.float64)
-                part[0] = xs.ravel() + px
-                part[1] = ys.ravel() + py
-                part[2:] = np.array(
-                    [[pwc], [phc], [index], [geo.cell_px], [model.bias]], np.float64
-                )
-                windows.append(part)
+                found.append((start + y * map_w + x, map_w, index, model))
+                xs.append((ow, px, pwc, geo.cell_px))
+                ys.append((oh, py, phc, geo.cell_px))
+        empty = np.empty(0, np.intp)
+        if not found:
+            return cls(
+                tuple(grids), tuple(origins), canvas, empty, np.empty(0, np.float32), empty,
+                np.empty((4, 0), np.intp), np.empty((2, 0), np.int64), np.empty((2, 0), np.int64),
+            )
+        # A box's x extent depends only on its window's column and its y extent only on the
+        # row, so the "at least 4 x 2 pixels" rule keeps a product of columns and rows: the
+        # kept windows, in row-major order, are those rows times those columns.
+        col_keep, col_count, col_boxes = _window_spans(xs, img_w, 4)
+        row_keep, row_count, row_boxes = _window_spans(ys, img_h, 2)
+        col_first = np.cumsum(col_count) - col_count
+        row_first = np.cumsum(row_count) - row_count
+        valid: list[NDArray[np.intp]] = []
+        segments: list[tuple[int, int, int, int, int]] = []
+        bias: list[float] = []
+        sizes: list[int] = []
+        n_valid = 0
+        for (first, map_w, index, model), nc, nr, c0, r0 in zip(
+            found, col_count.tolist(), row_count.tolist(), col_first.tolist(),
+            row_first.tolist(), strict=True,
+        ):
+            if nc == 0 or nr == 0:
+                continue
+            cols, rows = col_keep[c0 : c0 + nc], row_keep[r0 : r0 + nr]
+            valid.append(((rows * map_w)[:, None] + (first + cols)).ravel())
+            segments.append((n_valid, nc, c0, r0, index))
+            bias.append(model.bias)
+            sizes.append(nc * nr)
+            n_valid += nc * nr
         if not valid:
             return cls(
-                tuple(grids), tuple(origins), canvas, np.empty(0, np.intp),
-                np.empty(0, np.float32), np.empty((4, 0), np.int64), np.empty(0, np.int64),
+                tuple(grids), tuple(origins), canvas, empty, np.empty(0, np.float32), empty,
+                np.empty((4, 0), np.intp), col_boxes, row_boxes,
             )
-        win = np.concatenate(windows, axis=1)
-        # The float64 arithmetic of ``(col + px) * cell`` and ``round`` (half to even) per
-        # window, clipped to the image; windows whose boxes are under 4 x 2 pixels never
-        # become detections, so they are not gathered at all.
-        xywh = win[:4] * win[5]
-        ends = np.rint(xywh[:2] + xywh[2:])
-        np.minimum(ends, [[img_w], [img_h]], out=ends)
-        starts = np.rint(xywh[:2])
-        np.maximum(starts, 0, out=starts)
-        sizes = ends - starts
-        ok = np.flatnonzero((sizes[0] >= 4) & (sizes[1] >= 2))
+        table = np.array(segments, np.intp).T
         return cls(
-            tuple(grids), tuple(origins), canvas, np.concatenate(valid)[ok],
-            win[6, ok].astype(np.float32),
-            np.concatenate((starts[:, ok], sizes[:, ok])).astype(np.int64),
-            win[4, ok].astype(np.int64),
+            tuple(grids), tuple(origins), canvas, np.concatenate(valid),
+            np.repeat(np.array(bias, np.float32), sizes), np.ascontiguousarray(table[0]),
+            np.ascontiguousarray(table[1:]), col_boxes, row_boxes,
         )
+
+    def boxes_of(self, hits: NDArray[np.intp]) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
+        """(4, len(hits)) plate boxes (x, y, width, height) in image pixels and the model
+        index of the ``valid`` windows at positions ``hits``."""
+        seg = np.searchsorted(self.segment_starts, hits, side="right") - 1
+        ncols, col_first, row_first, shape = self.segments[:, seg]
+        row, col = np.divmod(hits - self.segment_starts[seg], ncols)
+        xw = self.col_boxes[:, col_first + col]
+        yh = self.row_boxes[:, row_first + row]
+        return np.stack((xw[0], yh[0], xw[1], yh[1])), shape
+
+
+def _window_spans(
+    segments: list[tuple[int, float, float, float]], limit: int, min_size: int
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]:
+    """Along one axis, for segments of (window positions n, plate offset and size in
+    cells, cell size in pixels): the positions whose plate span is at least ``min_size``
+    pixels inside ``[0, limit]`` (each segment's own, ascending), how many each segment
+    keeps, and (2, kept) their starts and sizes in pixels.
+
+    The float64 arithmetic of ``(position + offset) * cell`` and ``round`` (half to even)
+    per window: the training path's ``round((col + px) * c)`` and ``round((col + px) * c
+    + pwc * c)``, which the boxes must match to the pixel. All segments at once, because
+    one call per segment (dozens per layout) cost more than the arithmetic.
+    """
+    n, offset, size, cell = (np.array(v) for v in zip(*segments, strict=True))
+    first = np.cumsum(n) - n
+    pos = np.arange(int(n.sum())) - np.repeat(first, n)
+    cell_at = np.repeat(cell, n)
+    start = (pos + np.repeat(offset, n)) * cell_at
+    end = np.rint(start + np.repeat(size, n) * cell_at)
+    np.minimum(end, limit, out=end)
+    np.rint(start, out=start)
+    np.maximum(start, 0, out=start)
+    span = end - start
+    ok = span >= min_size
+    # Segments always have positions (n > 0), as reduceat needs: it would give an empty
+    # segment the next one's first value.
+    count = np.add.reduceat(ok.astype(np.intp), first)
+    keep = np.flatnonzero(ok)
+    return pos[keep], count, np.stack((start[keep], span[keep])).astype(np.int64)
 
 
 def window_features(
@@ -625,7 +756,7 @@ class WindowScorer:
         """
         dim, rows, cols = blocks.shape
         # The products (about 16 MB for a 1280x720 frame) go to a buffer this thread keeps.
-        resp: FloatArray = _scratch("resp", (self.weights.shape[0], rows * cols))
+        resp: FloatArray = _scratch("score", (self.weights.shape[0], rows * cols))
         np.matmul(self.weights, blocks.reshape(dim, rows * cols), out=resp)
         sizes = [(rows - m.blocks[1] + 1, cols - m.blocks[0] + 1) for m in self.models]
         flat = np.empty(sum(oh * ow for oh, ow in sizes if oh > 0 and ow > 0), np.float32)
@@ -665,7 +796,9 @@ class _ScorePlan:
     per frame (the flat maps, ~0.5 MB, and the gathered scores); here the strided views
     over the products and the maps' places are made once, so a frame's scoring is one
     matrix product, one reduction per model, a gather and one bias addition. The products
-    buffer (~16 MB for 1280x720) replaces the thread's ``score`` scratch, not adds to it.
+    (~16 MB for 1280x720), maps and gathered scores are parts of the thread's "score"
+    scratch, which ``WindowScorer.score`` uses too: a new image size's plan then faults no
+    new pages in, and all sizes share the memory.
     """
 
     layout: PackedLayout
@@ -678,22 +811,25 @@ class _ScorePlan:
 
     @classmethod
     def get(cls, layout: PackedLayout, scorer: WindowScorer) -> _ScorePlan:
-        plans: dict[int, _ScorePlan] | None = getattr(_SCRATCH, "score_plans", None)
-        if plans is None:
-            plans = _SCRATCH.score_plans = {}
-        plan = plans.get(id(layout))
-        if plan is None or plan.layout is not layout or plan.scorer is not scorer:
-            if len(plans) >= 16:  # as PlateDetector's layouts, for ROI sizes
-                plans.clear()
-            plan = plans[id(layout)] = cls.build(layout, scorer)
-        return plan
+        return _layout_plan(
+            "score_plans", "score", layout,
+            lambda plan: plan.layout is layout and plan.scorer is scorer,
+            lambda: cls.build(layout, scorer),
+        )
 
     @classmethod
     def build(cls, layout: PackedLayout, scorer: WindowScorer) -> _ScorePlan:
         rows, cols = layout.canvas[0] - 1, layout.canvas[1] - 1
-        resp = _scratch("resp", (scorer.weights.shape[0], rows * cols))
         sizes = [(rows - m.blocks[1] + 1, cols - m.blocks[0] + 1) for m in scorer.models]
-        flat = np.empty(sum(oh * ow for oh, ow in sizes if oh > 0 and ow > 0), np.float32)
+        n_resp = scorer.weights.shape[0] * rows * cols
+        n_flat = sum(oh * ow for oh, ow in sizes if oh > 0 and ow > 0)
+        # One scratch array; each part starts at a multiple of 16 floats (64 bytes) into it.
+        at_flat = -(-n_resp // 16) * 16
+        at_gathered = at_flat + -(-n_flat // 16) * 16
+        buffer = _scratch("score", (at_gathered + layout.valid.size,))
+        resp = buffer[:n_resp].reshape(scorer.weights.shape[0], rows * cols)
+        flat = buffer[at_flat : at_flat + n_flat]
+        gathered = buffer[at_gathered:]
         item = resp.itemsize
         sk, sr = rows * cols * item, cols * item
         sums = []
@@ -710,7 +846,6 @@ class _ScorePlan:
             )
             sums.append((terms, flat[pos : pos + oh * ow].reshape(oh, ow)))
             pos += oh * ow
-        gathered = np.empty(layout.valid.size, np.float32)
         return cls(layout, scorer, resp, tuple(sums), flat, gathered)
 
     def scores(self, blocks: FloatArray) -> FloatArray:
@@ -999,10 +1134,10 @@ class PlateDetector:
         hits = np.flatnonzero(scores > threshold)
         if hits.size == 0:
             return []
-        # Boxes and shapes were worked out with the layout: only Python objects are made here.
-        x0, y0, w, h = layout.boxes[:, hits].tolist()
+        boxes, shapes = layout.boxes_of(hits)
+        x0, y0, w, h = boxes.tolist()
         names = [m.name for m in self.model.models]
-        shape = [names[i] for i in layout.shapes[hits].tolist()]
+        shape = [names[i] for i in shapes.tolist()]
         score = scores[hits].tolist()
         return [
             Detection((x, y, bw, bh), s, n)
