@@ -132,10 +132,6 @@ def _percentiles(x: NDArray[np.float32], q: float) -> NDArray[np.float32]:
     return np.asarray(value.reshape(-1, 1, 1), np.float32)
 
 
-def segmenter_input(letterboxed: NDArray[np.uint8]) -> NDArray[np.float32]:
-    return np.asarray((letterboxed.astype(np.float32) / 255.0)[None, :, :, None], np.float32)
-
-
 def decode_segmentation(
     maps: NDArray[np.float32], lb: Letterbox, threshold: float = HEAT_THRESHOLD
 ) -> NDArray[np.float32]:
@@ -258,7 +254,7 @@ class PlateReader:
             raise ModelError(f"{folder / CLASSIFIER_FILE}: input {self._cls.input_shape} is not "
                              f"(N, {CHAR_H}, {CHAR_W}, 1)")
         self._seg_table = self._seg.pixel_table(1.0 / 255.0)
-        """Segmenter input for each grey level (``segmenter_input`` as one look-up)."""
+        """Segmenter input for each grey level (pixel / 255, quantised) as one look-up."""
         self.regions = tuple(regions)
         self.top_n = top_n
         self.min_chars = min_chars
@@ -281,9 +277,14 @@ class PlateReader:
 
     def segment(self, grey: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Character boxes (N x 5) in crop pixels, reading order."""
-        lb_img, lb = letterbox(grey)
-        maps = self._seg.run(segmenter_input(lb_img))[0]
-        return decode_segmentation(maps, lb)
+        return self._segment_many([grey])[0]
+
+    def _segment_many(self, greys: Sequence[NDArray[np.uint8]]) -> list[NDArray[np.float32]]:
+        """``segment`` for several crops with one segmenter call."""
+        boxed = [letterbox(g) for g in greys]
+        pixels = np.stack([img for img, _ in boxed])[..., None]
+        maps = self._seg.run_quantised(np.take(self._seg_table, pixels))
+        return decode_segmentations(maps, [lb for _, lb in boxed])
 
     def classify(self, grey: NDArray[np.uint8], boxes: NDArray[np.float32]) -> NDArray[np.float32]:
         """Softmax scores N x 37 for the given boxes."""
@@ -316,10 +317,7 @@ class PlateReader:
         if not usable:
             return results
         t0 = time.perf_counter()
-        boxed = [letterbox(greys[i]) for i in usable]
-        pixels = np.stack([img for img, _ in boxed])[..., None]
-        maps = self._seg.run_quantised(np.take(self._seg_table, pixels))
-        boxes = decode_segmentations(maps, [lb for _, lb in boxed])
+        boxes = self._segment_many([greys[i] for i in usable])
         t1 = time.perf_counter()
         chars = [char_crop(greys[i], b[:4]) for i, bs in zip(usable, boxes, strict=True)
                  for b in bs]

@@ -257,15 +257,19 @@ class FrameRecognizer:
 
         fit_conf = min(min_conf, det_cfg.min_fitting_read_confidence)
 
+        def in_format(text: PlateText) -> bool:
+            """Fits a pattern of the camera's regions (always true with no specific region)."""
+            return not specific or text.region != "generic"
+
         def rank(text: PlateText) -> tuple[bool, float]:
-            return (not specific or text.region != "generic", text.confidence)
+            return (in_format(text), text.confidence)
 
         def accepted(text: PlateText | None) -> bool:
             """A plate: confident enough, or a little less when it fits a region's pattern
             (junk rarely reads as a whole plate number of the configured format)."""
             if text is None or len(text.text) < MIN_PLATE_CHARS:
                 return False
-            fitting = specific and text.region != "generic"
+            fitting = specific and in_format(text)
             return text.confidence >= (fit_conf if fitting else min_conf)
 
         reads: list[FoundPlate] = []
@@ -298,7 +302,7 @@ class FrameRecognizer:
             boxes = _variants(cand.box_px, image.shape[1], image.shape[0])
             for extension in (None, *WIDER_READ_EXTENSIONS):
                 if extension is not None:
-                    if not specific or any(t.region != "generic" for t, _ in votes):
+                    if any(in_format(t) for t, _ in votes):
                         break
                     boxes = _extended(cand.box_px, extension, image.shape[1], image.shape[0])
                 calls += len(boxes)
@@ -309,7 +313,7 @@ class FrameRecognizer:
             for t, _ in votes:
                 support[t.text] += t.confidence
             best, best_box = max(
-                votes, key=lambda v: (rank(v[0])[0], support[v[0].text], v[0].confidence)
+                votes, key=lambda v: (in_format(v[0]), support[v[0].text], v[0].confidence)
             )
             x, y, w, h = best_box
             if w >= EU_BAND_MIN_ASPECT * h:
