@@ -48,9 +48,11 @@ from __future__ import annotations
 import math
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from functools import reduce
+from operator import add, itemgetter
+from typing import Final, Literal
 
 from edge_anpr.config import TrackerConfig
 from edge_anpr.plates.known import edit_distance
@@ -62,6 +64,8 @@ Box = tuple[int, int, int, int]
 MAX_EVENT_CANDIDATES = 5
 RECENT_TEXTS = 8
 """Distinct recent read texts of an event that a new read is compared with."""
+DISTANCE_MEMO_SIZE = 4096
+"""Edit distances a tracker remembers; the memo is emptied when it reaches this many."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,64 +114,126 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+_Item = tuple[
+    str, float, float, tuple[float, ...], tuple[str, ...], tuple[float, ...], str
+]
+"""What voting needs of one read, worked out once when the read joins an event (``_item``)
+instead of on every vote over it: text, confidence, weight, per-character weights, candidate
+texts and their confidences (empty texts left out) and region."""
+_CONFIDENCE = itemgetter(1)
+_REGION: Final = 6
+
+
+def _item(r: PlateRead) -> _Item:
+    """The voting inputs of one read: the same values ``vote`` would derive on every call."""
+    t = r.text
+    text = t.text
+    weight = max(t.confidence, 1e-6)
+    cc = t.char_confidences
+    if len(cc) == len(text):
+        char_weights = tuple([max(c, 1e-6) for c in cc])
+    else:
+        char_weights = (weight,) * len(text)
+    alternatives = [c for c in t.candidates or (Candidate(text, t.confidence),) if c.text]
+    return (
+        text, t.confidence, weight, char_weights, tuple([c.text for c in alternatives]),
+        tuple([c.confidence for c in alternatives]), t.region,
+    )
+
+
 def vote(reads: Iterable[PlateRead]) -> Vote:
     """The best text of a group of reads of one plate (see the module docstring)."""
-    reads = [r for r in reads if r.text.text]
-    if not reads:
+    return _vote([_item(r) for r in reads if r.text.text])
+
+
+def _vote(items: Sequence[_Item]) -> Vote:
+    """``vote`` of reads prepared by ``_item`` (all with a text).
+
+    It runs on every read that joins an event, over up to ``max_reads_per_event`` reads, on the
+    event loop (holding the GIL the recognition threads need), so it works on columns (``zip``)
+    and takes shortcuts where every read agrees. Every sum still adds the same values in read
+    order and the same way (one ``+`` at a time, or ``sum()`` where voting always used it), so
+    the results are the same to the bit as voting read by read.
+    """
+    n = len(items)
+    if not n:
         return Vote("", 0.0, (), "generic")
-    by_length: dict[int, float] = {}
-    for r in reads:
-        by_length[len(r.text.text)] = by_length.get(len(r.text.text), 0.0) + _weight(r)
-    length = max(sorted(by_length), key=lambda n: by_length[n])
-    same = [r for r in reads if len(r.text.text) == length]
-    chars: list[str] = []
-    support: list[float] = []
-    for i in range(length):
-        weights: dict[str, float] = {}
-        for r in same:
-            c = r.text.text[i]
-            weights[c] = weights.get(c, 0.0) + _char_weight(r, i)
-        best = max(sorted(weights), key=lambda c: weights[c])
-        chars.append(best)
-        support.append(weights[best] / len(same))
-    text = "".join(chars)
-    exact = [r for r in reads if r.text.text == text]
-    if exact:
-        confidence = sum(r.text.confidence for r in exact) / len(exact)
-        region = max(exact, key=lambda r: r.text.confidence).text.region
+    texts, confidences, weights, char_weights, alt_texts, alt_confidences, _ = zip(
+        *items, strict=True
+    )
+    lengths = list(map(len, texts))
+    length = lengths[0]
+    if lengths.count(length) == n:
+        # One length: it is the modal one whatever its summed confidence.
+        same_texts, same_weights = texts, char_weights
     else:
-        confidence = math.exp(sum(math.log(max(s, 1e-9)) for s in support) / len(support))
-        region = max(reads, key=lambda r: r.text.confidence).text.region
-    scores: dict[str, float] = {}
-    for r in reads:
-        alternatives = r.text.candidates or (Candidate(r.text.text, r.text.confidence),)
-        for cand in alternatives:
-            if cand.text:
-                scores[cand.text] = scores.get(cand.text, 0.0) + cand.confidence
+        by_length: dict[int, float] = {}
+        for m, w in zip(lengths, weights, strict=True):
+            by_length[m] = by_length.get(m, 0.0) + w
+        length = max(sorted(by_length), key=by_length.__getitem__)
+        same_texts = tuple([t for t in texts if len(t) == length])
+        same_weights = tuple(
+            [w for t, w in zip(texts, char_weights, strict=True) if len(t) == length]
+        )
+    m = len(same_texts)
+    chars: list[str] = []
+    support: list[float | None] = []
+    columns = list(
+        zip(zip(*same_texts, strict=True), zip(*same_weights, strict=True), strict=True)
+    )
+    for column, column_weights in columns:
+        first = column[0]
+        if column.count(first) == m:
+            # One character: it wins whatever its weight; its support is only needed when
+            # no read gave the voted text, so it is summed below only then.
+            chars.append(first)
+            support.append(None)
+            continue
+        tally: dict[str, float] = {}
+        for c, w in zip(column, column_weights, strict=True):
+            tally[c] = tally.get(c, 0.0) + w
+        best = max(sorted(tally), key=tally.__getitem__)
+        chars.append(best)
+        support.append(tally[best] / m)
+    text = "".join(chars)
+    exact = items if texts.count(text) == n else [it for it in items if it[0] == text]
+    if exact:
+        # sum() over the same values in the same order as ever (on Python 3.12 and later sum()
+        # of floats is compensated, so a plain loop would not give the same bits).
+        confidence = sum(confidences if exact is items else [it[1] for it in exact]) / len(exact)
+        region = max(exact, key=_CONFIDENCE)[_REGION]
+    else:
+        full = [
+            s if s is not None else reduce(add, w, 0.0) / m
+            for s, (_, w) in zip(support, columns, strict=True)
+        ]
+        confidence = math.exp(sum(math.log(max(s, 1e-9)) for s in full) / len(full))
+        region = max(items, key=_CONFIDENCE)[_REGION]
+    first_alts = alt_texts[0]
+    if alt_texts.count(first_alts) == n and len(set(first_alts)) == len(first_alts):
+        # Every read lists the same distinct candidate texts in the same order: each text's
+        # score is the sum of one column of confidences, in read order.
+        per_text = zip(first_alts, zip(*alt_confidences, strict=True), strict=True)
+        scores = {t: reduce(add, column, 0.0) for t, column in per_text}
+    else:
+        scores = {}
+        for ts, cs in zip(alt_texts, alt_confidences, strict=True):
+            for t, c in zip(ts, cs, strict=True):
+                scores[t] = scores.get(t, 0.0) + c
     scores.pop(text, None)
     others = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[: MAX_EVENT_CANDIDATES - 1]
     candidates = (
         Candidate(text, round(confidence, 4)),
-        *(Candidate(t, round(min(s / len(reads), 1.0), 4)) for t, s in others),
+        *(Candidate(t, round(min(s / n, 1.0), 4)) for t, s in others),
     )
     return Vote(text, min(max(confidence, 0.0), 1.0), candidates, region)
 
 
-def _weight(r: PlateRead) -> float:
-    return max(r.text.confidence, 1e-6)
-
-
-def _char_weight(r: PlateRead, i: int) -> float:
-    cc = r.text.char_confidences
-    if len(cc) == len(r.text.text):
-        return max(cc[i], 1e-6)
-    return _weight(r)
-
-
 class _Track:
     __slots__ = (
-        "box", "camera", "event_id", "first_seen_us", "last_now_s", "last_read",
-        "last_seen_us", "last_vote_text", "published", "read_count", "reads", "suppressed",
+        "box", "camera", "event_id", "first_seen_us", "items", "last_now_s", "last_read",
+        "last_seen_us", "last_vote_text", "published", "read_count", "recent",
+        "recent_published", "suppressed", "texts",
     )
 
     def __init__(
@@ -176,7 +242,13 @@ class _Track:
     ) -> None:
         self.event_id = event_id
         self.camera = read.camera
-        self.reads: deque[PlateRead] = deque([read], maxlen=max_reads)
+        self.items: deque[_Item] = deque([_item(read)], maxlen=max_reads)
+        """The last ``max_reads`` reads, prepared for voting."""
+        self.texts = {read.text.text: 1}
+        """How many of ``items`` say each text; the most recently said text last."""
+        self.recent: tuple[str, ...] | None = None
+        """``recent_texts()`` as of ``recent_published``; None once a read was added."""
+        self.recent_published: Vote | None = None
         self.read_count = 1
         self.first_seen_us = seen_us
         self.last_seen_us = seen_us
@@ -188,23 +260,50 @@ class _Track:
         self.last_vote_text = read.text.text
 
     def add(self, read: PlateRead, now_s: float, seen_us: int) -> None:
-        self.reads.append(read)
+        items = self.items
+        texts = self.texts
+        if len(items) == items.maxlen:
+            # The oldest read drops out of the window: its text stops being recent unless a
+            # newer read said it too (then it keeps its place, which that newer read set).
+            old = items[0][0]
+            left = texts[old] - 1
+            if left:
+                texts[old] = left
+            else:
+                del texts[old]
+        item = _item(read)
+        items.append(item)
+        text = item[0]
+        texts[text] = texts.pop(text, 0) + 1
+        self.recent = None
         self.read_count += 1
         self.last_seen_us = max(self.last_seen_us, seen_us)
         self.last_now_s = now_s
         self.box = read.box_px
         self.last_read = read
 
-    def recent_texts(self) -> list[str]:
-        texts: list[str] = []
-        if self.published is not None:
-            texts.append(self.published.text)
-        for r in reversed(self.reads):
-            if r.text.text not in texts:
-                texts.append(r.text.text)
-            if len(texts) >= RECENT_TEXTS:
-                break
-        return texts
+    def recent_texts(self) -> tuple[str, ...]:
+        """The published text, then the distinct texts of the reads newest first (at most
+        ``RECENT_TEXTS`` in all).
+
+        Every read is matched against every open event of its camera, so this is kept
+        between reads instead of scanning up to ``max_reads_per_event`` reads each time.
+        ``texts`` holds the distinct texts of the window in the order they were last said,
+        which is the order a scan of the reads from the newest meets them in.
+        """
+        published = self.published
+        if self.recent is None or self.recent_published is not published:
+            texts: list[str] = []
+            if published is not None:
+                texts.append(published.text)
+            for text in reversed(self.texts):
+                if text not in texts:
+                    texts.append(text)
+                if len(texts) >= RECENT_TEXTS:
+                    break
+            self.recent = tuple(texts)
+            self.recent_published = published
+        return self.recent
 
 
 @dataclass(slots=True)
@@ -224,6 +323,8 @@ class Tracker:
         self._new_id = id_source or (lambda: uuid.uuid4().hex)
         self._tracks: dict[str, list[_Track]] = {}
         self._parked: dict[str, deque[_Parked]] = {}
+        self._distances: dict[tuple[str, str, int], int] = {}
+        """Memo of ``edit_distance(a, b, limit)`` by (a, b, limit); see ``_distance``."""
         self.suppressed_reads = 0
         """Reads absorbed by parked-car suppression (for stats)."""
 
@@ -244,7 +345,7 @@ class Tracker:
         if track is not None:
             track.add(read, now_s, seen_us)
             if not track.suppressed:
-                current = vote(track.reads)
+                current = _vote(track.items)
                 if self._worth_update(track.published, current, track.last_vote_text):
                     track.published = current
                     out.append(self._event(track, "update", current))
@@ -263,7 +364,7 @@ class Tracker:
         if suppressed:
             self.suppressed_reads += 1
         else:
-            track.published = vote(track.reads)
+            track.published = _vote(track.items)
             out.append(self._event(track, "start", track.published))
         return out
 
@@ -305,10 +406,7 @@ class Tracker:
             if now_s - track.last_now_s >= cfg.quiet_time_s:
                 continue
             overlap = iou(read.box_px, track.box)
-            recent = track.recent_texts()  # once per track: this runs for every read
-            distance = min(
-                edit_distance(a, b, cfg.max_edit_distance) for a in read_texts for b in recent
-            )
+            distance = self._nearest(read_texts, track.recent_texts())
             if distance <= cfg.max_edit_distance:
                 score = distance - overlap
             else:
@@ -316,12 +414,49 @@ class Tracker:
                 if overlap < cfg.misread_iou:
                     continue
                 half = max(len(ref), len(read.text.text)) // 2
-                if edit_distance(read.text.text, ref, half) > half:
+                if self._distance(read.text.text, ref, half) > half:
                     continue
                 score = cfg.max_edit_distance + 1 - overlap
             if best is None or score < best[0]:
                 best = (score, track)
         return best[1] if best else None
+
+    def _nearest(self, texts: list[str], recent: tuple[str, ...]) -> int:
+        """``min(edit_distance(a, b, max_edit_distance) for a in texts for b in recent)``.
+
+        This runs for every open event of the camera for every read, with the read's
+        candidates, so the distances come from the memo and equal texts (distance 0, the
+        least there is) end the search.
+        """
+        limit = self._cfg.max_edit_distance
+        memo = self._distances
+        nearest = -1
+        for a in texts:
+            for b in recent:
+                if a == b:
+                    return 0
+                d = memo.get((a, b, limit))
+                if d is None:
+                    d = self._distance(a, b, limit)
+                if nearest < 0 or d < nearest:
+                    nearest = d
+        return nearest
+
+    def _distance(self, a: str, b: str, limit: int) -> int:
+        """``edit_distance(a, b, limit)``, memoised.
+
+        A camera's open events and a car's reads repeat the same few texts frame after frame,
+        and the Levenshtein loop in Python was most of what a read cost. The memo is emptied when
+        it is full, so its memory stays bounded whatever texts come in.
+        """
+        key = (a, b, limit)
+        memo = self._distances
+        d = memo.get(key)
+        if d is None:
+            if len(memo) >= DISTANCE_MEMO_SIZE:
+                memo.clear()
+            d = memo[key] = edit_distance(a, b, limit)
+        return d
 
     def _take_parked(self, read: PlateRead, now_s: float) -> bool:
         parked = self._parked.get(read.camera)
@@ -330,7 +465,7 @@ class Tracker:
         for spot in parked:
             if (
                 now_s - spot.ended_s < self._cfg.parked_suppress_s
-                and edit_distance(read.text.text, spot.text, self._cfg.max_edit_distance)
+                and self._distance(read.text.text, spot.text, self._cfg.max_edit_distance)
                 <= self._cfg.max_edit_distance
                 and iou(read.box_px, spot.box) >= self._cfg.parked_iou
             ):
@@ -351,7 +486,7 @@ class Tracker:
         tracks = self._tracks.get(track.camera)
         if tracks is not None and track in tracks:
             tracks.remove(track)
-        final = vote(track.reads)
+        final = _vote(track.items)
         parked = self._parked.setdefault(track.camera, deque())
         parked.append(_Parked(final.text, track.box, now_s))
         while len(parked) > self._cfg.max_open_events_per_camera:
