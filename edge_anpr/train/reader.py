@@ -199,6 +199,34 @@ def real_train_items() -> list[tuple[np.ndarray, str, str]]:
     return items
 
 
+def shrunk_copies(
+    rng: np.random.Generator, kept: list[tuple[np.ndarray, str, np.ndarray, np.ndarray]]
+) -> list[tuple[np.ndarray, str, np.ndarray, np.ndarray]]:
+    """Each wide real crop once more as a distant camera sees it: 48..100 px wide, re-encoded.
+
+    Most real training crops are 150+ px wide, but whole-frame misreads concentrate on plates
+    about 80 px wide, where a character is 8-10 px and the reader drops or doubles strokes.
+    Boxes scale with the crop; the crop is read at that size at run time too.
+    """
+    out = []
+    for grey, label, boxes, junk in kept:
+        h, w = grey.shape[:2]
+        if w < 110:
+            continue
+        f = float(rng.uniform(48, 100)) / w
+        small = cv2.resize(grey, (max(16, round(w * f)), max(8, round(h * f))),
+                           interpolation=cv2.INTER_AREA)
+        ok, enc = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 91))])
+        if ok:
+            small = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE)
+        fx, fy = small.shape[1] / w, small.shape[0] / h
+        scale = np.float32([fx, fy, fx, fy])
+        out.append((small, label, np.asarray(boxes, np.float32) * scale,
+                    np.asarray(junk, np.float32).reshape(-1, 4) * scale))
+    say(f"shrunk copies of real crops: {len(out)}")
+    return out
+
+
 # ---------------------------------------------------------------- models
 
 def _tf():  # type: ignore[no-untyped-def]
@@ -359,6 +387,7 @@ def main(argv: list[str]) -> int:
         kept = [(g, lab, b, np.zeros((0, 4), np.float32))
                 for g, lab, b, _ in pseudo_label(seg, real)]
         say(f"pseudo-labelled real crops kept: {len(kept)} of {len(real)}")
+    kept += shrunk_copies(rng, kept)
     # classifier data
     cx, cy = [syn["cx"]], [syn["cy"]]
     rx, ry = [], []
