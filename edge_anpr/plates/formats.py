@@ -16,10 +16,14 @@ Pure functions, no I/O.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from operator import itemgetter
+from typing import cast
 
 REGIONS: dict[str, tuple[str, ...]] = {
     "generic": (),
@@ -119,16 +123,33 @@ def _best_for_pattern(alts: Alternatives, pattern: str) -> tuple[str, float] | N
 
 
 def _beam(alts: Alternatives, width: int) -> list[tuple[str, float]]:
-    # itemgetter and reverse=True (stable, like a key of -log_p) keep the sort in C: this runs
-    # for every read, holding the GIL the other recognition workers wait for.
-    by_log_p = itemgetter(1)
-    beams: list[tuple[str, float]] = [("", 0.0)]
+    texts, log_ps, _ = _beam_lists(alts, width)
+    return list(zip(texts, log_ps, strict=True))
+
+
+def _beam_lists(alts: Alternatives, width: int) -> tuple[list[str], list[float], bool]:
+    """The beam as parallel lists (texts, log-probabilities), best first, and whether every
+    log-probability was a number (no NaN).
+
+    The order is that of a stable descending sort of all extensions listed beam-major (every
+    beam text with each option in turn), cut to ``width``: only the log-probabilities are
+    sorted (as indices, in C) and only the survivors' texts are built. This runs for every
+    read, holding the GIL the other recognition workers wait for.
+    """
+    log = math.log
+    texts = [""]
+    log_ps = [0.0]
+    total = 0.0
     for options in alts:
-        logs = [(ch, math.log(max(p, 1e-9))) for ch, p in options]
-        beams = sorted(
-            [(t + ch, lp + lq) for t, lp in beams for ch, lq in logs], key=by_log_p, reverse=True
-        )[:width]
-    return beams
+        logs = [log(max(p, 1e-9)) for _, p in options]
+        total += sum(logs)
+        m = len(logs)
+        sums = [lp + lq for lp in log_ps for lq in logs]
+        order = sorted(range(len(sums)), key=sums.__getitem__, reverse=True)[:width]
+        texts = [texts[k // m] + options[k % m][0] for k in order]
+        log_ps = [sums[k] for k in order]
+    # no log is -inf (p is floored at 1e-9), so the total is NaN only when a log is
+    return texts, log_ps, total == total
 
 
 def _confidence(log_p: float, n: int) -> float:
@@ -136,38 +157,164 @@ def _confidence(log_p: float, n: int) -> float:
     return math.exp(log_p / max(1, n))
 
 
+class _Kinds(dict[int, str]):
+    """``str.translate`` table: a character -> ``@`` (letter), ``#`` (digit) or ``?``.
+
+    No character is both (``isalpha`` is the L* categories, ``isdigit`` only N* ones), so a
+    text fits a pattern over ``@`` and ``#`` exactly when its translation equals the pattern.
+    """
+
+    def __missing__(self, code: int) -> str:
+        c = chr(code)
+        kind = "@" if c.isalpha() else "#" if c.isdigit() else "?"
+        self[code] = kind
+        return kind
+
+
+_KINDS = _Kinds()
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern_table(region_patterns: tuple[tuple[str, ...], ...]) -> dict[str, int] | None:
+    """Pattern -> index of the first region (in the given order) that lists it; None when a
+    pattern has characters other than ``@`` and ``#`` (``fits`` is then asked per text)."""
+    table: dict[str, int] = {}
+    for index, patterns in enumerate(region_patterns):
+        for pattern in patterns:
+            if pattern.strip("@#"):
+                return None
+            table.setdefault(pattern, index)
+    return table
+
+
+def _pick(options: Sequence[tuple[str, float]], kind: str) -> tuple[str, float] | None:
+    """One position of ``_best_for_pattern``: the chosen character and its log-probability."""
+    chosen: tuple[str, float] | None = None
+    for ch, p in options:
+        if kind == "*" or (kind == "@" and ch.isalpha()) or (kind == "#" and ch.isdigit()):
+            chosen = (ch, p)
+            break
+    top_ch, top_p = options[0]
+    swap: str | None = None
+    if kind == "#":
+        swap = TO_DIGIT.get(top_ch)
+    elif kind == "@":
+        swap = TO_LETTER.get(top_ch)
+    if swap is not None and (chosen is None or top_p * FIX_PENALTY > chosen[1]):
+        chosen = (swap, top_p * FIX_PENALTY)
+    if chosen is None:
+        return None
+    return chosen[0], math.log(max(chosen[1], 1e-9))
+
+
+def _best_for_patterns(
+    alts: Alternatives, patterns: Sequence[str]
+) -> list[tuple[str, float] | None]:
+    """``_best_for_pattern`` for each of ``patterns`` (all of ``len(alts)``), with each
+    position's choice for a kind worked out once instead of once per pattern."""
+    if not all(alts):
+        # an empty position: keep _best_for_pattern's exact behaviour (IndexError or None)
+        return [_best_for_pattern(alts, pattern) for pattern in patterns]
+    columns = {
+        kind: [_pick(options, kind) for options in alts] for kind in set("".join(patterns))
+    }
+    add = operator.add
+    out: list[tuple[str, float] | None] = []
+    for pattern in patterns:
+        picks = [columns[kind][i] for i, kind in enumerate(pattern)]
+        if None in picks:
+            out.append(None)
+            continue
+        chosen = cast("list[tuple[str, float]]", picks)
+        # a left-to-right sum from 0.0, as _best_for_pattern adds (sum() may compensate)
+        out.append((
+            "".join([ch for ch, _ in chosen]),
+            functools.reduce(add, [lq for _, lq in chosen], 0.0),
+        ))
+    return out
+
+
 def rank_candidates(alts: Alternatives, regions: Sequence[str], top_n: int) -> list[Ranked]:
-    """Ranked distinct candidate texts, best first (at least one when ``alts`` is non-empty)."""
+    """Ranked distinct candidate texts, best first (at least one when ``alts`` is non-empty).
+
+    Every read runs this while holding the GIL, so it does the least Python it can: the beam
+    sorts only numbers, a text's region is one dict look-up of its letter/digit shape, and
+    the confidences (one ``exp`` each) are worked out only for the candidates returned.
+    """
     if not alts:
         return []
     check_regions(regions)
     n = len(alts)
     specific = [r for r in regions if REGIONS[r]]
-    scored: dict[str, Ranked] = {}
+    exp = math.exp
+    # text -> (-score, score, log_p, region, text) of its best offer; the dict keeps
+    # first-offer order, which the stable sort below keeps for equal scores
+    scored: dict[str, tuple[float, float, float, str, str]] = {}
 
-    def offer(text: str, log_p: float, log_prior: float, region: str) -> None:
-        score = _confidence(log_p + log_prior, n)
-        old = scored.get(text)
-        if old is None or score > old.score:
-            scored[text] = Ranked(text, _confidence(log_p, n), region, score)
+    if specific:
+        wanted = [
+            (rank, name, pattern)
+            for rank, name in enumerate(specific)
+            for pattern in REGIONS[name]
+            if len(pattern) == n
+        ]
+        if wanted:
+            bests = _best_for_patterns(alts, [pattern for _, _, pattern in wanted])
+            for (rank, name, _), best in zip(wanted, bests, strict=True):
+                if best is not None:
+                    text, log_p = best
+                    # earlier regions in the list are preferred a little
+                    score = exp((log_p + -0.01 * rank * n) / n)
+                    old = scored.get(text)
+                    if old is None or score > old[1]:
+                        scored[text] = (-score, score, log_p, name, text)
 
-    for rank, name in enumerate(specific):
-        for pattern in REGIONS[name]:
-            if len(pattern) != n:
-                continue
-            best = _best_for_pattern(alts, pattern)
-            if best is not None:
-                # earlier regions in the list are preferred a little
-                offer(best[0], best[1], -0.01 * rank * n, name)
-    for text, log_p in _beam(alts, max(top_n * 4, 16)):
-        region = next(
-            (r for r in specific if any(fits(text, p) for p in REGIONS[r])), None
-        )
-        if region is not None:
-            offer(text, log_p, -0.01 * specific.index(region) * n, region)
-        elif specific:
-            offer(text, log_p, n * math.log(OFF_FORMAT_PENALTY), "generic")
+    width = max(top_n * 4, 16)
+    if not specific and 0 < top_n < width:
+        # Ranked by confidence alone, the answer is the beam's first top_n distinct texts. A
+        # beam's first k texts do not depend on its width (adding a number keeps the order,
+        # so each of the best k texts extends one of the best k shorter ones, in the same
+        # order), so a beam of width top_n gives them, unless two are equal (then more of
+        # the wide beam is needed) or a probability is NaN (then nothing is ordered).
+        texts, log_ps, numbers = _beam_lists(alts, top_n)
+        if numbers and len(set(texts)) == len(texts):
+            ranked_generic = []
+            for text, log_p in zip(texts, log_ps, strict=True):
+                # the score is exp((log_p + 0.0) / n): the same number
+                confidence = exp(log_p / n)
+                ranked_generic.append(Ranked(text, confidence, "generic", confidence))
+            return ranked_generic
+    texts, log_ps, _ = _beam_lists(alts, width)
+    if not specific:
+        for text, log_p in zip(texts, log_ps, strict=True):
+            score = exp((log_p + 0.0) / n)
+            old = scored.get(text)
+            if old is None or score > old[1]:
+                scored[text] = (-score, score, log_p, "generic", text)
+    else:
+        off_format = n * math.log(OFF_FORMAT_PENALTY)
+        table = _pattern_table(tuple(REGIONS[r] for r in specific))
+        if table is not None:
+            indexes = list(map(table.get, map(str.translate, texts, repeat(_KINDS))))
         else:
-            offer(text, log_p, 0.0, "generic")
-    ranked = sorted(scored.values(), key=lambda r: -r.score)
-    return ranked[:top_n]
+            indexes = [_first_fitting(text, specific) for text in texts]
+        for text, log_p, index in zip(texts, log_ps, indexes, strict=True):
+            if index is None:
+                score = exp((log_p + off_format) / n)
+                region = "generic"
+            else:
+                score = exp((log_p + -0.01 * index * n) / n)
+                region = specific[index]
+            old = scored.get(text)
+            if old is None or score > old[1]:
+                scored[text] = (-score, score, log_p, region, text)
+    ranked = sorted(scored.values(), key=itemgetter(0))[:top_n]
+    return [
+        Ranked(text, exp(log_p / n), region, score) for _, score, log_p, region, text in ranked
+    ]
+
+
+def _first_fitting(text: str, specific: list[str]) -> int | None:
+    """Index in ``specific`` of the first region with a pattern ``text`` fits, or None."""
+    region = next((r for r in specific if any(fits(text, p) for p in REGIONS[r])), None)
+    return None if region is None else specific.index(region)
