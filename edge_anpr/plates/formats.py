@@ -102,23 +102,11 @@ def _best_for_pattern(alts: Alternatives, pattern: str) -> tuple[str, float] | N
     text = []
     log_p = 0.0
     for options, kind in zip(alts, pattern, strict=True):
-        chosen: tuple[str, float] | None = None
-        for ch, p in options:
-            if kind == "*" or (kind == "@" and ch.isalpha()) or (kind == "#" and ch.isdigit()):
-                chosen = (ch, p)
-                break
-        top_ch, top_p = options[0]
-        swap: str | None = None
-        if kind == "#":
-            swap = TO_DIGIT.get(top_ch)
-        elif kind == "@":
-            swap = TO_LETTER.get(top_ch)
-        if swap is not None and (chosen is None or top_p * FIX_PENALTY > chosen[1]):
-            chosen = (swap, top_p * FIX_PENALTY)
-        if chosen is None:
+        picked = _pick(options, kind)
+        if picked is None:
             return None
-        text.append(chosen[0])
-        log_p += math.log(max(chosen[1], 1e-9))
+        text.append(picked[0])
+        log_p += picked[1]
     return "".join(text), log_p
 
 
