@@ -110,11 +110,6 @@ def _best_for_pattern(alts: Alternatives, pattern: str) -> tuple[str, float] | N
     return "".join(text), log_p
 
 
-def _beam(alts: Alternatives, width: int) -> list[tuple[str, float]]:
-    texts, log_ps, _ = _beam_lists(alts, width)
-    return list(zip(texts, log_ps, strict=True))
-
-
 def _beam_lists(alts: Alternatives, width: int) -> tuple[list[str], list[float], bool]:
     """The beam as parallel lists (texts, log-probabilities), best first, and whether every
     log-probability was a number (no NaN).
@@ -239,6 +234,11 @@ def rank_candidates(alts: Alternatives, regions: Sequence[str], top_n: int) -> l
     # first-offer order, which the stable sort below keeps for equal scores
     scored: dict[str, tuple[float, float, float, str, str]] = {}
 
+    def offer(text: str, log_p: float, score: float, region: str) -> None:
+        old = scored.get(text)
+        if old is None or score > old[1]:
+            scored[text] = (-score, score, log_p, region, text)
+
     if specific:
         wanted = [
             (rank, name, pattern)
@@ -252,10 +252,7 @@ def rank_candidates(alts: Alternatives, regions: Sequence[str], top_n: int) -> l
                 if best is not None:
                     text, log_p = best
                     # earlier regions in the list are preferred a little
-                    score = exp((log_p + -0.01 * rank * n) / n)
-                    old = scored.get(text)
-                    if old is None or score > old[1]:
-                        scored[text] = (-score, score, log_p, name, text)
+                    offer(text, log_p, exp((log_p + -0.01 * rank * n) / n), name)
 
     width = max(top_n * 4, 16)
     if not specific and 0 < top_n < width:
@@ -275,10 +272,7 @@ def rank_candidates(alts: Alternatives, regions: Sequence[str], top_n: int) -> l
     texts, log_ps, _ = _beam_lists(alts, width)
     if not specific:
         for text, log_p in zip(texts, log_ps, strict=True):
-            score = exp((log_p + 0.0) / n)
-            old = scored.get(text)
-            if old is None or score > old[1]:
-                scored[text] = (-score, score, log_p, "generic", text)
+            offer(text, log_p, exp((log_p + 0.0) / n), "generic")
     else:
         off_format = n * math.log(OFF_FORMAT_PENALTY)
         table = _pattern_table(tuple(REGIONS[r] for r in specific))
@@ -288,14 +282,9 @@ def rank_candidates(alts: Alternatives, regions: Sequence[str], top_n: int) -> l
             indexes = [_first_fitting(text, specific) for text in texts]
         for text, log_p, index in zip(texts, log_ps, indexes, strict=True):
             if index is None:
-                score = exp((log_p + off_format) / n)
-                region = "generic"
+                offer(text, log_p, exp((log_p + off_format) / n), "generic")
             else:
-                score = exp((log_p + -0.01 * index * n) / n)
-                region = specific[index]
-            old = scored.get(text)
-            if old is None or score > old[1]:
-                scored[text] = (-score, score, log_p, region, text)
+                offer(text, log_p, exp((log_p + -0.01 * index * n) / n), specific[index])
     ranked = sorted(scored.values(), key=itemgetter(0))[:top_n]
     return [
         Ranked(text, exp(log_p / n), region, score) for _, score, log_p, region, text in ranked
