@@ -51,8 +51,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import reduce
-from operator import add, itemgetter
-from typing import Final, Literal
+from operator import add, attrgetter
+from typing import Literal, NamedTuple
 
 from edge_anpr.config import TrackerConfig
 from edge_anpr.plates.known import edit_distance
@@ -114,14 +114,21 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-_Item = tuple[
-    str, float, float, tuple[float, ...], tuple[str, ...], tuple[float, ...], str
-]
-"""What voting needs of one read, worked out once when the read joins an event (``_item``)
-instead of on every vote over it: text, confidence, weight, per-character weights, candidate
-texts and their confidences (empty texts left out) and region."""
-_CONFIDENCE = itemgetter(1)
-_REGION: Final = 6
+class _Item(NamedTuple):
+    """What voting needs of one read, worked out once when the read joins an event (``_item``)
+    instead of on every vote over it."""
+
+    text: str
+    confidence: float
+    weight: float
+    char_weights: tuple[float, ...]
+    alt_texts: tuple[str, ...]
+    """Candidate texts, empty ones left out."""
+    alt_confidences: tuple[float, ...]
+    region: str
+
+
+_BY_CONFIDENCE = attrgetter("confidence")
 
 
 def _item(r: PlateRead) -> _Item:
@@ -135,7 +142,7 @@ def _item(r: PlateRead) -> _Item:
     else:
         char_weights = (weight,) * len(text)
     alternatives = [c for c in t.candidates or (Candidate(text, t.confidence),) if c.text]
-    return (
+    return _Item(
         text, t.confidence, weight, char_weights, tuple([c.text for c in alternatives]),
         tuple([c.confidence for c in alternatives]), t.region,
     )
@@ -196,19 +203,20 @@ def _vote(items: Sequence[_Item]) -> Vote:
         chars.append(best)
         support.append(tally[best] / m)
     text = "".join(chars)
-    exact = items if texts.count(text) == n else [it for it in items if it[0] == text]
+    exact = items if texts.count(text) == n else [it for it in items if it.text == text]
     if exact:
         # sum() over the same values in the same order as ever (on Python 3.12 and later sum()
         # of floats is compensated, so a plain loop would not give the same bits).
-        confidence = sum(confidences if exact is items else [it[1] for it in exact]) / len(exact)
-        region = max(exact, key=_CONFIDENCE)[_REGION]
+        exact_confidences = confidences if exact is items else [it.confidence for it in exact]
+        confidence = sum(exact_confidences) / len(exact)
+        region = max(exact, key=_BY_CONFIDENCE).region
     else:
         full = [
             s if s is not None else reduce(add, w, 0.0) / m
             for s, (_, w) in zip(support, columns, strict=True)
         ]
         confidence = math.exp(sum(math.log(max(s, 1e-9)) for s in full) / len(full))
-        region = max(items, key=_CONFIDENCE)[_REGION]
+        region = max(items, key=_BY_CONFIDENCE).region
     first_alts = alt_texts[0]
     if alt_texts.count(first_alts) == n and len(set(first_alts)) == len(first_alts):
         # Every read lists the same distinct candidate texts in the same order: each text's
@@ -265,7 +273,7 @@ class _Track:
         if len(items) == items.maxlen:
             # The oldest read drops out of the window: its text stops being recent unless a
             # newer read said it too (then it keeps its place, which that newer read set).
-            old = items[0][0]
+            old = items[0].text
             left = texts[old] - 1
             if left:
                 texts[old] = left
@@ -273,7 +281,7 @@ class _Track:
                 del texts[old]
         item = _item(read)
         items.append(item)
-        text = item[0]
+        text = item.text
         texts[text] = texts.pop(text, 0) + 1
         self.recent = None
         self.read_count += 1
