@@ -8,14 +8,17 @@ second process, as a camera would, looping over 1280x720 JPEG frames.
 
 Two phases per worker count:
 
-1. throughput: the sender offers far more frames than the workers can take (the frame queue
-   keeps the newest and counts drops); frames/s is what the workers finished in a fixed
-   window after a warm-up;
+1. throughput: the sender offers more frames than the workers can take (the frame queue keeps
+   the newest and counts drops); frames/s is what the workers finished in a timed window after
+   a warm-up. The windows of the worker counts are interleaved, ``ROUNDS`` of each in the order
+   1, N, N, 1, 1, N, each with a fresh pipeline, and the scaling ratio pools them (every
+   round's own ratio is printed too): measured as one block per count, any drift of the
+   machine's speed between the blocks went straight into the ratio;
 2. latency: the sender offers about half that rate, so frames do not queue; for every event
    published, the time from the last datagram of the frame that caused it to its arrival at
-   an MQTT subscriber on the broker (p50, p99). This phase runs a second pipeline whose
-   tracker quiet time is cut to 0.1 s, so that each looped frame is a new vehicle and yields a
-   sample; the throughput phase keeps the configured tracker (one event per vehicle).
+   an MQTT subscriber on the broker (p50, p99). This phase runs a pipeline whose tracker quiet
+   time is cut to 0.1 s, so that each looped frame is a new vehicle and yields a sample; the
+   throughput phase keeps the configured tracker (one event per vehicle).
 
 Peak RSS is this process's (``ru_maxrss``): everything but the sender and the broker.
 """
@@ -46,9 +49,28 @@ from edge_anpr.demo import DEMO_DIR
 from edge_anpr.progress import show_progress
 from edge_anpr.values import PlateRead
 
-WARMUP_S = 3.0
-WINDOW_S = 12.0
+PROBE_S = 3.0
+WARMUP_S = 2.0
+WINDOW_S = 8.0
+ROUNDS = 3
+"""Throughput windows per worker count. On the shared build machine the speed of one worker
+alone drifted by a quarter between runs minutes apart; with one 12 s block per count, ten runs
+gave ratios from 1.49 to 2.11."""
 LATENCY_S = 12.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """One timed throughput window of one pipeline."""
+
+    frames: int
+    seconds: float
+    offered_fps: float
+    queue_drops: int
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.seconds
 
 
 def bench_serve(cfg: Config, *, frames: int, workers: int | None) -> int:
@@ -56,23 +78,54 @@ def bench_serve(cfg: Config, *, frames: int, workers: int | None) -> int:
     del frames  # the windows are timed; the frame count is whatever fits in them
     many = workers or os.cpu_count() or 1
     counts = [1] if many == 1 else [1, many]
+    windows: dict[int, list[Window]] = {n: [] for n in counts}
     results: list[dict[str, Any]] = []
     with _local_broker() as broker, tempfile.TemporaryDirectory(prefix="edge-anpr-bench-") as tmp:
+        mqtt = broker is not None
+
+        def config_for(n: int, phase: str) -> Config:
+            return _bench_config(cfg, n, broker, Path(tmp) / f"outbox-{n}-{phase}.sqlite")
+
+        for round_no in range(ROUNDS):
+            for n in counts if round_no % 2 == 0 else counts[::-1]:
+                offered = windows[n][0].offered_fps if windows[n] else None
+                run_trio(_throughput_window, config_for(n, f"r{round_no}"), offered, windows[n])
+                window = windows[n][-1]
+                print(
+                    f"round {round_no + 1}/{ROUNDS} workers={n} "
+                    f"frames_per_s={window.frames_per_s:.1f} offered={window.offered_fps:.0f}",
+                    flush=True,
+                )
         for n in counts:
-            bench_cfg = _bench_config(cfg, n, broker, Path(tmp) / f"outbox-{n}.sqlite")
-            result: dict[str, Any] = {"workers": n}
-            run_trio(_measure, bench_cfg, broker is not None, result)
+            measured = windows[n]
+            result: dict[str, Any] = {
+                "workers": n,
+                "frames_per_s": sum(w.frames for w in measured) / sum(w.seconds for w in measured),
+                "rounds_frames_per_s": [round(w.frames_per_s, 1) for w in measured],
+                "queue_drops": sum(w.queue_drops for w in measured),
+            }
+            run_trio(_measure_latency, config_for(n, "latency"), mqtt, result)
             results.append(result)
-            _print_row(result, broker is not None)
+            _print_row(result, mqtt)
     summary: dict[str, Any] = {
         "bench": "serve", "frame": "1280x720 JPEG (bundled demo frames)",
         "mqtt": "local mosquitto" if broker else "off (latency to outbox write)",
+        "method": f"{ROUNDS} interleaved {WINDOW_S:g} s throughput windows per worker count",
         "results": results,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     if len(results) == 2 and results[0]["frames_per_s"]:
         summary["scaling"] = round(results[1]["frames_per_s"] / results[0]["frames_per_s"], 2)
-        print(f"scaling {many} workers / 1 worker: {summary['scaling']:.2f}x")
+        per_round = [
+            round(b.frames_per_s / a.frames_per_s, 2)
+            for a, b in zip(windows[counts[0]], windows[counts[1]], strict=True)
+            if a.frames
+        ]
+        summary["scaling_rounds"] = per_round
+        print(
+            f"scaling {many} workers / 1 worker: {summary['scaling']:.2f}x "
+            f"(rounds: {', '.join(f'{r:.2f}x' for r in per_round)})"
+        )
     print(f"peak RSS: {summary['peak_rss_mb']:.0f} MB")
     print(json.dumps(summary))
     return 0
@@ -105,14 +158,28 @@ def _print_row(result: dict[str, Any], mqtt: bool) -> None:
     )
 
 
-async def _measure(cfg: Config, mqtt: bool, result: dict[str, Any]) -> None:
-    # Throughput with the configured tracker (one event per vehicle, as in service).
-    async def throughput(pipeline: Pipeline) -> None:
-        result["frames_per_s"] = await _throughput(pipeline)
-        result["queue_drops"] = pipeline.queue.dropped
+async def _throughput_window(cfg: Config, offered_fps: float | None, out: list[Window]) -> None:
+    """One throughput window on a fresh pipeline, appended to ``out``.
 
-    await _with_pipeline(cfg, Sinks(), throughput)
+    Without ``offered_fps`` a short probe at a high offered rate first estimates the capacity;
+    the window then offers 25% more than that, enough to keep every worker busy without
+    spending a core on reassembling frames that would only be dropped. Later windows of the
+    same worker count offer what the first one did.
+    """
 
+    async def body(pipeline: Pipeline) -> None:
+        offered = offered_fps
+        if offered is None:
+            probe = await _done(pipeline, offered_fps=120.0, warmup_s=WARMUP_S, window_s=PROBE_S)
+            offered = max(2.0, probe.frames_per_s * 1.25)
+        out.append(
+            await _done(pipeline, offered_fps=offered, warmup_s=WARMUP_S, window_s=WINDOW_S)
+        )
+
+    await _with_pipeline(cfg, Sinks(), body)
+
+
+async def _measure_latency(cfg: Config, mqtt: bool, result: dict[str, Any]) -> None:
     # Latency with every looped frame a new vehicle, so that every frame yields a sample.
     completed_by_seq: dict[int, float] = {}
     latencies_ms: list[float] = []
@@ -169,31 +236,19 @@ def _latency(payload: dict[str, Any], completed: dict[int, float], out: list[flo
         out.append((time.monotonic() - completed[seq]) * 1000)
 
 
-async def _throughput(pipeline: Pipeline) -> float:
-    """Frames/s the workers finish while always having a frame waiting.
-
-    A short probe at a high offered rate estimates the capacity; the measured window then offers
-    25% more than that, enough to keep every worker busy without spending a core on reassembling
-    frames that would only be dropped.
-    """
-    probe = await _done_rate(pipeline, offered_fps=120.0, warmup_s=WARMUP_S, window_s=3.0)
-    return await _done_rate(
-        pipeline, offered_fps=max(2.0, probe * 1.25), warmup_s=2.0, window_s=WINDOW_S
-    )
-
-
-async def _done_rate(
+async def _done(
     pipeline: Pipeline, *, offered_fps: float, warmup_s: float, window_s: float
-) -> float:
+) -> Window:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_offer, pipeline.port, offered_fps, warmup_s + window_s + 1)
         await _wait_showing_progress(warmup_s, f"warm-up at {offered_fps:.0f} frames/s offered")
-        first, t0 = pipeline.frames_done(), time.monotonic()
+        first, drops, t0 = pipeline.frames_done(), pipeline.queue.dropped, time.monotonic()
         await _wait_showing_progress(window_s, "measuring")
         done, t1 = pipeline.frames_done(), time.monotonic()
+        window = Window(done - first, t1 - t0, offered_fps, pipeline.queue.dropped - drops)
         nursery.cancel_scope.cancel()
     await trio.sleep(1.0)  # let the queue drain before the next phase
-    return (done - first) / (t1 - t0)
+    return window
 
 
 async def _wait_showing_progress(seconds: float, what: str) -> None:
