@@ -88,7 +88,13 @@ def bench_serve(cfg: Config, *, frames: int, workers: int | None) -> int:
 
         for round_no in range(ROUNDS):
             for n in counts if round_no % 2 == 0 else counts[::-1]:
-                offered = windows[n][0].offered_fps if windows[n] else None
+                # A quarter above the best rate seen yet: a probe made in a slow moment must
+                # not leave the later windows short of frames.
+                offered = max(
+                    [w.offered_fps for w in windows[n][:1]]
+                    + [1.25 * w.frames_per_s for w in windows[n]],
+                    default=None,
+                )
                 run_trio(_throughput_window, config_for(n, f"r{round_no}"), offered, windows[n])
                 window = windows[n][-1]
                 print(
@@ -164,7 +170,7 @@ async def _throughput_window(cfg: Config, offered_fps: float | None, out: list[W
     Without ``offered_fps`` a short probe at a high offered rate first estimates the capacity;
     the window then offers 25% more than that, enough to keep every worker busy without
     spending a core on reassembling frames that would only be dropped. Later windows of the
-    same worker count offer what the first one did.
+    same worker count are given their offered rate by the caller.
     """
 
     async def body(pipeline: Pipeline) -> None:
