@@ -226,6 +226,54 @@ async def test_last_will_is_offline_when_the_appliance_dies(
     assert status() == [b"online", b"offline"]
 
 
+CANCEL_SCRIPT = """
+import sys, time, trio
+from edge_anpr.config import load_config
+from edge_anpr.publish.stage import run_event_stage
+from pathlib import Path
+
+async def main():
+    cfg = load_config(Path(sys.argv[1]))
+    for checkpoints in range(12):
+        send, recv = trio.open_memory_channel(10)
+        started = time.monotonic()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_event_stage, cfg, recv)
+            for _ in range(checkpoints):
+                await trio.lowlevel.checkpoint()
+            nursery.cancel_scope.cancel()
+        print(f"stopped after {checkpoints} checkpoints in {time.monotonic() - started:.2f} s",
+              flush=True)
+
+trio.run(main)
+"""
+
+
+def test_cancelled_while_starting_the_stage_still_ends(mosquitto: Broker, tmp_path: Path) -> None:
+    """A pipeline cancelled in its first moments (another stage failed at start) must end.
+
+    The publisher runs shielded so that the outbox can be flushed on the way out; a
+    cancellation that reached the stage while it was still starting the publisher used to
+    leave that shielded task running for ever, and the process never exited. Cancelled after
+    0 to 11 checkpoints, which covers the stage's start, the stage must end every time.
+    """
+    conf = tmp_path / "c.toml"
+    conf.write_text(
+        f'[device]\nname = "test"\n[mqtt]\nhost = "{mosquitto.host}"\nport = {mosquitto.port}\n'
+        f'outbox_path = "{tmp_path / "o.sqlite"}"\n'
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", CANCEL_SCRIPT, str(conf)], capture_output=True, text=True,
+            env=env, timeout=60,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the event stage did not end after a cancellation: {exc.stdout!r}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("stopped after") == 12, done.stdout
+
+
 async def test_home_assistant_discovery(
     mosquitto: Broker, subscriber_factory: Callable[..., Subscriber], tmp_path: Path
 ) -> None:

@@ -220,21 +220,27 @@ async def run_event_stage(
             return out
 
         async with trio.open_nursery() as nursery:
-            publisher_scope = trio.CancelScope(shield=True)
-            if publisher is not None:
-                for camera in cfg.cameras:
-                    publisher.add_camera(camera)
-                await nursery.start(_shielded, publisher.run, publisher_scope)
-            nursery.start_soon(_ticker, tracker, emit, clock, cfg.tracker.quiet_time_s)
-            nursery.start_soon(_stats_loop, cfg, topics, publisher, all_stats)
-            task_status.started()
+            # Shielded only once this block's ``finally`` is there to end it: a cancellation
+            # that arrives while the publisher is being started must reach it, or the shielded
+            # publisher would outlive the stage and the process would never exit.
+            publisher_scope = trio.CancelScope()
+            publishing = False
             try:
+                if publisher is not None:
+                    for camera in cfg.cameras:
+                        publisher.add_camera(camera)
+                    await nursery.start(_run_in_scope, publisher.run, publisher_scope)
+                    publisher_scope.shield = True
+                    publishing = True
+                nursery.start_soon(_ticker, tracker, emit, clock, cfg.tracker.quiet_time_s)
+                nursery.start_soon(_stats_loop, cfg, topics, publisher, all_stats)
+                task_status.started()
                 async for read in reads:
                     emit(tracker.push(read, clock(), wall_us()))
             finally:
                 with trio.CancelScope(shield=True):
                     emit(tracker.close(clock()))
-                    if publisher is not None:
+                    if publisher is not None and publishing:
                         with trio.move_on_after(cfg.mqtt.flush_timeout_s):
                             await publisher.wait_flushed()
                         await publisher.say_goodbye()
@@ -245,12 +251,12 @@ async def run_event_stage(
         outbox.close()
 
 
-async def _shielded(
+async def _run_in_scope(
     fn: Callable[..., Awaitable[None]],
     scope: trio.CancelScope,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run ``fn`` inside ``scope`` (shielded), so only an explicit ``scope.cancel()`` stops it."""
+    """Run ``fn`` inside ``scope``: once the scope is shielded, only ``scope.cancel()`` stops it."""
     with scope:
         await fn(task_status=task_status)
 
