@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     bench = with_config(sub.add_parser("bench", help="measure speed (per-stage medians)"))
-    bench.add_argument("what", choices=["ingest", "read", "recognize", "serve"])
+    bench.add_argument("what", choices=["ingest", "read", "recognize", "scaling", "serve"])
     bench.add_argument("--frames", type=_positive_int, default=None)
     bench.add_argument("--frame-bytes", type=_positive_int, default=200_000)
     bench.add_argument("--format", choices=["legacy", "sequenced"], default="sequenced")
@@ -183,6 +183,12 @@ def _bench(cfg: Config, args: argparse.Namespace) -> int:
         from edge_anpr.vision.bench import bench_recognize
 
         return bench_recognize(cfg, frames=args.frames or 100)
+    if args.what == "scaling":
+        from edge_anpr.vision.scaling import bench_scaling
+
+        return bench_scaling(
+            cfg, getattr(args, "config", None), frames=args.frames or 200, workers=args.workers
+        )
     from edge_anpr.service.bench import bench_serve
 
     return bench_serve(cfg, frames=args.frames or 300, workers=args.workers)

@@ -1,0 +1,184 @@
+"""``edge-anpr bench scaling``: the recognizer alone over N cores, in threads and in processes.
+
+The appliance's workers are threads, each with its own recognizer, sharing one GIL. How far
+they can scale is bounded twice: by the machine (two busy cores run each frame a little slower
+than one) and by the GIL. This bench separates the two, outside the pipeline (no UDP, tracker
+or MQTT): frames/s of 1 thread, of N threads and of N processes of one thread each, on the
+bundled 1280x720 demo frames that ``bench serve`` sends. ``bench serve`` then shows what the
+rest of the pipeline costs on top.
+
+Every mode loads its recognizers once, then runs ``ROUNDS`` timed passes, interleaved (1,
+threads, processes, then the reverse, ...) so that drift of a shared machine's speed falls on
+all three. The processes are children of this one that load their models, then run a pass each
+time they are told ``go`` on stdin and answer with their frames/s.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import trio
+
+from edge_anpr.config import Config, load_config
+from edge_anpr.demo import DEMO_DIR
+from edge_anpr.progress import show_progress
+
+ROUNDS = 3
+
+
+def bench_scaling(
+    cfg: Config, config_path: Path | None, *, frames: int, workers: int | None
+) -> int:
+    """Print frames/s of 1 thread, N threads and N processes, and both ratios to 1 thread."""
+    import cv2
+
+    from edge_anpr.vision.recognize import FrameRecognizer
+
+    n = workers or os.cpu_count() or 1
+    jpegs = _demo_jpegs()
+    cv2.setNumThreads(1)
+    recognizers = [FrameRecognizer(cfg) for _ in range(n)]
+    for recognizer in recognizers:
+        _recognize(recognizer, jpegs, len(jpegs))  # warm-up
+    modes = ["1 thread", f"{n} threads", f"{n} processes"]
+    rates: dict[str, list[float]] = {mode: [] for mode in modes}
+    with _ChildProcesses(n, config_path) as children:
+        steps, step = ROUNDS * len(modes), 0
+        for round_no in range(ROUNDS):
+            for mode in modes if round_no % 2 == 0 else modes[::-1]:
+                show_progress(step, steps, mode)
+                if mode == modes[0]:
+                    rate = trio.run(_in_threads, recognizers[:1], jpegs, frames)
+                elif mode == modes[1]:
+                    rate = trio.run(_in_threads, recognizers, jpegs, frames)
+                else:
+                    rate = _in_processes(children, frames)
+                rates[mode].append(rate)
+                step += 1
+        show_progress(steps, steps, "passes", final=True)
+    one = statistics.median(rates[modes[0]])
+    result: dict[str, object] = {
+        "bench": "scaling", "frames_per_pass": frames, "workers": n, "rounds": ROUNDS,
+        "frame": "1280x720 JPEG (bundled demo frames)",
+    }
+    for mode in modes:
+        median = statistics.median(rates[mode])
+        key = mode.replace(" ", "_")
+        result[f"{key}_frames_per_s"] = round(median, 1)
+        result[f"{key}_rounds"] = [round(r, 1) for r in rates[mode]]
+        ratio = f", {median / one:.2f}x of 1 thread" if mode != modes[0] else ""
+        print(f"{mode:>12}: {median:.1f} frames/s (median of {ROUNDS} passes){ratio}")
+    result["threads_scaling"] = round(statistics.median(rates[modes[1]]) / one, 2)
+    result["processes_scaling"] = round(statistics.median(rates[modes[2]]) / one, 2)
+    print(json.dumps(result))
+    return 0
+
+
+def _demo_jpegs() -> list[bytes]:
+    jpegs = [p.read_bytes() for p in sorted(DEMO_DIR.glob("*.jpg"))]
+    if not jpegs:
+        raise FileNotFoundError(f"no demo frames in {DEMO_DIR}")
+    return jpegs
+
+
+class _Recognizer(Protocol):
+    def recognize_jpeg(self, data: bytes) -> object: ...
+
+
+def _recognize(recognizer: _Recognizer, jpegs: Sequence[bytes], frames: int) -> None:
+    for i in range(frames):
+        recognizer.recognize_jpeg(jpegs[i % len(jpegs)])
+
+
+async def _in_threads(
+    recognizers: Sequence[_Recognizer], jpegs: Sequence[bytes], frames: int
+) -> float:
+    """Frames/s of one worker thread per recognizer, all recognising at once."""
+    limiter = trio.CapacityLimiter(len(recognizers))
+    started = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for recognizer in recognizers:
+            nursery.start_soon(functools.partial(
+                trio.to_thread.run_sync, _recognize, recognizer, jpegs, frames, limiter=limiter,
+            ))
+    return len(recognizers) * frames / (time.perf_counter() - started)
+
+
+class _ChildProcesses:
+    """``n`` child processes, each with its own recognizer, ready for ``go`` lines."""
+
+    def __init__(self, n: int, config_path: Path | None) -> None:
+        self._n = n
+        self._config = str(config_path) if config_path else ""
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def __enter__(self) -> list[subprocess.Popen[str]]:
+        try:
+            for _ in range(self._n):
+                self.procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "edge_anpr.vision.scaling", self._config],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                ))
+            for proc in self.procs:
+                assert proc.stdout is not None
+                if proc.stdout.readline().strip() != "ready":
+                    raise RuntimeError("a bench child process did not start")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self.procs
+
+    def __exit__(self, *_: object) -> None:
+        for proc in self.procs:
+            if proc.stdin is not None and not proc.stdin.closed:
+                proc.stdin.close()  # end of input: the child returns
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _in_processes(children: Sequence[subprocess.Popen[str]], frames: int) -> float:
+    """Summed frames/s of the child processes, all told to start at once."""
+    for proc in children:
+        assert proc.stdin is not None
+        proc.stdin.write(f"go {frames}\n")
+        proc.stdin.flush()
+    total = 0.0
+    for proc in children:
+        assert proc.stdout is not None
+        total += float(proc.stdout.readline())
+    return total
+
+
+def _child(config: str) -> None:
+    """One bench process: load, say ``ready``, then one timed pass per ``go FRAMES`` line."""
+    import cv2
+
+    from edge_anpr.vision.recognize import FrameRecognizer
+
+    cv2.setNumThreads(1)
+    recognizer = FrameRecognizer(load_config(Path(config) if config else None))
+    jpegs = _demo_jpegs()
+    _recognize(recognizer, jpegs, len(jpegs))  # warm-up
+    print("ready", flush=True)
+    for line in sys.stdin:
+        frames = int(line.split()[1])
+        started = time.perf_counter()
+        _recognize(recognizer, jpegs, frames)
+        print(frames / (time.perf_counter() - started), flush=True)
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1] if len(sys.argv) > 1 else "")
