@@ -213,6 +213,18 @@ def _scratch_buffer(name: str, dtype: type[np.generic] = np.float32) -> NDArray[
     return buffers.get((name, dtype))
 
 
+def _scratch_parts(name: str, shapes: list[tuple[int, ...]]) -> list[FloatArray]:
+    """Arrays of ``shapes`` carved one after another out of this thread's ``name`` scratch,
+    each starting at a multiple of 16 floats (64 bytes) into it."""
+    sizes = [math.prod(shape) for shape in shapes]
+    ends = np.cumsum([-(-size // 16) * 16 for size in sizes]).tolist()
+    buffer = _scratch(name, (ends[-1],))
+    return [
+        buffer[start : start + size].reshape(shape)
+        for start, size, shape in zip([0, *ends[:-1]], sizes, shapes, strict=True)
+    ]
+
+
 _Plan = TypeVar("_Plan")
 
 
@@ -506,13 +518,7 @@ class _PoolPlan:
             img_h, img_w = pyramid._image(level).shape[:2]
             # Every grid has at least 3x3 cells, so its octave has at least 3x3 micro-cells.
             shapes.append((GROUPS, img_h // 2, img_w // 2, 3))
-        # One scratch array; each part starts at a multiple of 16 floats (64 bytes) into it.
-        ends = np.cumsum([-(-math.prod(shape) // 16) * 16 for shape in shapes]).tolist()
-        buffer = _scratch("pool", (ends[-1],))
-        canvas, cells, *channels = (
-            buffer[start : start + math.prod(shape)].reshape(shape)
-            for start, shape in zip([0, *ends[:-1]], shapes, strict=True)
-        )
+        canvas, cells, *channels = _scratch_parts("pool", shapes)
         octaves = dict(zip(levels, channels, strict=True))
         # Zeroed at the build: every frame the grids overwrite their places, and the padding
         # keeps zeros or (the canvas is shared by all sizes) cells of other sizes' grids:
@@ -625,12 +631,6 @@ class PackedLayout:
                 found.append((start + y * map_w + x, map_w, index, model))
                 xs.append((ow, px, pwc, geo.cell_px))
                 ys.append((oh, py, phc, geo.cell_px))
-        empty = np.empty(0, np.intp)
-        if not found:
-            return cls(
-                tuple(grids), tuple(origins), canvas, empty, np.empty(0, np.float32), empty,
-                np.empty((4, 0), np.intp), np.empty((2, 0), np.int64), np.empty((2, 0), np.int64),
-            )
         # A box's x extent depends only on its window's column and its y extent only on the
         # row, so the "at least 4 x 2 pixels" rule keeps a product of columns and rows: the
         # kept windows, in row-major order, are those rows times those columns.
@@ -656,6 +656,7 @@ class PackedLayout:
             sizes.append(nc * nr)
             n_valid += nc * nr
         if not valid:
+            empty = np.empty(0, np.intp)
             return cls(
                 tuple(grids), tuple(origins), canvas, empty, np.empty(0, np.float32), empty,
                 np.empty((4, 0), np.intp), col_boxes, row_boxes,
@@ -691,6 +692,8 @@ def _window_spans(
     + pwc * c)``, which the boxes must match to the pixel. All segments at once, because
     one call per segment (dozens per layout) cost more than the arithmetic.
     """
+    if not segments:  # no window fits at any plate width
+        return np.empty(0, np.intp), np.empty(0, np.intp), np.empty((2, 0), np.int64)
     n, offset, size, cell = (np.array(v) for v in zip(*segments, strict=True))
     first = np.cumsum(n) - n
     pos = np.arange(int(n.sum())) - np.repeat(first, n)
@@ -821,15 +824,10 @@ class _ScorePlan:
     def build(cls, layout: PackedLayout, scorer: WindowScorer) -> _ScorePlan:
         rows, cols = layout.canvas[0] - 1, layout.canvas[1] - 1
         sizes = [(rows - m.blocks[1] + 1, cols - m.blocks[0] + 1) for m in scorer.models]
-        n_resp = scorer.weights.shape[0] * rows * cols
         n_flat = sum(oh * ow for oh, ow in sizes if oh > 0 and ow > 0)
-        # One scratch array; each part starts at a multiple of 16 floats (64 bytes) into it.
-        at_flat = -(-n_resp // 16) * 16
-        at_gathered = at_flat + -(-n_flat // 16) * 16
-        buffer = _scratch("score", (at_gathered + layout.valid.size,))
-        resp = buffer[:n_resp].reshape(scorer.weights.shape[0], rows * cols)
-        flat = buffer[at_flat : at_flat + n_flat]
-        gathered = buffer[at_gathered:]
+        resp, flat, gathered = _scratch_parts(
+            "score", [(scorer.weights.shape[0], rows * cols), (n_flat,), (layout.valid.size,)]
+        )
         item = resp.itemsize
         sk, sr = rows * cols * item, cols * item
         sums = []
