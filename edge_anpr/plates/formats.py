@@ -135,11 +135,6 @@ def _beam_lists(alts: Alternatives, width: int) -> tuple[list[str], list[float],
     return texts, log_ps, total == total
 
 
-def _confidence(log_p: float, n: int) -> float:
-    """Geometric mean of the character probabilities: comparable across lengths."""
-    return math.exp(log_p / max(1, n))
-
-
 class _Kinds(dict[int, str]):
     """``str.translate`` table: a character -> ``@`` (letter), ``#`` (digit) or ``?``.
 
