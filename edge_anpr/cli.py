@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--key", default="", help="HMAC key (sequenced format)")
     send.add_argument("--loop", action="store_true", help="repeat the source until interrupted")
     send.add_argument("--count", type=int, default=0, help="stop after this many frames (0: all)")
+    send.add_argument(
+        "--no-gso", action="store_true",
+        help="one system call per datagram (default: the kernel segments each frame, UDP GSO)",
+    )
 
     read = with_config(sub.add_parser("read", help="read plate crops, print JSON"))
     read.add_argument("crops", nargs="+", type=Path)
@@ -135,6 +139,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return send_main(
             source=args.source, host=args.host, port=args.port, wire_format=args.format,
             camera=args.camera, fps=args.fps, key=args.key, loop=args.loop, count=args.count,
+            gso=not args.no_gso,
         )
     cfg = _load(args)
     if command == "serve":

@@ -54,6 +54,10 @@ class IngestConfig:
     recv_buffer_bytes: int = _key(
         4 * 1024 * 1024, "Requested socket receive buffer (SO_RCVBUF).", lo=65536, hi=1 << 30
     )
+    udp_gro: bool = _key(
+        True, "Let the kernel coalesce datagrams (UDP GRO, Linux >= 5.0): one receive call "
+        "for many.",
+    )
     max_frame_bytes: int = _key(
         4 * 1024 * 1024, "Largest frame accepted; larger headers are rejected.", lo=1024, hi=1 << 28
     )

@@ -20,6 +20,7 @@ import trio
 
 from edge_anpr.config import Config
 from edge_anpr.errors import EdgeAnprError
+from edge_anpr.ingest.offload import GRO_CMSG_BYTES, coalesced_size, enable_gro, split_coalesced
 from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.ingest.reassembly import Dropped, Event, FrameReady, Reassembler
 from edge_anpr.logs import RateLimitedLog, fields
@@ -27,8 +28,10 @@ from edge_anpr.logs import RateLimitedLog, fields
 log = logging.getLogger(__name__)
 
 RECV_BYTES = 65535
+"""Room for the largest UDP datagram, and for the largest coalesced (GRO) receive."""
 BATCH_DATAGRAMS = 128
-"""Datagrams read per drain pass before yielding to other tasks."""
+"""Receive calls per drain pass before yielding to other tasks (each may carry up to 64
+datagrams when the kernel coalesces them)."""
 
 
 def open_udp_socket(bind: str, port: int, recv_buffer_bytes: int) -> socket.socket:
@@ -118,6 +121,9 @@ def deliver(events: Iterable[Event], queue: FrameQueue, drops: DropLog) -> None:
             drops.dropped(ev)
 
 
+NO_ANCDATA: list[tuple[int, int, bytes]] = []
+
+
 async def run_udp_ingest(
     cfg: Config,
     queue: FrameQueue,
@@ -138,10 +144,13 @@ async def run_udp_ingest(
     bugs = RateLimitedLog(log, interval_s=60.0)
     with sock:
         host, port = sock.getsockname()[:2]
+        gro = ing.udp_gro and enable_gro(sock)
+        log.info("%s", fields(event="udp_gro", enabled=gro))
         log.info("serving udp=%s:%d", host, port)
         task_status.started(port)
         feed = reassembler.feed
         recvfrom = sock.recvfrom
+        recvmsg = sock.recvmsg
         clock = time.monotonic
         expire_every_s = min(ing.frame_timeout_s / 4, 0.25)
         next_expire = clock() + expire_every_s
@@ -151,19 +160,29 @@ async def run_udp_ingest(
                 await trio.lowlevel.wait_readable(sock)
                 for _ in range(BATCH_DATAGRAMS):
                     try:
-                        data, addr = recvfrom(RECV_BYTES)
+                        if gro:
+                            data, ancdata, _, addr = recvmsg(RECV_BYTES, GRO_CMSG_BYTES)
+                        else:
+                            data, addr = recvfrom(RECV_BYTES)
+                            ancdata = NO_ANCDATA
                     except BlockingIOError:
                         break
                     except OSError as exc:  # e.g. ICMP errors surfacing on some platforms
                         bugs.warning("recv", "ingest recv_error " + fields(error=exc))
                         break
-                    try:
-                        events = feed(data, (addr[0], addr[1]), clock())
-                    except Exception:
-                        log.exception("ingest bug while handling a datagram from %s", addr)
-                        continue
-                    if events:
-                        deliver(events, queue, drops)
+                    sender = (addr[0], addr[1])
+                    now = clock()
+                    for datagram in (
+                        split_coalesced(data, coalesced_size(ancdata)) if ancdata
+                        else (data,)
+                    ):
+                        try:
+                            events = feed(datagram, sender, now)
+                        except Exception:
+                            log.exception("ingest bug while handling a datagram from %s", addr)
+                            continue
+                        if events:
+                            deliver(events, queue, drops)
                 now = clock()
                 if now >= next_expire:
                     deliver(reassembler.expire(now), queue, drops)
