@@ -24,8 +24,8 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,30 +138,49 @@ async def run_pipeline(
     def stats() -> dict[str, Any]:
         return pipeline.snapshot() if pipeline else {}
 
-    async with trio.open_nursery() as outer:
-        async with trio.open_nursery() as stages:
-            port: int = await stages.start(_ingest, cfg, queue, reassembler, ingest_scope)
-            workers: int = await stages.start(
-                functools.partial(
-                    run_workers, cfg, queue, reads_tx, worker_stats,
-                    factory=recognizer_factory, on_read=sinks.on_read,
+    with _gil_switch_interval(cfg.workers.gil_switch_interval_ms / 1000):
+        async with trio.open_nursery() as outer:
+            async with trio.open_nursery() as stages:
+                port: int = await stages.start(_ingest, cfg, queue, reassembler, ingest_scope)
+                workers: int = await stages.start(
+                    functools.partial(
+                        run_workers, cfg, queue, reads_tx, worker_stats,
+                        factory=recognizer_factory, on_read=sinks.on_read,
+                    )
                 )
-            )
-            stages.start_soon(
-                supervise, "events",
-                functools.partial(
-                    run_event_stage, cfg, reads_rx, stats, on_event=sinks.on_event,
-                    outbox_path=outbox_path,
-                ),
-            )
-            pipeline = Pipeline(
-                port, workers, reassembler, queue, worker_stats, ingest_scope,
-                stages.cancel_scope, cfg.device.shutdown_timeout_s,
-            )
-            outer.start_soon(_report_stats, cfg.device.stats_interval_s, pipeline, sinks)
-            task_status.started(pipeline)
-        outer.cancel_scope.cancel()
+                stages.start_soon(
+                    supervise, "events",
+                    functools.partial(
+                        run_event_stage, cfg, reads_rx, stats, on_event=sinks.on_event,
+                        outbox_path=outbox_path,
+                    ),
+                )
+                pipeline = Pipeline(
+                    port, workers, reassembler, queue, worker_stats, ingest_scope,
+                    stages.cancel_scope, cfg.device.shutdown_timeout_s,
+                )
+                outer.start_soon(_report_stats, cfg.device.stats_interval_s, pipeline, sinks)
+                task_status.started(pipeline)
+            outer.cancel_scope.cancel()
     log.info("%s", fields(event="stopped", **_flat(pipeline.snapshot())))
+
+
+@contextmanager
+def _gil_switch_interval(seconds: float) -> Iterator[None]:
+    """Python's switch interval for the pipeline's life, restored after.
+
+    The event loop holds the GIL for a few hundred microseconds at a time (a frame's datagrams,
+    the tracker), and a worker coming back from OpenCV or TFLite waits until it lets go; with
+    Python's 5 ms interval that wait runs to the end of the burst. At 0.1 ms the GIL is handed
+    to the waiting thread sooner. Measured on the 2-core build machine, one pipeline switched
+    between the two every 5 s: +2.1% frames/s with 2 workers, +2.4% with 1 (README).
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 @asynccontextmanager

@@ -134,6 +134,10 @@ class ReaderConfig:
 @dataclass(frozen=True)
 class WorkersConfig:
     count: int = _key(0, "Recognition worker threads (0 = one per core).", lo=0, hi=64)
+    gil_switch_interval_ms: float = _key(
+        0.1, "How long a Python thread may keep the GIL from a waiting one (Python's 5 ms "
+        "default costs frames).", lo=0.01, hi=100,
+    )
 
 
 @dataclass(frozen=True)
