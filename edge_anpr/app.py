@@ -24,8 +24,8 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,12 @@ from edge_anpr.ingest.udp import run_udp_ingest
 from edge_anpr.logs import fields
 from edge_anpr.service.notify import SystemdNotifier, run_watchdog
 from edge_anpr.service.supervise import supervise
-from edge_anpr.service.workers import RecognizerFactory, WorkerStats, run_workers
+from edge_anpr.service.workers import (
+    RecognizerFactory,
+    WorkerStats,
+    gil_switch_interval,
+    run_workers,
+)
 from edge_anpr.values import PlateRead
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
@@ -138,7 +143,7 @@ async def run_pipeline(
     def stats() -> dict[str, Any]:
         return pipeline.snapshot() if pipeline else {}
 
-    with _gil_switch_interval(cfg.workers.gil_switch_interval_ms / 1000):
+    with gil_switch_interval(cfg.workers.gil_switch_interval_ms / 1000):
         async with trio.open_nursery() as outer:
             async with trio.open_nursery() as stages:
                 port: int = await stages.start(_ingest, cfg, queue, reassembler, ingest_scope)
@@ -163,24 +168,6 @@ async def run_pipeline(
                 task_status.started(pipeline)
             outer.cancel_scope.cancel()
     log.info("%s", fields(event="stopped", **_flat(pipeline.snapshot())))
-
-
-@contextmanager
-def _gil_switch_interval(seconds: float) -> Iterator[None]:
-    """Python's switch interval for the pipeline's life, restored after.
-
-    The event loop holds the GIL for a few hundred microseconds at a time (a frame's datagrams,
-    the tracker), and a worker coming back from OpenCV or TFLite waits until it lets go; with
-    Python's 5 ms interval that wait runs to the end of the burst. At 0.1 ms the GIL is handed
-    to the waiting thread sooner. Measured on the 2-core build machine, one pipeline switched
-    between the two every 5 s: +2.1% frames/s with 2 workers, +2.4% with 1 (README).
-    """
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(seconds)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(previous)
 
 
 @asynccontextmanager

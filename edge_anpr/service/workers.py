@@ -18,9 +18,10 @@ import logging
 import math
 import os
 import queue
+import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -107,6 +108,24 @@ class WorkerStats:
             "reads": self.reads,
             "reads_below_confidence": self.reads_below_confidence,
         }
+
+
+@contextlib.contextmanager
+def gil_switch_interval(seconds: float) -> Iterator[None]:
+    """Python's switch interval for the workers' life, restored after.
+
+    The event loop holds the GIL for a few hundred microseconds at a time (a frame's datagrams,
+    the tracker), and a worker coming back from OpenCV or TFLite waits until it lets go; with
+    Python's 5 ms interval that wait runs to the end of the burst. At 0.1 ms the GIL is handed
+    to the waiting thread sooner. Measured on the 2-core build machine, one pipeline switched
+    between the two every 5 s: +2.1% frames/s with 2 workers, +2.4% with 1 (README).
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def worker_count(cfg: Config) -> int:

@@ -9,8 +9,9 @@ rest of the pipeline costs on top.
 
 Every mode loads its recognizers once, then runs ``ROUNDS`` timed passes, interleaved (1,
 threads, processes, then the reverse, ...) so that drift of a shared machine's speed falls on
-all three. The processes are children of this one that load their models, then run a pass each
-time they are told ``go`` on stdin and answer with their frames/s.
+all three. The threads run with the pipeline's GIL switch interval
+(``workers.gil_switch_interval_ms``). The processes are children of this one that load their
+models, then run a pass each time they are told ``go`` on stdin and answer with their frames/s.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def bench_scaling(
     """Print frames/s of 1 thread, N threads and N processes, and both ratios to 1 thread."""
     import cv2
 
+    from edge_anpr.service.workers import gil_switch_interval
     from edge_anpr.vision.recognize import FrameRecognizer
 
     n = workers or os.cpu_count() or 1
@@ -51,7 +53,9 @@ def bench_scaling(
         _recognize(recognizer, jpegs, len(jpegs))  # warm-up
     modes = ["1 thread", f"{n} threads", f"{n} processes"]
     rates: dict[str, list[float]] = {mode: [] for mode in modes}
-    with _ChildProcesses(n, config_path) as children:
+    with _ChildProcesses(n, config_path) as children, gil_switch_interval(
+        cfg.workers.gil_switch_interval_ms / 1000
+    ):
         steps, step = ROUNDS * len(modes), 0
         for round_no in range(ROUNDS):
             for mode in modes if round_no % 2 == 0 else modes[::-1]:
