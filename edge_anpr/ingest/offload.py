@@ -9,7 +9,7 @@ for. Two kernel features (Linux >= 5.0) batch them without changing what travels
   datagram of the run may be shorter. ``split_coalesced`` cuts the buffer back into datagrams,
   so the reassembler sees exactly what was sent. A real network card's GRO coalesces datagrams
   from any sender; on loopback only datagrams sent with GSO arrive coalesced.
-- GSO on the sending socket (``UDP_SEGMENT``): ``send_datagrams`` passes runs of equal-size
+- GSO on the sending socket (``UDP_SEGMENT``): ``DatagramSender`` passes runs of equal-size
   datagrams to the kernel in one ``sendmsg``, which sends them as separate datagrams.
 
 Both are optional: where the kernel refuses them, the socket works one datagram per call.

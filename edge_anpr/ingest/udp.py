@@ -1,6 +1,7 @@
 """The thin I/O shell around the reassembler: one non-blocking UDP socket driven by trio.
 
-The drain loop waits for readability, then reads datagrams until the socket would block. There
+The drain loop waits for readability, then reads datagrams until the socket would block (on
+Linux with UDP GRO, so one receive can carry a run of a sender's datagrams: ``offload``). There
 is deliberately no per-datagram timeout or ``await`` between datagrams: at 1,000 frames/s of
 200 KB the socket delivers ~140,000 datagrams/s, and any per-datagram scheduling cost is paid that
 many times. The loop returns to the scheduler after a bounded batch so other tasks still run.
@@ -14,7 +15,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import trio
 
@@ -121,9 +122,6 @@ def deliver(events: Iterable[Event], queue: FrameQueue, drops: DropLog) -> None:
             drops.dropped(ev)
 
 
-NO_ANCDATA: list[tuple[int, int, bytes]] = []
-
-
 async def run_udp_ingest(
     cfg: Config,
     queue: FrameQueue,
@@ -161,21 +159,27 @@ async def run_udp_ingest(
                 for _ in range(BATCH_DATAGRAMS):
                     try:
                         if gro:
-                            data, ancdata, _, addr = recvmsg(RECV_BYTES, GRO_CMSG_BYTES)
+                            data, ancdata, msg_flags, addr = recvmsg(RECV_BYTES, GRO_CMSG_BYTES)
                         else:
                             data, addr = recvfrom(RECV_BYTES)
-                            ancdata = NO_ANCDATA
                     except BlockingIOError:
                         break
                     except OSError as exc:  # e.g. ICMP errors surfacing on some platforms
                         bugs.warning("recv", "ingest recv_error " + fields(error=exc))
                         break
+                    datagrams: Sequence[bytes] = (data,)
+                    if gro and ancdata:
+                        datagrams = split_coalesced(data, coalesced_size(ancdata))
+                        if msg_flags & socket.MSG_TRUNC:
+                            # Never seen: the kernel stops coalescing at 64 KiB. Should it not,
+                            # the cut-off last datagram is left out rather than fed half.
+                            bugs.warning("truncated", "ingest recv_truncated " + fields(
+                                sender=f"{addr[0]}:{addr[1]}", datagrams=len(datagrams),
+                            ))
+                            datagrams = datagrams[:-1]
                     sender = (addr[0], addr[1])
                     now = clock()
-                    for datagram in (
-                        split_coalesced(data, coalesced_size(ancdata)) if ancdata
-                        else (data,)
-                    ):
+                    for datagram in datagrams:
                         try:
                             events = feed(datagram, sender, now)
                         except Exception:
