@@ -190,10 +190,11 @@ def _crop_boxes(peaks: list[Box5], lb: Letterbox) -> list[Box5]:
     heights = [b[3] - b[1] for b in kept]
     median = _median(heights)
     least = MIN_HEIGHT_RATIO * median
-    if [h for h in heights if not h >= least]:  # as rare as small print
+    tall = [h for h in heights if h >= least]
+    if len(tall) < len(heights):  # as rare as small print
         kept = [b for b, h in zip(kept, heights, strict=True) if h >= least]
         if len(kept) > 1:
-            median = _median([h for h in heights if h >= least])
+            median = _median(tall)
     return _reading_order(kept, median)
 
 
