@@ -36,6 +36,11 @@ SETTLE_S = 10.0
 """After the sender is done, how long to wait at most for the workers to finish its frames."""
 
 
+def demo_jpegs() -> list[bytes]:
+    """The bundled 1280x720 demo frames, in name order (empty when the folder has none)."""
+    return [p.read_bytes() for p in sorted(DEMO_DIR.glob("*.jpg"))]
+
+
 def expected_plates(demo_dir: Path = DEMO_DIR) -> set[str]:
     """Plate texts the bundled frames show, from ``expected.json`` (file -> texts)."""
     path = demo_dir / "expected.json"

@@ -107,10 +107,11 @@ def _bench_frames(limit: int = 32) -> tuple[list[bytes], str]:
                 frames.append(buf.tobytes())
         if frames:
             return frames, f"{len(frames)} real scenes resized to 1280x720"
-    demo = Path(__file__).resolve().parents[1] / "demo"
-    frames = [p.read_bytes() for p in sorted(demo.glob("*.jpg"))][:limit]
+    from edge_anpr.demo import DEMO_DIR, demo_jpegs
+
+    frames = demo_jpegs()[:limit]
     if frames:
-        return frames, f"{len(frames)} bundled demo frames from {demo}"
+        return frames, f"{len(frames)} bundled demo frames from {DEMO_DIR}"
     raise FileNotFoundError("no ../shared/data/scenes and no demo frames in edge_anpr/demo")
 
 

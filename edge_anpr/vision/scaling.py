@@ -30,7 +30,7 @@ from typing import Protocol
 import trio
 
 from edge_anpr.config import Config, load_config
-from edge_anpr.demo import DEMO_DIR
+from edge_anpr.demo import DEMO_DIR, demo_jpegs
 from edge_anpr.progress import show_progress
 
 ROUNDS = 3
@@ -88,7 +88,7 @@ def bench_scaling(
 
 
 def _demo_jpegs() -> list[bytes]:
-    jpegs = [p.read_bytes() for p in sorted(DEMO_DIR.glob("*.jpg"))]
+    jpegs = demo_jpegs()
     if not jpegs:
         raise FileNotFoundError(f"no demo frames in {DEMO_DIR}")
     return jpegs
