@@ -66,6 +66,8 @@ async def test_pool_reads_every_frame_counts_bad_ones_and_drains() -> None:
     assert stats.frames_failed == 1
     assert stats.frames_undecodable == 1
     assert stats.frames_recognized == len(names)
+    # the workers' own CPU time on their frames: some, and never more than their wall time
+    assert 0.0 < stats.cpu_s <= stats.busy_s * 1.01 + 0.01
     by_sequence = {r.frame_sequence: r.text.text for r in reads}
     got = sorted(by_sequence.values())
     assert got == sorted(p for n in names for p in expected[n]["plates"])

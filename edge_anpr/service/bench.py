@@ -20,6 +20,12 @@ Two phases per worker count:
    time is cut to 0.1 s, so that each looped frame is a new vehicle and yields a sample; the
    throughput phase keeps the configured tracker (one event per vehicle).
 
+Each throughput window also says where the cores went (``service.cpu``): the workers' CPU,
+the event loop's, the sender's and the machine's idle time, and the workers' CPU per frame.
+frames/s is worker cores / CPU per frame, so the scaling ratio is printed as the product of
+those two ratios: what the workers could not get of the cores, and what a frame costs more when
+several run.
+
 Peak RSS is this process's (``ru_maxrss``): everything but the sender and the broker.
 """
 
@@ -47,6 +53,7 @@ from edge_anpr.app import Pipeline, Sinks, run_trio, running_pipeline
 from edge_anpr.config import Config
 from edge_anpr.demo import DEMO_DIR
 from edge_anpr.progress import show_progress
+from edge_anpr.service.cpu import CpuSample, CpuShare
 from edge_anpr.values import PlateRead
 
 PROBE_S = 3.0
@@ -67,6 +74,9 @@ class Window:
     seconds: float
     offered_fps: float
     queue_drops: int
+    cpu: CpuShare
+    worker_cpu_s: float
+    """CPU time the workers spent on the window's frames."""
 
     @property
     def frames_per_s(self) -> float:
@@ -109,10 +119,20 @@ def bench_serve(cfg: Config, *, frames: int, workers: int | None) -> int:
                 "frames_per_s": sum(w.frames for w in measured) / sum(w.seconds for w in measured),
                 "rounds_frames_per_s": [round(w.frames_per_s, 1) for w in measured],
                 "queue_drops": sum(w.queue_drops for w in measured),
+                "cpu_cores": CpuShare.pooled([(w.cpu, w.seconds) for w in measured]).as_json(),
+                "worker_cpu_ms_per_frame": round(
+                    1000 * sum(w.worker_cpu_s for w in measured)
+                    / max(1, sum(w.frames for w in measured)), 2
+                ),
             }
             run_trio(_measure_latency, config_for(n, "latency"), mqtt, result)
             results.append(result)
             _print_row(result, mqtt)
+            print(
+                f"workers={n} {CpuShare.pooled([(w.cpu, w.seconds) for w in measured]).describe()}"
+                f" worker_cpu_ms_per_frame={result['worker_cpu_ms_per_frame']:.2f}",
+                flush=True,
+            )
     summary: dict[str, Any] = {
         "bench": "serve", "frame": "1280x720 JPEG (bundled demo frames)",
         "mqtt": "local mosquitto" if broker else "off (latency to outbox write)",
@@ -128,9 +148,20 @@ def bench_serve(cfg: Config, *, frames: int, workers: int | None) -> int:
             if a.frames
         ]
         summary["scaling_rounds"] = per_round
+        one, more = results
+        # frames/s = cores the workers ran on / CPU per frame, so the ratio is the product of
+        # the two ratios below (up to the frames at the windows' edges).
+        cores_ratio = more["cpu_cores"]["workers"] / max(one["cpu_cores"]["workers"], 1e-9)
+        cost_ratio = one["worker_cpu_ms_per_frame"] / max(more["worker_cpu_ms_per_frame"], 1e-9)
+        summary["scaling_parts"] = {
+            "worker_cores": round(cores_ratio, 3), "cpu_per_frame": round(cost_ratio, 3),
+        }
         print(
             f"scaling {many} workers / 1 worker: {summary['scaling']:.2f}x "
-            f"(rounds: {', '.join(f'{r:.2f}x' for r in per_round)})"
+            f"(rounds: {', '.join(f'{r:.2f}x' for r in per_round)}) = worker cores "
+            f"{more['cpu_cores']['workers']:.2f}/{one['cpu_cores']['workers']:.2f} "
+            f"({cores_ratio:.3f}x) x CPU per frame {one['worker_cpu_ms_per_frame']:.2f}/"
+            f"{more['worker_cpu_ms_per_frame']:.2f} ms ({cost_ratio:.3f}x)"
         )
     print(f"peak RSS: {summary['peak_rss_mb']:.0f} MB")
     print(json.dumps(summary))
@@ -245,13 +276,22 @@ def _latency(payload: dict[str, Any], completed: dict[int, float], out: list[flo
 async def _done(
     pipeline: Pipeline, *, offered_fps: float, warmup_s: float, window_s: float
 ) -> Window:
+    stats = pipeline.worker_stats
+    cores = os.cpu_count() or 1
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_offer, pipeline.port, offered_fps, warmup_s + window_s + 1)
+        sender: trio.Process = await nursery.start(
+            _offer, pipeline.port, offered_fps, warmup_s + window_s + 1
+        )
         await _wait_showing_progress(warmup_s, f"warm-up at {offered_fps:.0f} frames/s offered")
         first, drops, t0 = pipeline.frames_done(), pipeline.queue.dropped, time.monotonic()
+        cpu0 = CpuSample.now(stats.cpu_s, sender.pid)
         await _wait_showing_progress(window_s, "measuring")
+        cpu1 = CpuSample.now(stats.cpu_s, sender.pid)
         done, t1 = pipeline.frames_done(), time.monotonic()
-        window = Window(done - first, t1 - t0, offered_fps, pipeline.queue.dropped - drops)
+        window = Window(
+            done - first, t1 - t0, offered_fps, pipeline.queue.dropped - drops,
+            CpuShare.between(cpu0, cpu1, cores), cpu1.workers_s - cpu0.workers_s,
+        )
         nursery.cancel_scope.cancel()
     await trio.sleep(1.0)  # let the queue drain before the next phase
     return window
@@ -265,13 +305,17 @@ async def _wait_showing_progress(seconds: float, what: str) -> None:
     show_progress(steps, steps, what, final=True)
 
 
-async def _offer(port: int, fps: float, seconds: float) -> None:
+async def _offer(
+    port: int, fps: float, seconds: float,
+    *, task_status: trio.TaskStatus[trio.Process] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """``edge-anpr send`` looping the demo frames at ``fps``; started, it gives its process."""
     command = [
         sys.executable, "-m", "edge_anpr", "send", str(DEMO_DIR), "--host", "127.0.0.1",
         "--port", str(port), "--fps", f"{fps:.2f}", "--loop", "--format", "sequenced",
         "--count", str(max(1, int(fps * seconds))),
     ]
-    await trio.run_process(command, stdout=subprocess.DEVNULL)
+    await trio.run_process(command, stdout=subprocess.DEVNULL, task_status=task_status)
 
 
 async def _subscribe(

@@ -98,6 +98,9 @@ class WorkerStats:
     reads: int = 0
     reads_below_confidence: int = 0
     busy_s: float = 0.0
+    cpu_s: float = 0.0
+    """CPU time of the worker threads on frames (``time.thread_time``); against ``busy_s``,
+    the wall time, it shows how long they waited (for the GIL, or for a core)."""
     stage_ms: Counter[str] = field(default_factory=Counter)
 
     def snapshot(self) -> dict[str, object]:
@@ -214,6 +217,7 @@ class _Done:
     found: Sequence[FoundPlateLike] | None
     failed: BaseException | None
     busy_s: float
+    cpu_s: float
 
 
 async def _work(
@@ -244,7 +248,7 @@ async def _work(
 
     def recognise_frames() -> None:
         while (job := inbox.get()) is not None:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.thread_time()
             try:
                 found = recognizer.recognize_jpeg(
                     job.frame.jpeg, camera=job.frame.camera, gate=job.gate
@@ -253,7 +257,10 @@ async def _work(
             except Exception as exc:
                 # A bug on one strange frame must not kill the worker: report it, go on.
                 found, failed = None, exc
-            token.run_sync_soon(deliver, _Done(job, found, failed, time.perf_counter() - started))
+            token.run_sync_soon(deliver, _Done(
+                job, found, failed, time.perf_counter() - started,
+                time.thread_time() - cpu_started,
+            ))
 
     def deliver(done: _Done) -> None:
         # Runs on the event loop. The channel is unbounded, so this never blocks; it can only
@@ -287,6 +294,7 @@ async def _work(
             if done.job.gate is not None:
                 gates.give_back(frame.camera)
             stats.busy_s += done.busy_s
+            stats.cpu_s += done.cpu_s
             if done.failed is not None:
                 stats.frames_failed += 1
                 log.error(
