@@ -114,12 +114,13 @@ def bench_serve(cfg: Config, *, frames: int, workers: int | None) -> int:
                 )
         for n in counts:
             measured = windows[n]
+            cpu = CpuShare.pooled([(w.cpu, w.seconds) for w in measured])
             result: dict[str, Any] = {
                 "workers": n,
                 "frames_per_s": sum(w.frames for w in measured) / sum(w.seconds for w in measured),
                 "rounds_frames_per_s": [round(w.frames_per_s, 1) for w in measured],
                 "queue_drops": sum(w.queue_drops for w in measured),
-                "cpu_cores": CpuShare.pooled([(w.cpu, w.seconds) for w in measured]).as_json(),
+                "cpu_cores": cpu.as_json(),
                 "worker_cpu_ms_per_frame": round(
                     1000 * sum(w.worker_cpu_s for w in measured)
                     / max(1, sum(w.frames for w in measured)), 2
@@ -129,8 +130,8 @@ def bench_serve(cfg: Config, *, frames: int, workers: int | None) -> int:
             results.append(result)
             _print_row(result, mqtt)
             print(
-                f"workers={n} {CpuShare.pooled([(w.cpu, w.seconds) for w in measured]).describe()}"
-                f" worker_cpu_ms_per_frame={result['worker_cpu_ms_per_frame']:.2f}",
+                f"workers={n} {cpu.describe()} "
+                f"worker_cpu_ms_per_frame={result['worker_cpu_ms_per_frame']:.2f}",
                 flush=True,
             )
     summary: dict[str, Any] = {
