@@ -75,8 +75,8 @@ class Window:
     offered_fps: float
     queue_drops: int
     cpu: CpuShare
-    worker_cpu_s: float
-    """CPU time the workers spent on the window's frames."""
+    """Cores used over exactly ``seconds``: ``cpu.workers * seconds`` is the workers' CPU
+    time on the window's frames."""
 
     @property
     def frames_per_s(self) -> float:
@@ -122,7 +122,7 @@ def bench_serve(cfg: Config, *, frames: int, workers: int | None) -> int:
                 "queue_drops": sum(w.queue_drops for w in measured),
                 "cpu_cores": cpu.as_json(),
                 "worker_cpu_ms_per_frame": round(
-                    1000 * sum(w.worker_cpu_s for w in measured)
+                    1000 * sum(w.cpu.workers * w.seconds for w in measured)
                     / max(1, sum(w.frames for w in measured)), 2
                 ),
             }
@@ -284,14 +284,13 @@ async def _done(
             _offer, pipeline.port, offered_fps, warmup_s + window_s + 1
         )
         await _wait_showing_progress(warmup_s, f"warm-up at {offered_fps:.0f} frames/s offered")
-        first, drops, t0 = pipeline.frames_done(), pipeline.queue.dropped, time.monotonic()
+        first, drops = pipeline.frames_done(), pipeline.queue.dropped
         cpu0 = CpuSample.now(stats.cpu_s, sender.pid)
         await _wait_showing_progress(window_s, "measuring")
         cpu1 = CpuSample.now(stats.cpu_s, sender.pid)
-        done, t1 = pipeline.frames_done(), time.monotonic()
         window = Window(
-            done - first, t1 - t0, offered_fps, pipeline.queue.dropped - drops,
-            CpuShare.between(cpu0, cpu1, cores), cpu1.workers_s - cpu0.workers_s,
+            pipeline.frames_done() - first, cpu1.wall_s - cpu0.wall_s, offered_fps,
+            pipeline.queue.dropped - drops, CpuShare.between(cpu0, cpu1, cores),
         )
         nursery.cancel_scope.cancel()
     await trio.sleep(1.0)  # let the queue drain before the next phase
