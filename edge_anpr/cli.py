@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -32,6 +33,19 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
+
+
+def _milliseconds_list(text: str) -> tuple[float, ...]:
+    """``0,0.75,1.5``: distinct non-negative numbers, in increasing order."""
+    try:
+        values = {float(part) for part in text.split(",")}
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated milliseconds such as 0,1.5, got {text!r}"
+        ) from None
+    if any(not math.isfinite(v) or v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"milliseconds must be finite and >= 0, got {text!r}")
+    return tuple(sorted(values))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frame-bytes", type=_positive_int, default=200_000)
     bench.add_argument("--format", choices=["legacy", "sequenced"], default="sequenced")
     bench.add_argument("--workers", type=_positive_int, default=None)
+    bench.add_argument(
+        "--added-python-ms", type=_milliseconds_list, default=(0.0,), metavar="MS[,MS...]",
+        help="scaling: plain Python added per frame in every mode, e.g. 0,1.5 (what the GIL "
+             "costs per ms)",
+    )
 
     cfg = sub.add_parser("config", help="check a config file or print the key reference")
     cfg.add_argument("file", type=Path, nargs="?", default=None)
@@ -192,7 +211,8 @@ def _bench(cfg: Config, args: argparse.Namespace) -> int:
         from edge_anpr.vision.scaling import bench_scaling
 
         return bench_scaling(
-            cfg, getattr(args, "config", None), frames=args.frames or 200, workers=args.workers
+            cfg, getattr(args, "config", None), frames=args.frames or 200, workers=args.workers,
+            added_python_ms=args.added_python_ms,
         )
     from edge_anpr.service.bench import bench_serve
 

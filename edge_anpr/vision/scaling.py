@@ -12,6 +12,12 @@ threads, processes, then the reverse, ...) so that drift of a shared machine's s
 all three. The threads run with the pipeline's GIL switch interval
 (``workers.gil_switch_interval_ms``). The processes are children of this one that load their
 models, then run a pass each time they are told ``go`` on stdin and answer with their frames/s.
+
+``--added-python-ms 0,1.5`` asks what the GIL costs per millisecond: every frame is followed by
+that much CPU time of plain Python in every mode (interleaved with the other values in each
+round), so the threads' ratio shows how it falls as the Python per frame grows, while the
+processes, which share no GIL, keep theirs. The slope prices the Python that any change adds
+to (or removes from) a frame's path.
 """
 
 from __future__ import annotations
@@ -37,9 +43,11 @@ ROUNDS = 3
 
 
 def bench_scaling(
-    cfg: Config, config_path: Path | None, *, frames: int, workers: int | None
+    cfg: Config, config_path: Path | None, *, frames: int, workers: int | None,
+    added_python_ms: Sequence[float] = (0.0,),
 ) -> int:
-    """Print frames/s of 1 thread, N threads and N processes, and both ratios to 1 thread."""
+    """Print frames/s of 1 thread, N threads and N processes, and both ratios to 1 thread,
+    for each amount of Python added per frame."""
     import cv2
 
     from edge_anpr.service.workers import gil_switch_interval
@@ -52,39 +60,72 @@ def bench_scaling(
     for recognizer in recognizers:
         _recognize(recognizer, jpegs, len(jpegs))  # warm-up
     modes = ["1 thread", f"{n} threads", f"{n} processes"]
-    rates: dict[str, list[float]] = {mode: [] for mode in modes}
+    passes = [(ms, mode) for ms in added_python_ms for mode in modes]
+    rates: dict[tuple[float, str], list[float]] = {key: [] for key in passes}
     with _ChildProcesses(n, config_path) as children, gil_switch_interval(
         cfg.workers.gil_switch_interval_ms / 1000
     ):
-        steps, step = ROUNDS * len(modes), 0
+        steps, step = ROUNDS * len(passes), 0
         for round_no in range(ROUNDS):
-            for mode in modes if round_no % 2 == 0 else modes[::-1]:
-                show_progress(step, steps, mode)
+            for ms, mode in passes if round_no % 2 == 0 else passes[::-1]:
+                show_progress(step, steps, f"{mode}, +{ms:g} ms Python" if ms else mode)
                 if mode == modes[0]:
-                    rate = trio.run(_in_threads, recognizers[:1], jpegs, frames)
+                    rate = trio.run(_in_threads, recognizers[:1], jpegs, frames, ms)
                 elif mode == modes[1]:
-                    rate = trio.run(_in_threads, recognizers, jpegs, frames)
+                    rate = trio.run(_in_threads, recognizers, jpegs, frames, ms)
                 else:
-                    rate = _in_processes(children, frames)
-                rates[mode].append(rate)
+                    rate = _in_processes(children, frames, ms)
+                rates[(ms, mode)].append(rate)
                 step += 1
         show_progress(steps, steps, "passes", final=True)
-    one = statistics.median(rates[modes[0]])
     result: dict[str, object] = {
         "bench": "scaling", "frames_per_pass": frames, "workers": n, "rounds": ROUNDS,
         "frame": "1280x720 JPEG (bundled demo frames)",
     }
-    for mode in modes:
-        median = statistics.median(rates[mode])
-        key = mode.replace(" ", "_")
-        result[f"{key}_frames_per_s"] = round(median, 1)
-        result[f"{key}_rounds"] = [round(r, 1) for r in rates[mode]]
-        ratio = f", {median / one:.2f}x of 1 thread" if mode != modes[0] else ""
-        print(f"{mode:>12}: {median:.1f} frames/s (median of {ROUNDS} passes){ratio}")
-    result["threads_scaling"] = round(statistics.median(rates[modes[1]]) / one, 2)
-    result["processes_scaling"] = round(statistics.median(rates[modes[2]]) / one, 2)
+    threads_scaling: list[float] = []
+    for ms in added_python_ms:
+        if len(added_python_ms) > 1:
+            print(f"with {ms:g} ms of Python added per frame:")
+        one = statistics.median(rates[(ms, modes[0])])
+        prefix = f"added_python_{ms:g}ms_" if ms else ""
+        for mode in modes:
+            median = statistics.median(rates[(ms, mode)])
+            key = prefix + mode.replace(" ", "_")
+            result[f"{key}_frames_per_s"] = round(median, 1)
+            result[f"{key}_rounds"] = [round(r, 1) for r in rates[(ms, mode)]]
+            ratio = f", {median / one:.2f}x of 1 thread" if mode != modes[0] else ""
+            print(f"{mode:>12}: {median:.1f} frames/s (median of {ROUNDS} passes){ratio}")
+        threads_scaling.append(statistics.median(rates[(ms, modes[1])]) / one)
+        result[f"{prefix}threads_scaling"] = round(threads_scaling[-1], 3)
+        result[f"{prefix}processes_scaling"] = round(
+            statistics.median(rates[(ms, modes[2])]) / one, 3
+        )
+    if len(set(added_python_ms)) > 1:
+        slope = _slope(added_python_ms, threads_scaling)
+        result["threads_scaling_per_added_python_ms"] = round(slope, 4)
+        print(f"{n} threads' scaling changes by {slope:+.3f}x per ms of Python added per frame "
+              "(least squares over the values)")
     print(json.dumps(result))
     return 0
+
+
+def _slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Least-squares slope of ``ys`` over ``xs`` (at least two distinct ``xs``)."""
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs
+    )
+
+
+def run_python_for(ms: float) -> None:
+    """Plain Python for ``ms`` of this thread's CPU time: what a frame's own Python would do
+    to the GIL (the loop is bytecode, so it lets the GIL go when another thread asks, as any
+    Python does), without touching memory a real frame would."""
+    end = time.thread_time() + ms / 1000
+    total = 0
+    while time.thread_time() < end:
+        for i in range(50):
+            total += i
 
 
 def _demo_jpegs() -> list[bytes]:
@@ -98,13 +139,18 @@ class _Recognizer(Protocol):
     def recognize_jpeg(self, data: bytes) -> object: ...
 
 
-def _recognize(recognizer: _Recognizer, jpegs: Sequence[bytes], frames: int) -> None:
+def _recognize(
+    recognizer: _Recognizer, jpegs: Sequence[bytes], frames: int, added_python_ms: float = 0.0
+) -> None:
     for i in range(frames):
         recognizer.recognize_jpeg(jpegs[i % len(jpegs)])
+        if added_python_ms:
+            run_python_for(added_python_ms)
 
 
 async def _in_threads(
-    recognizers: Sequence[_Recognizer], jpegs: Sequence[bytes], frames: int
+    recognizers: Sequence[_Recognizer], jpegs: Sequence[bytes], frames: int,
+    added_python_ms: float = 0.0,
 ) -> float:
     """Frames/s of one worker thread per recognizer, all recognising at once."""
     limiter = trio.CapacityLimiter(len(recognizers))
@@ -112,7 +158,8 @@ async def _in_threads(
     async with trio.open_nursery() as nursery:
         for recognizer in recognizers:
             nursery.start_soon(functools.partial(
-                trio.to_thread.run_sync, _recognize, recognizer, jpegs, frames, limiter=limiter,
+                trio.to_thread.run_sync, _recognize, recognizer, jpegs, frames, added_python_ms,
+                limiter=limiter,
             ))
     return len(recognizers) * frames / (time.perf_counter() - started)
 
@@ -153,11 +200,13 @@ class _ChildProcesses:
                 proc.wait()
 
 
-def _in_processes(children: Sequence[subprocess.Popen[str]], frames: int) -> float:
+def _in_processes(
+    children: Sequence[subprocess.Popen[str]], frames: int, added_python_ms: float = 0.0
+) -> float:
     """Summed frames/s of the child processes, all told to start at once."""
     for proc in children:
         assert proc.stdin is not None
-        proc.stdin.write(f"go {frames}\n")
+        proc.stdin.write(f"go {frames} {added_python_ms!r}\n")
         proc.stdin.flush()
     total = 0.0
     for proc in children:
@@ -167,7 +216,8 @@ def _in_processes(children: Sequence[subprocess.Popen[str]], frames: int) -> flo
 
 
 def _child(config: str) -> None:
-    """One bench process: load, say ``ready``, then one timed pass per ``go FRAMES`` line."""
+    """One bench process: load, say ``ready``, then one timed pass per ``go FRAMES MS`` line
+    (MS: Python added per frame)."""
     import cv2
 
     from edge_anpr.vision.recognize import FrameRecognizer
@@ -178,10 +228,10 @@ def _child(config: str) -> None:
     _recognize(recognizer, jpegs, len(jpegs))  # warm-up
     print("ready", flush=True)
     for line in sys.stdin:
-        frames = int(line.split()[1])
+        _, frames, added_python_ms = line.split()
         started = time.perf_counter()
-        _recognize(recognizer, jpegs, frames)
-        print(frames / (time.perf_counter() - started), flush=True)
+        _recognize(recognizer, jpegs, int(frames), float(added_python_ms))
+        print(int(frames) / (time.perf_counter() - started), flush=True)
 
 
 if __name__ == "__main__":
