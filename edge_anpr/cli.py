@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frame-bytes", type=_positive_int, default=200_000)
     bench.add_argument("--format", choices=["legacy", "sequenced"], default="sequenced")
     bench.add_argument("--workers", type=_positive_int, default=None)
+    bench.add_argument("--rounds", type=_positive_int, default=None,
+                       help="scaling: interleaved rounds of passes (default 3)")
     bench.add_argument(
         "--added-python-ms", type=_milliseconds_list, default=(0.0,), metavar="MS[,MS...]",
         help="scaling: plain Python added per frame in every mode, e.g. 0,1.5 (what the GIL "
@@ -212,7 +214,7 @@ def _bench(cfg: Config, args: argparse.Namespace) -> int:
 
         return bench_scaling(
             cfg, getattr(args, "config", None), frames=args.frames or 200, workers=args.workers,
-            added_python_ms=args.added_python_ms,
+            added_python_ms=args.added_python_ms, rounds=args.rounds or 3,
         )
     from edge_anpr.service.bench import bench_serve
 

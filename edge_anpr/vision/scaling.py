@@ -7,11 +7,12 @@ or MQTT): frames/s of 1 thread, of N threads and of N processes of one thread ea
 bundled 1280x720 demo frames that ``bench serve`` sends. ``bench serve`` then shows what the
 rest of the pipeline costs on top.
 
-Every mode loads its recognizers once, then runs ``ROUNDS`` timed passes, interleaved (1,
+Every mode loads its recognizers once, then runs ``--rounds`` timed passes, interleaved (1,
 threads, processes, then the reverse, ...) so that drift of a shared machine's speed falls on
-all three. The threads run with the pipeline's GIL switch interval
-(``workers.gil_switch_interval_ms``). The processes are children of this one that load their
-models, then run a pass each time they are told ``go`` on stdin and answer with their frames/s.
+all three; a ratio is the median of the rounds' own ratios. The threads run with the
+pipeline's GIL switch interval (``workers.gil_switch_interval_ms``). The processes are
+children of this one that load their models, then run a pass each time they are told ``go``
+on stdin and answer with their frames/s.
 
 ``--added-python-ms 0,1.5`` asks what the GIL costs per millisecond: every frame is followed by
 that much CPU time of plain Python in every mode (interleaved with the other values in each
@@ -40,11 +41,12 @@ from edge_anpr.demo import DEMO_DIR, demo_jpegs
 from edge_anpr.progress import show_progress
 
 ROUNDS = 3
+"""Rounds of passes unless ``--rounds`` says otherwise."""
 
 
 def bench_scaling(
     cfg: Config, config_path: Path | None, *, frames: int, workers: int | None,
-    added_python_ms: Sequence[float] = (0.0,),
+    added_python_ms: Sequence[float] = (0.0,), rounds: int = ROUNDS,
 ) -> int:
     """Print frames/s of 1 thread, N threads and N processes, and both ratios to 1 thread,
     for each amount of Python added per frame."""
@@ -65,8 +67,8 @@ def bench_scaling(
     with _ChildProcesses(n, config_path) as children, gil_switch_interval(
         cfg.workers.gil_switch_interval_ms / 1000
     ):
-        steps, step = ROUNDS * len(passes), 0
-        for round_no in range(ROUNDS):
+        steps, step = rounds * len(passes), 0
+        for round_no in range(rounds):
             for ms, mode in passes if round_no % 2 == 0 else passes[::-1]:
                 show_progress(step, steps, f"{mode}, +{ms:g} ms Python" if ms else mode)
                 if mode == modes[0]:
@@ -79,27 +81,34 @@ def bench_scaling(
                 step += 1
         show_progress(steps, steps, "passes", final=True)
     result: dict[str, object] = {
-        "bench": "scaling", "frames_per_pass": frames, "workers": n, "rounds": ROUNDS,
+        "bench": "scaling", "frames_per_pass": frames, "workers": n, "rounds": rounds,
         "frame": "1280x720 JPEG (bundled demo frames)",
     }
     threads_scaling: list[float] = []
     for ms in added_python_ms:
         if len(added_python_ms) > 1:
             print(f"with {ms:g} ms of Python added per frame:")
-        one = statistics.median(rates[(ms, modes[0])])
+        ones = rates[(ms, modes[0])]
         prefix = f"added_python_{ms:g}ms_" if ms else ""
         for mode in modes:
             median = statistics.median(rates[(ms, mode)])
             key = prefix + mode.replace(" ", "_")
             result[f"{key}_frames_per_s"] = round(median, 1)
             result[f"{key}_rounds"] = [round(r, 1) for r in rates[(ms, mode)]]
-            ratio = f", {median / one:.2f}x of 1 thread" if mode != modes[0] else ""
-            print(f"{mode:>12}: {median:.1f} frames/s (median of {ROUNDS} passes){ratio}")
-        threads_scaling.append(statistics.median(rates[(ms, modes[1])]) / one)
-        result[f"{prefix}threads_scaling"] = round(threads_scaling[-1], 3)
-        result[f"{prefix}processes_scaling"] = round(
-            statistics.median(rates[(ms, modes[2])]) / one, 3
-        )
+            if mode == modes[0]:
+                print(f"{mode:>12}: {median:.1f} frames/s (median of {rounds} passes)")
+                continue
+            # A round's passes ran minutes apart at most: its ratio is paired, so a shared
+            # machine's slow spell falls on both sides of it.
+            ratio = statistics.median(
+                r / one for r, one in zip(rates[(ms, mode)], ones, strict=True)
+            )
+            kind = "threads" if mode == modes[1] else "processes"
+            result[f"{prefix}{kind}_scaling"] = round(ratio, 3)
+            if kind == "threads":
+                threads_scaling.append(ratio)
+            print(f"{mode:>12}: {median:.1f} frames/s (median of {rounds} passes), "
+                  f"{ratio:.2f}x of 1 thread (median of the rounds' ratios)")
     if len(set(added_python_ms)) > 1:
         slope = _slope(added_python_ms, threads_scaling)
         result["threads_scaling_per_added_python_ms"] = round(slope, 4)
