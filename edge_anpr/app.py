@@ -24,7 +24,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +38,7 @@ from edge_anpr.ingest.reassembly import Reassembler
 from edge_anpr.ingest.udp import run_udp_ingest
 from edge_anpr.logs import fields
 from edge_anpr.service.notify import SystemdNotifier, run_watchdog
+from edge_anpr.service.signals import STOP_SIGNALS
 from edge_anpr.service.supervise import supervise
 from edge_anpr.service.workers import (
     RecognizerFactory,
@@ -276,13 +277,15 @@ def with_overrides(cfg: Config, *, port: int | None = None, mqtt: bool = True) -
     return cfg
 
 
-def serve_main(cfg: Config, *, stdout_json: bool, port: int | None, mqtt: bool) -> int:
+def serve_main(
+    cfg: Config, *, stdout_json: bool, port: int | None, mqtt: bool, early: Sequence[int] = ()
+) -> int:
     """Run the appliance until SIGINT/SIGTERM; 0 on a clean stop."""
     from edge_anpr.publish.stage import check_event_stage_config
 
     cfg = with_overrides(cfg, port=port, mqtt=mqtt)
     check_event_stage_config(cfg)  # bad TLS files, topic wildcards: exit 2 before binding
-    run_trio(_serve, cfg, JsonLines(stdout_json))
+    run_trio(_serve, cfg, JsonLines(stdout_json), early)
     return 0
 
 
@@ -303,7 +306,7 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-async def _serve(cfg: Config, out: JsonLines) -> None:
+async def _serve(cfg: Config, out: JsonLines, early: Sequence[int]) -> None:
     notifier = SystemdNotifier.from_environ()
     notifier.status("loading models")
     sinks = Sinks(
@@ -312,25 +315,41 @@ async def _serve(cfg: Config, out: JsonLines) -> None:
         on_stats=lambda snap: out.write({"type": "stats", **snap}),
     )
     try:
-        async with running_pipeline(cfg, sinks=sinks) as (pipeline, helpers):
-            notifier.ready(f"listening on udp {cfg.ingest.bind}:{pipeline.port}")
-            helpers.start_soon(stop_on_signals, pipeline, notifier, helpers.cancel_scope)
-            helpers.start_soon(run_watchdog, notifier, pipeline.healthy)
+        # Listening before the models load: a stop meanwhile waits here, then drains.
+        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            async with running_pipeline(cfg, sinks=sinks) as (pipeline, helpers):
+                notifier.ready(f"listening on udp {cfg.ingest.bind}:{pipeline.port}")
+                helpers.start_soon(
+                    stop_on_signals, pipeline, notifier, helpers.cancel_scope, signals, early
+                )
+                helpers.start_soon(run_watchdog, notifier, pipeline.healthy)
     finally:
         notifier.stopping()
 
 
 async def stop_on_signals(
-    pipeline: Pipeline, notifier: SystemdNotifier, everything: trio.CancelScope
+    pipeline: Pipeline, notifier: SystemdNotifier, everything: trio.CancelScope,
+    signals: AsyncIterator[int], early: Sequence[int] = (),
 ) -> None:
-    """First SIGTERM/SIGINT drains gracefully; a second one cancels at once."""
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    """First SIGTERM/SIGINT drains gracefully; a second one cancels at once.
+
+    ``signals`` is a receiver opened before the pipeline started, and ``early`` what
+    ``held_stop_signals`` caught before that: a stop during startup takes effect as soon as
+    the pipeline is up, like any other.
+    """
+
+    async def every_signal() -> AsyncIterator[int]:
+        for signum in early:
+            yield signum
         async for signum in signals:
-            name = signal.Signals(signum).name
-            if pipeline.stopping:
-                log.warning("%s", fields(event="shutdown_forced", signal=name))
-                everything.cancel()
-                return
-            log.info("%s", fields(event="shutdown", signal=name))
-            notifier.stopping()
-            pipeline.stop()
+            yield signum
+
+    async for signum in every_signal():
+        name = signal.Signals(signum).name
+        if pipeline.stopping:
+            log.warning("%s", fields(event="shutdown_forced", signal=name))
+            everything.cancel()
+            return
+        log.info("%s", fields(event="shutdown", signal=name))
+        notifier.stopping()
+        pipeline.stop()

@@ -17,6 +17,7 @@ from edge_anpr import __version__
 from edge_anpr.config import Config, config_reference_markdown, load_config
 from edge_anpr.errors import ConfigError, EdgeAnprError
 from edge_anpr.logs import setup_logging
+from edge_anpr.service.signals import held_stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -162,15 +163,22 @@ def _dispatch(args: argparse.Namespace) -> int:
             camera=args.camera, fps=args.fps, key=args.key, loop=args.loop, count=args.count,
             gso=not args.no_gso,
         )
+    if command in ("serve", "demo"):
+        # Before the imports and model loading that take the first second or more: a stop
+        # meanwhile is a stop, not a death by signal (edge_anpr.service.signals).
+        with held_stop_signals() as early:
+            cfg = _load(args)
+            if command == "serve":
+                from edge_anpr.app import serve_main
+
+                return serve_main(
+                    cfg, stdout_json=args.stdout, port=args.port, mqtt=not args.no_mqtt,
+                    early=early.received,
+                )
+            from edge_anpr.demo import demo_main
+
+            return demo_main(cfg, port=args.port, loop=args.loop, early=early.received)
     cfg = _load(args)
-    if command == "serve":
-        from edge_anpr.app import serve_main
-
-        return serve_main(cfg, stdout_json=args.stdout, port=args.port, mqtt=not args.no_mqtt)
-    if command == "demo":
-        from edge_anpr.demo import demo_main
-
-        return demo_main(cfg, port=args.port, loop=args.loop)
     if command == "read":
         from edge_anpr.vision.reader import read_main
 

@@ -17,15 +17,24 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from edge_anpr.app import Sinks, run_trio, running_pipeline, stop_on_signals, with_overrides
+from edge_anpr.app import (
+    Pipeline,
+    Sinks,
+    run_trio,
+    running_pipeline,
+    stop_on_signals,
+    with_overrides,
+)
 from edge_anpr.config import Config
 from edge_anpr.errors import EdgeAnprError
 from edge_anpr.service.notify import SystemdNotifier
+from edge_anpr.service.signals import STOP_SIGNALS
 from edge_anpr.values import PlateRead
 
 log = logging.getLogger(__name__)
@@ -59,7 +68,9 @@ def expected_plates(demo_dir: Path = DEMO_DIR) -> set[str]:
     return texts
 
 
-def demo_main(cfg: Config, *, port: int | None, loop: bool) -> int:
+def demo_main(
+    cfg: Config, *, port: int | None, loop: bool, early: Sequence[int] = ()
+) -> int:
     if not any(DEMO_DIR.glob("*.jpg")):
         raise EdgeAnprError(f"no demo frames in {DEMO_DIR}; reinstall the package")
     cfg = with_overrides(cfg, port=port if port is not None else 0, mqtt=False)
@@ -73,7 +84,7 @@ def demo_main(cfg: Config, *, port: int | None, loop: bool) -> int:
     )
     seen: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="edge-anpr-demo-") as tmp:
-        run_trio(_demo, cfg, loop, str(Path(tmp) / "outbox.sqlite"), seen)
+        run_trio(_demo, cfg, loop, str(Path(tmp) / "outbox.sqlite"), seen, early)
     expected = expected_plates()
     found, missed, extra = expected & set(seen), expected - set(seen), set(seen) - expected
     print(
@@ -84,7 +95,9 @@ def demo_main(cfg: Config, *, port: int | None, loop: bool) -> int:
     return 0 if seen else 1
 
 
-async def _demo(cfg: Config, loop: bool, outbox_path: str, seen: dict[str, float]) -> None:
+async def _demo(
+    cfg: Config, loop: bool, outbox_path: str, seen: dict[str, float], early: Sequence[int]
+) -> None:
     def on_read(read: PlateRead) -> None:
         text = read.text
         seen[text.text] = max(seen.get(text.text, 0.0), text.confidence)
@@ -103,23 +116,33 @@ async def _demo(cfg: Config, loop: bool, outbox_path: str, seen: dict[str, float
         )
 
     sinks = Sinks(on_read=on_read, on_event=on_event)
-    async with running_pipeline(cfg, sinks=sinks, outbox_path=outbox_path) as (
-        pipeline, helpers
-    ):
-        print(f"demo: serving on udp 127.0.0.1:{pipeline.port}, sending {DEMO_DIR}", flush=True)
-        # Ctrl-C drains like SIGTERM does for `serve`; a second Ctrl-C stops at once.
-        helpers.start_soon(stop_on_signals, pipeline, SystemdNotifier(None), helpers.cancel_scope)
-        command = [
-            sys.executable, "-m", "edge_anpr", "send", str(DEMO_DIR), "--host", "127.0.0.1",
-            "--port", str(pipeline.port), "--fps", str(DEMO_FPS), "--format", "sequenced",
-        ]
-        if loop:
-            command.append("--loop")
-        await trio.run_process(command, check=False)
-        with trio.move_on_after(SETTLE_S):
-            while pipeline.frames_done() + pipeline.queue.dropped < (
-                pipeline.reassembler.stats.frames_completed
-            ):
-                await trio.sleep(0.05)
-        pipeline.stop()
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        async with running_pipeline(cfg, sinks=sinks, outbox_path=outbox_path) as (
+            pipeline, helpers
+        ):
+            await _send_demo_frames(pipeline, helpers, signals, early, loop)
+
+
+async def _send_demo_frames(
+    pipeline: Pipeline, helpers: trio.Nursery, signals: AsyncIterator[int], early: Sequence[int],
+    loop: bool,
+) -> None:
+    print(f"demo: serving on udp 127.0.0.1:{pipeline.port}, sending {DEMO_DIR}", flush=True)
+    # Ctrl-C drains like SIGTERM does for `serve`; a second Ctrl-C stops at once.
+    helpers.start_soon(
+        stop_on_signals, pipeline, SystemdNotifier(None), helpers.cancel_scope, signals, early
+    )
+    command = [
+        sys.executable, "-m", "edge_anpr", "send", str(DEMO_DIR), "--host", "127.0.0.1",
+        "--port", str(pipeline.port), "--fps", str(DEMO_FPS), "--format", "sequenced",
+    ]
+    if loop:
+        command.append("--loop")
+    await trio.run_process(command, check=False)
+    with trio.move_on_after(SETTLE_S):
+        while pipeline.frames_done() + pipeline.queue.dropped < (
+            pipeline.reassembler.stats.frames_completed
+        ):
+            await trio.sleep(0.05)
+    pipeline.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -20,6 +21,7 @@ import pytest
 
 from edge_anpr.cli import main
 from edge_anpr.ingest.protocol import encode_legacy, encode_sequenced
+from edge_anpr.service.signals import held_stop_signals
 
 
 def _pump(stream: IO[str], sink: queue.Queue[str]) -> None:
@@ -177,3 +179,50 @@ def test_serve_port_in_use_is_one_readable_error(capsys: pytest.CaptureFixture[s
         assert main(["serve", "--port", str(port), "--no-mqtt"]) == 1
     err = capsys.readouterr().err
     assert f"cannot listen on udp 0.0.0.0:{port}" in err and "Traceback" not in err
+
+
+def test_sigterm_while_the_models_load_is_a_clean_stop() -> None:
+    """A stop during startup (``systemctl stop`` while a Pi loads its models) used to kill the
+    process by the signal, exit 143. ``serving udp`` is logged once the socket is bound and
+    before the workers load their models (hundreds of ms): SIGTERM then must wait for the
+    pipeline, drain it and exit 0."""
+    proc = _edge_anpr(
+        "serve", "--port", "0", "--no-mqtt", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert proc.stderr is not None
+    err: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_pump, args=(proc.stderr, err), daemon=True).start()
+    log: list[str] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not any("serving udp=" in line for line in log):
+            assert proc.poll() is None, "".join(log)[-2000:]
+            assert time.monotonic() < deadline, "serve never bound its socket"
+            with contextlib.suppress(queue.Empty):
+                log.append(err.get(timeout=0.2))
+        loading = not any("workers_ready" in line for line in log)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    time.sleep(0.2)
+    while not err.empty():
+        log.append(err.get())
+    text = "".join(log)
+    assert code == 0, text[-2000:]
+    assert "event=shutdown signal=SIGTERM" in text and "event=stopped" in text
+    # That the signal did land during startup (else this test shows nothing new).
+    assert loading, "the workers were ready before the signal; the test needs a slower start"
+
+
+def test_held_stop_signals_records_them_and_puts_the_handlers_back() -> None:
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with held_stop_signals() as early:
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGINT)
+        for _ in range(5):  # a flood keeps two: stop, then stop now
+            signal.raise_signal(signal.SIGTERM)
+    assert early.received == [signal.SIGTERM, signal.SIGINT]
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
