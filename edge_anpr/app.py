@@ -338,18 +338,21 @@ async def stop_on_signals(
     the pipeline is up, like any other.
     """
 
-    async def every_signal() -> AsyncIterator[int]:
-        for signum in early:
-            yield signum
-        async for signum in signals:
-            yield signum
-
-    async for signum in every_signal():
+    def heed(signum: int) -> bool:
+        """Act on one signal; True once everything has been cancelled."""
         name = signal.Signals(signum).name
         if pipeline.stopping:
             log.warning("%s", fields(event="shutdown_forced", signal=name))
             everything.cancel()
-            return
+            return True
         log.info("%s", fields(event="shutdown", signal=name))
         notifier.stopping()
         pipeline.stop()
+        return False
+
+    for signum in early:
+        if heed(signum):
+            return
+    async for signum in signals:
+        if heed(signum):
+            return
