@@ -218,11 +218,11 @@ def _bench(cfg: Config, args: argparse.Namespace) -> int:
 
         return bench_recognize(cfg, frames=args.frames or 100)
     if args.what == "scaling":
-        from edge_anpr.vision.scaling import bench_scaling
+        from edge_anpr.vision.scaling import ROUNDS, bench_scaling
 
         return bench_scaling(
             cfg, getattr(args, "config", None), frames=args.frames or 200, workers=args.workers,
-            added_python_ms=args.added_python_ms, rounds=args.rounds or 3,
+            added_python_ms=args.added_python_ms, rounds=args.rounds or ROUNDS,
         )
     from edge_anpr.service.bench import bench_serve
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge_anpr.cli import build_parser, main
+from edge_anpr.service.cpu import proc_stat
 from edge_anpr.vision.scaling import run_python_for
 
 
@@ -18,12 +19,10 @@ def children_of_this_process() -> set[int]:
     """Live child pids, from /proc (Linux, where the appliance and its CI run)."""
     me, pids = os.getpid(), set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == me and fields[0] != "Z":
-            pids.add(int(stat.parent.name))
+        pid = int(stat.parent.name)
+        fields = proc_stat(pid)  # state, parent pid, ...
+        if fields is not None and int(fields[1]) == me and fields[0] != "Z":
+            pids.add(pid)
     return pids
 
 

@@ -22,14 +22,22 @@ from pathlib import Path
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def process_cpu_s(pid: int) -> float | None:
-    """User plus system CPU seconds of process ``pid`` so far (None without ``/proc``)."""
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name, from the state on (None when
+    there is no such process, or no ``/proc``)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its last ")".
-    fields = stat.rsplit(")", 1)[1].split()
+    return stat.rsplit(")", 1)[1].split()
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User plus system CPU seconds of process ``pid`` so far (None without ``/proc``)."""
+    fields = proc_stat(pid)
+    if fields is None:
+        return None
     return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
 
 
