@@ -17,6 +17,8 @@ from edge_anpr.vision.detector import (
     CELLS_PER_PLATE,
     NBINS,
     SCALE_STEP,
+    VERIFY_MARGIN,
+    VERIFY_SIZE,
     Detection,
     DetectorModel,
     FeaturePyramid,
@@ -30,6 +32,8 @@ from edge_anpr.vision.detector import (
     pack_grids,
     plate_widths,
     score_maps,
+    verify_features,
+    verify_features_many,
 )
 
 
@@ -135,6 +139,39 @@ def test_micro_channels_are_the_2x2_means_of_the_orientation_channels(
     assert got.shape == (NBINS // 3, *expected.shape[:2], 3)
     # Bit for bit: the fast layout must not change the features the model was trained on.
     np.testing.assert_array_equal(got.transpose(1, 2, 0, 3).reshape(expected.shape), expected)
+
+
+def _hog_of_crop_alone(gray: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The verifier's descriptor as the model was trained on it: HoG of the one crop."""
+    x, y, w, h = box
+    mx, my = VERIFY_MARGIN[0] * w, VERIFY_MARGIN[1] * h
+    x0, y0 = max(0, round(x - mx)), max(0, round(y - my))
+    x1, y1 = min(gray.shape[1], round(x + w + mx)), min(gray.shape[0], round(y + h + my))
+    hog = cv2.HOGDescriptor(VERIFY_SIZE, (8, 8), (4, 4), (4, 4), NBINS)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return np.zeros(hog.getDescriptorSize(), np.float32)
+    crop = cv2.resize(gray[y0:y1, x0:x1], VERIFY_SIZE, interpolation=cv2.INTER_AREA)
+    return np.asarray(hog.compute(crop), np.float32).reshape(-1)
+
+
+def test_batched_verifier_features_are_each_crops_own_bit_for_bit() -> None:
+    rng = np.random.default_rng(11)
+    # Edges and texture, so that a crop's border rows would change its gradients if they
+    # saw its neighbour in the stack instead of its own mirrored edge.
+    gray = cv2.GaussianBlur(rng.integers(0, 255, (240, 320), dtype=np.uint8), (3, 3), 0)
+    boxes = [
+        (float(x), float(y), float(w), float(h))
+        for x, y, w, h in zip(
+            rng.uniform(-30, 310, 40), rng.uniform(-20, 235, 40), rng.uniform(1, 200, 40),
+            rng.uniform(1, 60, 40), strict=True,
+        )
+    ]
+    boxes += [(0.0, 0.0, 2.0, 2.0), (319.0, 100.0, 30.0, 10.0)]  # too small once clipped
+    expected = np.stack([_hog_of_crop_alone(gray, b) for b in boxes])
+    assert not expected[-1].any() and not expected[-2].any()
+    np.testing.assert_array_equal(verify_features_many(gray, boxes), expected)
+    np.testing.assert_array_equal(verify_features(gray, boxes[3]), expected[3])
+    assert verify_features_many(gray, []).shape == (0, expected.shape[1])
 
 
 def test_pack_grids_places_rectangles_without_overlap() -> None:

@@ -16,6 +16,7 @@ from edge_anpr.vision.reader import (
     CLASSIFIER_FILE,
     SEGMENTER_FILE,
     PlateReader,
+    normalise_chars,
     reading_order,
 )
 from edge_anpr.vision.tflite import bundled_models_dir, load_interpreter
@@ -127,6 +128,19 @@ def test_reading_order_puts_the_top_line_first() -> None:
     assert ordered[:, 0].tolist() == [10, 25, 30, 60, 90]
     one_line = np.float32([[50, 10, 60, 40, 1], [10, 12, 20, 42, 1], [30, 8, 40, 38, 1]])
     assert reading_order(one_line)[:, 0].tolist() == [10, 30, 50]
+
+
+def test_character_normalisation_is_numpys_percentile_stretch() -> None:
+    # The classifier was trained on this stretch: the one-sort percentiles must not move it.
+    crops = np.random.default_rng(4).integers(0, 256, (7, 32, 20), dtype=np.uint8)
+    crops[2] = 90  # a flat crop: the 16-level floor of the range applies
+    x = crops.astype(np.float32)
+    lo = np.percentile(x, 5.0, axis=(1, 2), keepdims=True)
+    hi = np.percentile(x, 95.0, axis=(1, 2), keepdims=True)
+    expected = np.clip((x - lo) / np.maximum(hi - lo, 16.0), 0, 1)[..., None]
+    got = normalise_chars(crops)
+    assert got.dtype == np.float32 and got.shape == (7, 32, 20, 1)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
 def test_unknown_region_is_a_config_error() -> None:

@@ -113,23 +113,32 @@ def char_crop(
 def normalise_chars(crops: NDArray[np.uint8]) -> NDArray[np.float32]:
     """Per-crop contrast stretch to [0, 1] (so dark-on-light and dim plates look alike)."""
     x = crops.astype(np.float32)
-    lo, hi = _percentiles(x, 5.0), _percentiles(x, 95.0)
+    lo, hi = _percentiles(x, (5.0, 95.0))
     return np.asarray(np.clip((x - lo) / np.maximum(hi - lo, 16.0), 0, 1)[..., None], np.float32)
 
 
-def _percentiles(x: NDArray[np.float32], q: float) -> NDArray[np.float32]:
-    """``np.percentile(x, q, axis=(1, 2), keepdims=True)`` (linear method) from one sort.
+def _percentiles(
+    x: NDArray[np.float32], qs: Sequence[float]
+) -> list[NDArray[np.float32]]:
+    """``np.percentile(x, q, axis=(1, 2), keepdims=True)`` (linear method) for each of
+    ``qs``, from one sort.
 
     ``np.percentile`` spends most of its time in Python-level bookkeeping, holding the GIL
-    that the other recognition workers need; a sort and a lerp give the same numbers.
+    that the other recognition workers need; a sort and a lerp give the same numbers. One
+    sort serves every ``q``: a sort lets the GIL go however small the array, and a worker
+    coming back from it mostly has to wait for the GIL.
     """
     flat = np.sort(x.reshape(len(x), -1), axis=1)
-    pos = q / 100.0 * (flat.shape[1] - 1)
-    below = math.floor(pos)
-    above = min(below + 1, flat.shape[1] - 1)
-    frac = pos - below
-    value = flat[:, below] + (flat[:, above] - flat[:, below]) * frac
-    return np.asarray(value.reshape(-1, 1, 1), np.float32)
+    last = flat.shape[1] - 1
+    values = []
+    for q in qs:
+        pos = q / 100.0 * last
+        below = math.floor(pos)
+        above = min(below + 1, last)
+        frac = pos - below
+        value = flat[:, below] + (flat[:, above] - flat[:, below]) * frac
+        values.append(np.asarray(value.reshape(-1, 1, 1), np.float32))
+    return values
 
 
 def decode_segmentation(
