@@ -117,16 +117,14 @@ def normalise_chars(crops: NDArray[np.uint8]) -> NDArray[np.float32]:
     return np.asarray(np.clip((x - lo) / np.maximum(hi - lo, 16.0), 0, 1)[..., None], np.float32)
 
 
-def _percentiles(
-    x: NDArray[np.float32], qs: Sequence[float]
-) -> list[NDArray[np.float32]]:
+def _percentiles(x: NDArray[np.float32], qs: Sequence[float]) -> list[NDArray[np.float32]]:
     """``np.percentile(x, q, axis=(1, 2), keepdims=True)`` (linear method) for each of
     ``qs``, from one sort.
 
     ``np.percentile`` spends most of its time in Python-level bookkeeping, holding the GIL
     that the other recognition workers need; a sort and a lerp give the same numbers. One
     sort serves every ``q``: a sort lets the GIL go however small the array, and a worker
-    coming back from it mostly has to wait for the GIL.
+    coming back from it often has to wait for the GIL.
     """
     flat = np.sort(x.reshape(len(x), -1), axis=1)
     last = flat.shape[1] - 1
