@@ -15,7 +15,6 @@ from edge_anpr.ingest.offload import (
     DatagramSender,
     coalesced_size,
     enable_gro,
-    split_coalesced,
 )
 from edge_anpr.ingest.protocol import encode_legacy, encode_sequenced
 from edge_anpr.ingest.queue import FrameQueue
@@ -46,12 +45,14 @@ def _mixed_datagrams() -> list[bytes]:
     return [rng.randbytes(n) for n in sizes]
 
 
-def test_split_coalesced_restores_datagram_boundaries() -> None:
-    data = bytes(range(250))
-    assert split_coalesced(data, 100) == [data[:100], data[100:200], data[200:]]
-    assert split_coalesced(data, 50) == [data[i : i + 50] for i in range(0, 250, 50)]
-    assert split_coalesced(data, 0) == [data]  # no control message: one datagram
-    assert split_coalesced(data, 250) == [data]
+def _split(data: bytes, size: int) -> list[bytes]:
+    """A coalesced buffer cut back into its datagrams (the last may be shorter)."""
+    if size <= 0 or size >= len(data):
+        return [data]
+    return [data[start : start + size] for start in range(0, len(data), size)]
+
+
+def test_coalesced_size_reads_the_gro_control_message() -> None:
     assert coalesced_size([]) == 0
     assert coalesced_size([(17, 104, (1472).to_bytes(4, sys.byteorder))]) == 1472
     assert coalesced_size([(1, 29, b"\x00" * 8)]) == 0  # someone else's control message
@@ -93,7 +94,7 @@ def test_gro_receives_a_gso_run_as_one_buffer_that_splits_back() -> None:
         while len(got) < len(datagrams):
             data, ancdata, _, _ = rx.recvmsg(65535, GRO_CMSG_BYTES)
             calls += 1
-            got.extend(split_coalesced(data, coalesced_size(ancdata)))
+            got.extend(_split(data, coalesced_size(ancdata)))
     assert got == datagrams
     assert calls < len(datagrams)
 

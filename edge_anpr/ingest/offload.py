@@ -6,9 +6,10 @@ for. Two kernel features (Linux >= 5.0) batch them without changing what travels
 
 - GRO on the receiving socket (``UDP_GRO``): the kernel hands over a run of one sender's
   datagrams of equal size as one buffer, plus the size of each (a control message). The last
-  datagram of the run may be shorter. ``split_coalesced`` cuts the buffer back into datagrams,
-  so the reassembler sees exactly what was sent. A real network card's GRO coalesces datagrams
-  from any sender; on loopback only datagrams sent with GSO arrive coalesced.
+  datagram of the run may be shorter. ``Reassembler.feed_coalesced`` takes the buffer as the
+  datagrams it holds, so the reassembler sees exactly what was sent. A real network card's
+  GRO coalesces datagrams from any sender; on loopback only datagrams sent with GSO arrive
+  coalesced.
 - GSO on the sending socket (``UDP_SEGMENT``): ``DatagramSender`` passes runs of equal-size
   datagrams to the kernel in one ``sendmsg``, which sends them as separate datagrams.
 
@@ -58,16 +59,6 @@ def coalesced_size(ancdata: Sequence[tuple[int, int, bytes]]) -> int:
         if level == SOL_UDP and kind == UDP_GRO and len(value) >= 4:
             return int.from_bytes(value[:4], sys.byteorder)
     return 0
-
-
-def split_coalesced(data: bytes, size: int) -> list[bytes]:
-    """The datagrams of a coalesced buffer: ``size`` bytes each, the last one possibly shorter.
-
-    ``size`` 0 (no control message) or not smaller than the buffer means one datagram.
-    """
-    if size <= 0 or size >= len(data):
-        return [data]
-    return [data[start : start + size] for start in range(0, len(data), size)]
 
 
 class DatagramSender:

@@ -15,13 +15,13 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import trio
 
 from edge_anpr.config import Config
 from edge_anpr.errors import EdgeAnprError
-from edge_anpr.ingest.offload import GRO_CMSG_BYTES, coalesced_size, enable_gro, split_coalesced
+from edge_anpr.ingest.offload import GRO_CMSG_BYTES, coalesced_size, enable_gro
 from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.ingest.reassembly import Dropped, Event, FrameReady, Reassembler
 from edge_anpr.logs import RateLimitedLog, fields
@@ -149,7 +149,7 @@ async def run_udp_ingest(
         log.info("%s", fields(event="udp_gro", enabled=gro))
         log.info("serving udp=%s:%d", host, port)
         task_status.started(port)
-        feed = reassembler.feed
+        feed = reassembler.feed_coalesced
         recvfrom = sock.recvfrom
         recvmsg = sock.recvmsg
         clock = time.monotonic
@@ -170,26 +170,22 @@ async def run_udp_ingest(
                     except OSError as exc:  # e.g. ICMP errors surfacing on some platforms
                         bugs.warning("recv", "ingest recv_error " + fields(error=exc))
                         break
-                    datagrams: Sequence[bytes] = (data,)
-                    if gro and ancdata:
-                        datagrams = split_coalesced(data, coalesced_size(ancdata))
-                        if msg_flags & MSG_TRUNC:
-                            # Never seen: the kernel stops coalescing at 64 KiB. Should it not,
-                            # the cut-off last datagram is left out rather than fed half.
-                            bugs.warning("truncated", "ingest recv_truncated " + fields(
-                                sender=f"{addr[0]}:{addr[1]}", datagrams=len(datagrams),
-                            ))
-                            datagrams = datagrams[:-1]
-                    sender = (addr[0], addr[1])
-                    now = clock()
-                    for datagram in datagrams:
-                        try:
-                            events = feed(datagram, sender, now)
-                        except Exception:
-                            log.exception("ingest bug while handling a datagram from %s", addr)
-                            continue
-                        if events:
-                            deliver(events, queue, drops)
+                    size = coalesced_size(ancdata) if gro and ancdata else 0
+                    if size and msg_flags & MSG_TRUNC:
+                        # Never seen: the kernel stops coalescing at 64 KiB. Should it not,
+                        # the cut-off last datagram is left out rather than fed half.
+                        bugs.warning("truncated", "ingest recv_truncated " + fields(
+                            sender=f"{addr[0]}:{addr[1]}", datagrams=len(data) // size,
+                        ))
+                        data = data[: (len(data) - 1) // size * size]
+                    try:
+                        events = feed(data, size, (addr[0], addr[1]), clock())
+                    except Exception:
+                        # Lost: the rest of this receive (one frame's datagrams at most).
+                        log.exception("ingest bug while handling datagrams from %s", addr)
+                        continue
+                    if events:
+                        deliver(events, queue, drops)
                 now = clock()
                 if now >= next_expire:
                     deliver(reassembler.expire(now), queue, drops)
