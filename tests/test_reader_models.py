@@ -13,9 +13,12 @@ from edge_anpr.cli import main
 from edge_anpr.datasplit import shared_data_dir, split_of
 from edge_anpr.errors import ConfigError, ModelError
 from edge_anpr.vision.reader import (
+    CHAR_H,
+    CHAR_W,
     CLASSIFIER_FILE,
     SEGMENTER_FILE,
     PlateReader,
+    char_crops,
     normalise_chars,
     reading_order,
 )
@@ -141,6 +144,44 @@ def test_character_normalisation_is_numpys_percentile_stretch() -> None:
     got = normalise_chars(crops)
     assert got.dtype == np.float32 and got.shape == (7, 32, 20, 1)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def _char_crop_alone(grey: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
+    """The reference: one character crop computed box by box in Python floats, as the reader
+    did before it batched them (the classifier was trained on these crops)."""
+    import cv2
+
+    x0, y0, x1, y1 = (float(v) for v in box[:4])
+    bw, bh = max(1.0, x1 - x0), max(1.0, y1 - y0)
+    ch = bh * 1.2
+    cw = max(bw + 0.2 * bh, ch * CHAR_W / CHAR_H)
+    ch = max(ch, cw * CHAR_H / CHAR_W)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    sx, sy = CHAR_W / cw, CHAR_H / ch
+    m = np.array([[sx, 0, CHAR_W / 2 - cx * sx], [0, sy, CHAR_H / 2 - cy * sy]], np.float32)
+    flags = cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR
+    return np.asarray(cv2.warpAffine(grey, m, (CHAR_W, CHAR_H), flags=flags,
+                                     borderMode=cv2.BORDER_REPLICATE), np.uint8)
+
+
+def test_batched_character_crops_are_each_boxs_own_bit_for_bit() -> None:
+    rng = np.random.default_rng(9)
+    greys = [rng.integers(0, 256, (h, w), dtype=np.uint8) for h, w in ((40, 150), (90, 300))]
+    boxes = []
+    for k in range(600):
+        x0, y0 = rng.uniform(-10, 280), rng.uniform(-10, 80)
+        # tiny, huge, inverted and off-image boxes too: both interpolations and the borders
+        w, h = rng.choice([0.3, 4, 12, 40, 400]) * rng.uniform(0.5, 1.5), rng.uniform(-3, 60)
+        boxes.append((greys[k % 2], (x0, y0, x0 + w, y0 + h, 0.9)))
+    for k in range(20):  # scale exactly 1 (a 22 x 10 box): the interpolation switches there
+        x0, y0 = 30.25 + 3.5 * k, 10.75
+        boxes.append((greys[1], (x0, y0, x0 + CHAR_W - 2, y0 + 10, 0.9)))
+    got = char_crops([g for g, _ in boxes], np.array([b for _, b in boxes], np.float32))
+    expected = [_char_crop_alone(g, tuple(np.float32(v) for v in b)) for g, b in boxes]
+    assert got.shape == (620, CHAR_H, CHAR_W) and got.dtype == np.uint8
+    for k, crop in enumerate(expected):
+        assert np.array_equal(got[k], crop), k
+    assert char_crops([], np.zeros((0, 5), np.float32)).shape == (0, CHAR_H, CHAR_W)
 
 
 def test_unknown_region_is_a_config_error() -> None:
