@@ -190,3 +190,28 @@ def test_drop_log_writes_one_line_per_reason_and_sender(caplog: pytest.LogCaptur
         "missing_chunks=7",
         "ingest drop reason=overflow sender=5.6.7.8:1 camera=- detail=x",
     ]
+
+
+async def test_a_reassembler_bug_is_logged_and_the_next_frames_still_arrive(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Fault injection: the reassembler blows up on one datagram (a bug, not bad input).
+    feed = Reassembler.feed_coalesced
+
+    def buggy(self: Reassembler, data: bytes, size: int, *rest: object) -> object:
+        if data.startswith(b"BOOM"):
+            raise RuntimeError("injected reassembler bug")
+        return feed(self, data, size, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Reassembler, "feed_coalesced", buggy)
+    cfg = _cfg(queue_frames_per_camera=8)
+    reassembler = Reassembler(cfg)
+    queue = FrameQueue(cfg.ingest.queue_frames_per_camera, reassembler.stats)
+    port = await nursery.start(run_udp_ingest, cfg, queue, reassembler)
+    jpeg = random.Random(4).randbytes(20_000)
+    await trio.to_thread.run_sync(send, port, [b"BOOM and more"])
+    await trio.to_thread.run_sync(send, port, encode_sequenced(jpeg, camera=2, frame=1))
+    (frame,) = await next_frames(queue, 1)
+    assert frame.jpeg == jpeg
+    bugs = [r for r in caplog.records if "ingest bug" in r.getMessage()]
+    assert len(bugs) == 1 and bugs[0].exc_info is not None

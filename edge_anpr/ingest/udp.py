@@ -137,7 +137,8 @@ async def run_udp_ingest(
     Reports the bound port through ``task_status.started(port)`` (so ``port = 0`` works), and
     logs ``serving udp=HOST:PORT``. Counters live in ``reassembler.stats``. Never raises because
     of a datagram: bad input is counted and logged; a bug in the reassembler is logged with its
-    traceback and the datagram skipped, so one bad packet cannot take the appliance down.
+    traceback and the rest of that receive (one datagram, or one coalesced run of a sender's)
+    skipped, so one bad packet cannot take the appliance down.
     """
     ing = cfg.ingest
     sock = open_udp_socket(ing.bind, ing.port, ing.recv_buffer_bytes)
