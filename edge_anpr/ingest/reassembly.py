@@ -2,7 +2,8 @@
 
 ``Reassembler.feed(datagram, sender, now_s)`` and ``Reassembler.expire(now_s)`` return typed
 events, ``FrameReady`` or ``Dropped``; nothing here touches a socket, a thread or the time of day,
-so every rule is tested with plain calls, including adversarial input.
+so every rule is tested with plain calls, including adversarial input. ``feed_coalesced`` takes
+the datagrams of one UDP GRO receive at once, with exactly the results of ``feed`` on each.
 
 Memory is bounded whatever arrives: every frame in progress owns one preallocated buffer of its
 announced length (chunks are copied in through memoryviews, so assembly is O(bytes)); the number
