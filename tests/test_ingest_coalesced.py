@@ -103,7 +103,7 @@ def _check_coalesced(
         step = size or len(data) or 1  # an empty datagram is one datagram too
         for start in range(0, max(len(data), 1), step):
             expected.extend(one_by_one.feed(data[start : start + step], addr, now))
-        assert whole.feed_coalesced(data, size, addr, now) == expected
+        assert list(whole.feed_coalesced(data, size, addr, now)) == expected
         assert _state(whole) == _state(one_by_one)
         if dt:
             assert whole.expire(now) == one_by_one.expire(now)
@@ -153,7 +153,7 @@ def test_a_legacy_run_is_appended_in_bulk_but_never_past_a_magic_datagram() -> N
     jpeg[1472 * 5 : 1472 * 5 + 4] = MAGIC  # the sixth data datagram starts like a sequenced one
     datagrams = encode_legacy(bytes(jpeg))
     r, one_by_one = _config(), _config()
-    assert r.feed_coalesced(datagrams[0], 0, SENDER, 1.0) == []  # the header
+    assert list(r.feed_coalesced(datagrams[0], 0, SENDER, 1.0)) == []  # the header
     body = b"".join(datagrams[1:])
     events = r.feed_coalesced(body, 1472, SENDER, 1.0)
     expected = [e for d in datagrams for e in one_by_one.feed(d, SENDER, 1.0)]

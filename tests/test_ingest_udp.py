@@ -196,14 +196,14 @@ async def test_a_reassembler_bug_is_logged_and_the_next_frames_still_arrive(
     nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Fault injection: the reassembler blows up on one datagram (a bug, not bad input).
-    feed = Reassembler.feed_coalesced
+    feed = Reassembler.feed
 
-    def buggy(self: Reassembler, data: bytes, size: int, *rest: object) -> object:
+    def buggy(self: Reassembler, data: bytes, *rest: object) -> object:
         if data.startswith(b"BOOM"):
             raise RuntimeError("injected reassembler bug")
-        return feed(self, data, size, *rest)  # type: ignore[arg-type]
+        return feed(self, data, *rest)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Reassembler, "feed_coalesced", buggy)
+    monkeypatch.setattr(Reassembler, "feed", buggy)
     cfg = _cfg(queue_frames_per_camera=8)
     reassembler = Reassembler(cfg)
     queue = FrameQueue(cfg.ingest.queue_frames_per_camera, reassembler.stats)

@@ -233,7 +233,7 @@ class Reassembler:
 
     def feed_coalesced(
         self, data: bytes, size: int, sender: Address, now_s: float
-    ) -> list[Event]:
+    ) -> Sequence[Event]:
         """Take the datagrams of one coalesced receive (UDP GRO): ``size`` bytes each, the
         last one possibly shorter; ``size`` 0 means ``data`` is one datagram.
 
@@ -249,7 +249,7 @@ class Reassembler:
         """
         total = len(data)
         if size <= 0 or size >= total:
-            return list(self.feed(data, sender, now_s))
+            return self.feed(data, sender, now_s)
         events: list[Event] = []
         pos = 0
         full_end = total - total % size  # where the full-size datagrams end

@@ -150,7 +150,7 @@ async def run_udp_ingest(
         log.info("%s", fields(event="udp_gro", enabled=gro))
         log.info("serving udp=%s:%d", host, port)
         task_status.started(port)
-        feed = reassembler.feed_coalesced
+        feed, feed_coalesced = reassembler.feed, reassembler.feed_coalesced
         recvfrom = sock.recvfrom
         recvmsg = sock.recvmsg
         clock = time.monotonic
@@ -179,8 +179,11 @@ async def run_udp_ingest(
                             sender=f"{addr[0]}:{addr[1]}", datagrams=len(data) // size,
                         ))
                         data = data[: (len(data) - 1) // size * size]
+                    sender = (addr[0], addr[1])
                     try:
-                        events = feed(data, size, (addr[0], addr[1]), clock())
+                        # one datagram (a sender without GSO): feed() without the extra call
+                        events = (feed_coalesced(data, size, sender, clock()) if size
+                                  else feed(data, sender, clock()))
                     except Exception:
                         # Lost: the rest of this receive (one frame's datagrams at most).
                         log.exception("ingest bug while handling datagrams from %s", addr)
