@@ -15,7 +15,7 @@ from edge_anpr.ingest.reassembly import Event, FrameReady, Reassembler
 SENDER = ("10.0.0.9", 5000)
 
 
-def _config(legacy: bool = True, allow_unauth: bool = True) -> Reassembler:
+def _reassembler(legacy: bool = True, allow_unauth: bool = True) -> Reassembler:
     return Reassembler(config_from_dict({
         "ingest": {**BOUNDS, "legacy": legacy, "allow_unauthenticated": allow_unauth},
         "cameras": {"one": {"id": 1, "key": KEY.decode()}},
@@ -94,7 +94,7 @@ def _check_coalesced(
     time to another: every receive must give the same events, counters and bounds."""
     rng = random.Random(merge_seed)
     merge = [rng.random() < 0.9 for _ in ops]
-    one_by_one, whole = _config(legacy, allow_unauth), _config(legacy, allow_unauth)
+    one_by_one, whole = _reassembler(legacy, allow_unauth), _reassembler(legacy, allow_unauth)
     now = 100.0
     for sender, data, size, dt in _buffers(ops, merge):
         now += dt
@@ -134,7 +134,7 @@ def test_an_in_order_run_is_taken_in_bulk_and_the_frame_comes_out_whole() -> Non
     jpeg = random.Random(1).randbytes(29_000)
     datagrams = encode_sequenced(jpeg, camera=2, frame=7, time_us=123)
     assert len(datagrams) == 21 and len({len(d) for d in datagrams[:-1]}) == 1
-    r = _config()
+    r = _reassembler()
     head = b"".join(datagrams[:15])
     assert r.feed_coalesced(head, len(datagrams[0]), SENDER, 1.0) == []
     (part,) = r._frames_lru.values()
@@ -152,7 +152,7 @@ def test_a_legacy_run_is_appended_in_bulk_but_never_past_a_magic_datagram() -> N
     jpeg = bytearray(random.Random(2).randbytes(20_000))
     jpeg[1472 * 5 : 1472 * 5 + 4] = MAGIC  # the sixth data datagram starts like a sequenced one
     datagrams = encode_legacy(bytes(jpeg))
-    r, one_by_one = _config(), _config()
+    r, one_by_one = _reassembler(), _reassembler()
     assert list(r.feed_coalesced(datagrams[0], 0, SENDER, 1.0)) == []  # the header
     body = b"".join(datagrams[1:])
     events = r.feed_coalesced(body, 1472, SENDER, 1.0)

@@ -269,7 +269,7 @@ class Reassembler:
     ) -> int:
         """How many datagrams from ``pos`` (full-size, before ``limit``) were taken in bulk as
         the in-order continuation of a frame in progress; 0 when the first one is not."""
-        if data[pos : pos + 4] == MAGIC:
+        if data.startswith(MAGIC, pos):
             return self._sequenced_run(data, pos, size, limit, sender, now_s)
         if size != 4:  # a 4-byte legacy datagram may be a header
             return self._legacy_run(data, pos, size, limit, sender, now_s)
