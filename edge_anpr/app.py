@@ -173,7 +173,11 @@ async def run_pipeline(
 
 @asynccontextmanager
 async def running_pipeline(
-    cfg: Config, *, sinks: Sinks | None = None, outbox_path: str | None = None
+    cfg: Config,
+    *,
+    sinks: Sinks | None = None,
+    outbox_path: str | None = None,
+    recognizer_factory: RecognizerFactory | None = None,
 ) -> AsyncIterator[tuple[Pipeline, trio.Nursery]]:
     """A started pipeline and a nursery for helper tasks (signals, watchdog, a sender).
 
@@ -185,7 +189,10 @@ async def running_pipeline(
         async def run_then_cancel_helpers(
             task_status: trio.TaskStatus[Pipeline] = trio.TASK_STATUS_IGNORED,
         ) -> None:
-            await run_pipeline(cfg, sinks=sinks, outbox_path=outbox_path, task_status=task_status)
+            await run_pipeline(
+                cfg, sinks=sinks, outbox_path=outbox_path,
+                recognizer_factory=recognizer_factory, task_status=task_status,
+            )
             helpers.cancel_scope.cancel()
 
         pipeline: Pipeline = await helpers.start(run_then_cancel_helpers)

@@ -119,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="scaling: plain Python added per frame in every mode, e.g. 0,1.5 (what the GIL "
              "costs per ms)",
     )
+    bench.add_argument(
+        "--stand-in", action="store_true",
+        help="serve: the workers run a GIL-free load of the real recognizer's CPU per frame "
+             "(measured first) instead of it: the pipeline's own scaling ceiling",
+    )
 
     cfg = sub.add_parser("config", help="check a config file or print the key reference")
     cfg.add_argument("file", type=Path, nargs="?", default=None)
@@ -129,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "bench" and args.stand_in and args.what != "serve":
+        parser.error("--stand-in is for `bench serve` only")
     setup_logging(args.log_level or "INFO")
     try:
         return _dispatch(args)
@@ -226,7 +233,9 @@ def _bench(cfg: Config, args: argparse.Namespace) -> int:
         )
     from edge_anpr.service.bench import bench_serve
 
-    return bench_serve(cfg, frames=args.frames or 300, workers=args.workers)
+    return bench_serve(
+        cfg, frames=args.frames or 300, workers=args.workers, stand_in=args.stand_in
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -51,9 +51,10 @@ import trio
 
 from edge_anpr.app import Pipeline, Sinks, run_trio, running_pipeline
 from edge_anpr.config import Config
-from edge_anpr.demo import DEMO_DIR
+from edge_anpr.demo import DEMO_DIR, demo_jpegs
 from edge_anpr.progress import show_progress
 from edge_anpr.service.cpu import CpuSample, CpuShare
+from edge_anpr.service.workers import RecognizerFactory
 from edge_anpr.values import PlateRead
 
 PROBE_S = 3.0
@@ -83,10 +84,29 @@ class Window:
         return self.frames / self.seconds
 
 
-def bench_serve(cfg: Config, *, frames: int, workers: int | None) -> int:
-    """Print per-worker-count throughput, latency and the scaling ratio; frames caps the window."""
+def bench_serve(
+    cfg: Config, *, frames: int, workers: int | None, stand_in: bool = False
+) -> int:
+    """Print per-worker-count throughput, latency and the scaling ratio; frames caps the window.
+
+    With ``stand_in`` the workers run ``service.standin.GilFreeLoad``: the real recognizer's
+    CPU per frame without its GIL, so the ratio is the pipeline's own ceiling.
+    """
     del frames  # the windows are timed; the frame count is whatever fits in them
     many = workers or os.cpu_count() or 1
+    factory: RecognizerFactory | None = None
+    recognizer = "FrameRecognizer"
+    if stand_in:
+        from edge_anpr.service.standin import calibrate
+
+        calibration = calibrate(cfg, demo_jpegs())
+        factory = calibration.factory()
+        recognizer = (
+            f"GIL-free stand-in: {calibration.chunks} OpenCV blurs a frame, "
+            f"{calibration.stand_in_ms:.2f} ms of CPU against the real recognizer's "
+            f"{calibration.real_ms:.2f} ms (one thread, demo frames)"
+        )
+        print(f"recognizer: {recognizer}", flush=True)
     counts = [1] if many == 1 else [1, many]
     windows: dict[int, list[Window]] = {n: [] for n in counts}
     results: list[dict[str, Any]] = []
@@ -105,7 +125,10 @@ def bench_serve(cfg: Config, *, frames: int, workers: int | None) -> int:
                     + [1.25 * w.frames_per_s for w in windows[n]],
                     default=None,
                 )
-                run_trio(_throughput_window, config_for(n, f"r{round_no}"), offered, windows[n])
+                run_trio(
+                    _throughput_window, config_for(n, f"r{round_no}"), offered, windows[n],
+                    factory,
+                )
                 window = windows[n][-1]
                 print(
                     f"round {round_no + 1}/{ROUNDS} workers={n} "
@@ -126,7 +149,7 @@ def bench_serve(cfg: Config, *, frames: int, workers: int | None) -> int:
                     / max(1, sum(w.frames for w in measured)), 2
                 ),
             }
-            run_trio(_measure_latency, config_for(n, "latency"), mqtt, result)
+            run_trio(_measure_latency, config_for(n, "latency"), mqtt, result, factory)
             results.append(result)
             _print_row(result, mqtt)
             print(
@@ -138,6 +161,7 @@ def bench_serve(cfg: Config, *, frames: int, workers: int | None) -> int:
         "bench": "serve", "frame": "1280x720 JPEG (bundled demo frames)",
         "mqtt": "local mosquitto" if broker else "off (latency to outbox write)",
         "method": f"{ROUNDS} interleaved {WINDOW_S:g} s throughput windows per worker count",
+        "recognizer": recognizer,
         "results": results,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
@@ -196,7 +220,9 @@ def _print_row(result: dict[str, Any], mqtt: bool) -> None:
     )
 
 
-async def _throughput_window(cfg: Config, offered_fps: float | None, out: list[Window]) -> None:
+async def _throughput_window(
+    cfg: Config, offered_fps: float | None, out: list[Window], factory: RecognizerFactory | None
+) -> None:
     """One throughput window on a fresh pipeline, appended to ``out``.
 
     Without ``offered_fps`` a short probe at a high offered rate first estimates the capacity;
@@ -214,10 +240,12 @@ async def _throughput_window(cfg: Config, offered_fps: float | None, out: list[W
             await _done(pipeline, offered_fps=offered, warmup_s=WARMUP_S, window_s=WINDOW_S)
         )
 
-    await _with_pipeline(cfg, Sinks(), body)
+    await _with_pipeline(cfg, Sinks(), body, factory)
 
 
-async def _measure_latency(cfg: Config, mqtt: bool, result: dict[str, Any]) -> None:
+async def _measure_latency(
+    cfg: Config, mqtt: bool, result: dict[str, Any], factory: RecognizerFactory | None
+) -> None:
     # Latency with every looped frame a new vehicle, so that every frame yields a sample.
     completed_by_seq: dict[int, float] = {}
     latencies_ms: list[float] = []
@@ -250,7 +278,9 @@ async def _measure_latency(cfg: Config, mqtt: bool, result: dict[str, Any]) -> N
     every_frame_new = dataclasses.replace(
         cfg, tracker=dataclasses.replace(cfg.tracker, quiet_time_s=0.1, parked_suppress_s=0.0)
     )
-    await _with_pipeline(every_frame_new, Sinks(on_read=on_read, on_event=on_event), latency)
+    await _with_pipeline(
+        every_frame_new, Sinks(on_read=on_read, on_event=on_event), latency, factory
+    )
     ordered = sorted(latencies_ms)
     result["latency_samples"] = len(ordered)
     result["latency_p50_ms"] = statistics.median(ordered) if ordered else float("nan")
@@ -260,10 +290,13 @@ async def _measure_latency(cfg: Config, mqtt: bool, result: dict[str, Any]) -> N
 
 
 async def _with_pipeline(
-    cfg: Config, sinks: Sinks, body: Callable[[Pipeline], Awaitable[None]]
+    cfg: Config,
+    sinks: Sinks,
+    body: Callable[[Pipeline], Awaitable[None]],
+    factory: RecognizerFactory | None,
 ) -> None:
     """Run ``body`` against a fresh pipeline, then drain and stop it."""
-    async with running_pipeline(cfg, sinks=sinks) as (pipeline, _):
+    async with running_pipeline(cfg, sinks=sinks, recognizer_factory=factory) as (pipeline, _):
         await body(pipeline)
         pipeline.stop()
 
