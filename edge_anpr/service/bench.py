@@ -27,6 +27,10 @@ those two ratios: what the workers could not get of the cores, and what a frame 
 several run.
 
 Peak RSS is this process's (``ru_maxrss``): everything but the sender and the broker.
+
+``--stand-in`` runs the same windows with ``service.standin.GilFreeLoad`` in the workers: the
+real recognizer's CPU per frame, spent where it holds no GIL. Its ratio is what the rest of the
+pipeline and the machine allow; the real ratio's shortfall from it is the workers' own Python.
 """
 
 from __future__ import annotations
