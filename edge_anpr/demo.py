@@ -50,6 +50,15 @@ def demo_jpegs() -> list[bytes]:
     return [p.read_bytes() for p in sorted(DEMO_DIR.glob("*.jpg"))]
 
 
+def required_demo_jpegs() -> list[bytes]:
+    """``demo_jpegs``, for the benches that time them: none is an error, not a pass over
+    nothing that measures nothing."""
+    jpegs = demo_jpegs()
+    if not jpegs:
+        raise FileNotFoundError(f"no demo frames in {DEMO_DIR}")
+    return jpegs
+
+
 def expected_plates(demo_dir: Path = DEMO_DIR) -> set[str]:
     """Plate texts the bundled frames show, from ``expected.json`` (file -> texts)."""
     path = demo_dir / "expected.json"

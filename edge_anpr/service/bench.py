@@ -55,7 +55,7 @@ import trio
 
 from edge_anpr.app import Pipeline, Sinks, run_trio, running_pipeline
 from edge_anpr.config import Config
-from edge_anpr.demo import DEMO_DIR, demo_jpegs
+from edge_anpr.demo import DEMO_DIR, required_demo_jpegs
 from edge_anpr.progress import show_progress
 from edge_anpr.service.cpu import CpuSample, CpuShare
 from edge_anpr.service.workers import RecognizerFactory
@@ -103,7 +103,7 @@ def bench_serve(
     if stand_in:
         from edge_anpr.service.standin import calibrate
 
-        calibration = calibrate(cfg, demo_jpegs())
+        calibration = calibrate(cfg, required_demo_jpegs())
         factory = calibration.factory()
         recognizer = (
             f"GIL-free stand-in: {calibration.chunks} OpenCV blurs a frame, "

@@ -37,7 +37,7 @@ from typing import Protocol
 import trio
 
 from edge_anpr.config import Config, load_config
-from edge_anpr.demo import DEMO_DIR, demo_jpegs
+from edge_anpr.demo import required_demo_jpegs
 from edge_anpr.progress import show_progress
 
 ROUNDS = 3
@@ -56,7 +56,7 @@ def bench_scaling(
     from edge_anpr.vision.recognize import FrameRecognizer
 
     n = workers or os.cpu_count() or 1
-    jpegs = _demo_jpegs()
+    jpegs = required_demo_jpegs()
     cv2.setNumThreads(1)
     recognizers = [FrameRecognizer(cfg) for _ in range(n)]
     for recognizer in recognizers:
@@ -135,13 +135,6 @@ def run_python_for(ms: float) -> None:
     while time.thread_time() < end:
         for i in range(50):
             total += i
-
-
-def _demo_jpegs() -> list[bytes]:
-    jpegs = demo_jpegs()
-    if not jpegs:
-        raise FileNotFoundError(f"no demo frames in {DEMO_DIR}")
-    return jpegs
 
 
 class _Recognizer(Protocol):
@@ -233,7 +226,7 @@ def _child(config: str) -> None:
 
     cv2.setNumThreads(1)
     recognizer = FrameRecognizer(load_config(Path(config) if config else None))
-    jpegs = _demo_jpegs()
+    jpegs = required_demo_jpegs()
     _recognize(recognizer, jpegs, len(jpegs))  # warm-up
     print("ready", flush=True)
     for line in sys.stdin:
