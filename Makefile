@@ -26,6 +26,7 @@ system-test-deps:
 test: $(VENV)/.test-deps system-test-deps
 	$(BIN)/ruff check edge_anpr tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 ## deploy-check: ansible-lint (production profile), systemd-analyze verify/security on the unit,
@@ -36,6 +37,7 @@ deploy-check: $(VENV)/.test-deps system-test-deps
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check edge_anpr tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## train: retrain every model in models/ (needs the [train] extra and ../shared/data)
 train:

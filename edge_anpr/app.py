@@ -1,7 +1,7 @@
 """Wiring of the stages into the appliance: one trio nursery, cancellation as the shutdown path.
 
 Data flow: UDP task (``ingest.udp``) -> ``FrameQueue`` (bounded per camera, the newest frames
-win) -> recognition workers (``service.workers``, one per core) -> channel of ``PlateRead`` ->
+win) -> recognition workers (``vision.workers``, one per core) -> channel of ``PlateRead`` ->
 event stage (``publish.stage``: tracker, known plates, SQLite outbox, MQTT).
 
 Shutdown is ordered so nothing in hand is lost. SIGTERM/SIGINT (or ``Pipeline.stop``) cancels
@@ -12,14 +12,13 @@ longer than ``device.shutdown_timeout_s`` is cut short by cancelling everything;
 published by then stays in the outbox for the next start.
 
 A stage that crashes is logged with its traceback and restarted with backoff
-(``service.supervise``) while the others keep running.
+(``system.supervise``) while the others keep running.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import signal
 import sys
@@ -37,16 +36,15 @@ from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.ingest.reassembly import Reassembler
 from edge_anpr.ingest.udp import run_udp_ingest
 from edge_anpr.logs import fields
-from edge_anpr.service.notify import SystemdNotifier, run_watchdog
-from edge_anpr.service.signals import STOP_SIGNALS
-from edge_anpr.service.supervise import supervise
-from edge_anpr.service.workers import (
+from edge_anpr.system.notify import SystemdNotifier
+from edge_anpr.system.supervise import supervise
+from edge_anpr.values import PlateRead
+from edge_anpr.vision.workers import (
     RecognizerFactory,
     WorkerStats,
     gil_switch_interval,
     run_workers,
 )
-from edge_anpr.values import PlateRead
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
@@ -245,35 +243,6 @@ def _flat(snap: dict[str, Any]) -> dict[str, Any]:
 # --- `edge-anpr serve` -------------------------------------------------------------------------
 
 
-class JsonLines:
-    """JSON lines on stdout, flushed one by one (a pipe reader sees each as it happens)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-
-    def write(self, obj: dict[str, Any]) -> None:
-        if self.enabled:
-            sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
-            sys.stdout.flush()
-
-
-def read_line(read: PlateRead) -> dict[str, Any]:
-    return {
-        "type": "read",
-        "camera": read.camera,
-        "text": read.text.text,
-        "confidence": round(read.text.confidence, 4),
-        "region": read.text.region,
-        "box": list(read.box_px),
-        "candidates": [
-            {"text": c.text, "confidence": round(c.confidence, 4)} for c in read.text.candidates
-        ],
-        "frame_sequence": read.frame_sequence,
-        "capture_time_us": read.capture_time_us,
-        "latency_ms": round((time.monotonic() - read.completed_monotonic_s) * 1000, 2),
-    }
-
-
 def with_overrides(cfg: Config, *, port: int | None = None, mqtt: bool = True) -> Config:
     if port is not None:
         if not 0 <= port <= 65535:
@@ -282,18 +251,6 @@ def with_overrides(cfg: Config, *, port: int | None = None, mqtt: bool = True) -
     if not mqtt:
         cfg = dataclasses.replace(cfg, mqtt=dataclasses.replace(cfg.mqtt, enabled=False))
     return cfg
-
-
-def serve_main(
-    cfg: Config, *, stdout_json: bool, port: int | None, mqtt: bool, early: Sequence[int] = ()
-) -> int:
-    """Run the appliance until SIGINT/SIGTERM; 0 on a clean stop."""
-    from edge_anpr.publish.stage import check_event_stage_config
-
-    cfg = with_overrides(cfg, port=port, mqtt=mqtt)
-    check_event_stage_config(cfg)  # bad TLS files, topic wildcards: exit 2 before binding
-    run_trio(_serve, cfg, JsonLines(stdout_json), early)
-    return 0
 
 
 def run_trio(fn: Callable[..., Any], *args: Any) -> None:
@@ -311,27 +268,6 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
     return [exc]
-
-
-async def _serve(cfg: Config, out: JsonLines, early: Sequence[int]) -> None:
-    notifier = SystemdNotifier.from_environ()
-    notifier.status("loading models")
-    sinks = Sinks(
-        on_read=lambda read: out.write(read_line(read)),
-        on_event=lambda event: out.write({"type": "event", **event}),
-        on_stats=lambda snap: out.write({"type": "stats", **snap}),
-    )
-    try:
-        # Listening before the models load: a stop meanwhile waits here, then drains.
-        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
-            async with running_pipeline(cfg, sinks=sinks) as (pipeline, helpers):
-                notifier.ready(f"listening on udp {cfg.ingest.bind}:{pipeline.port}")
-                helpers.start_soon(
-                    stop_on_signals, pipeline, notifier, helpers.cancel_scope, signals, early
-                )
-                helpers.start_soon(run_watchdog, notifier, pipeline.healthy)
-    finally:
-        notifier.stopping()
 
 
 async def stop_on_signals(

@@ -17,7 +17,7 @@ from edge_anpr import __version__
 from edge_anpr.config import Config, config_reference_markdown, load_config
 from edge_anpr.errors import ConfigError, EdgeAnprError
 from edge_anpr.logs import setup_logging
-from edge_anpr.service.signals import held_stop_signals
+from edge_anpr.system.signals import held_stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"{args.file or 'embedded defaults'}: ok")
         return 0
     if command == "send":
-        from edge_anpr.ingest.sender import send_main
+        from edge_anpr.commands.send import send_main
 
         return send_main(
             source=args.source, host=args.host, port=args.port, wire_format=args.format,
@@ -172,34 +172,34 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     if command in ("serve", "demo"):
         # Before the imports and model loading that take the first second or more: a stop
-        # meanwhile is a stop, not a death by signal (edge_anpr.service.signals).
+        # meanwhile is a stop, not a death by signal (edge_anpr.system.signals).
         with held_stop_signals() as early:
             cfg = _load(args)
             if command == "serve":
-                from edge_anpr.app import serve_main
+                from edge_anpr.commands.serve import serve_main
 
                 return serve_main(
                     cfg, stdout_json=args.stdout, port=args.port, mqtt=not args.no_mqtt,
                     early=early.received,
                 )
-            from edge_anpr.demo import demo_main
+            from edge_anpr.commands.demo import demo_main
 
             return demo_main(cfg, port=args.port, loop=args.loop, early=early.received)
     cfg = _load(args)
     if command == "read":
-        from edge_anpr.vision.reader import read_main
+        from edge_anpr.commands.read import read_main
 
         return read_main(cfg, args.crops)
     if command == "recognize":
-        from edge_anpr.vision.recognize import recognize_main
+        from edge_anpr.commands.recognize import recognize_main
 
         return recognize_main(cfg, args.images, as_json=args.json)
     if command == "eval":
-        from edge_anpr.vision.eval_scenes import eval_scenes_main
+        from edge_anpr.lab.eval_scenes import eval_scenes_main
 
         return eval_scenes_main(cfg, args.directory, split=args.split)
     if command == "eval-crops":
-        from edge_anpr.vision.eval_crops import eval_crops_main
+        from edge_anpr.lab.eval_crops import eval_crops_main
 
         return eval_crops_main(
             cfg, args.directory, split=args.split, failures_sheet=args.failures_sheet
@@ -211,27 +211,27 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _bench(cfg: Config, args: argparse.Namespace) -> int:
     if args.what == "ingest":
-        from edge_anpr.ingest.bench import bench_ingest
+        from edge_anpr.lab.bench_ingest import bench_ingest
 
         return bench_ingest(
             frames=args.frames or 5000, frame_bytes=args.frame_bytes, wire_format=args.format
         )
     if args.what == "read":
-        from edge_anpr.vision.bench import bench_read
+        from edge_anpr.lab.bench_vision import bench_read
 
         return bench_read(cfg, frames=args.frames or 300)
     if args.what == "recognize":
-        from edge_anpr.vision.bench import bench_recognize
+        from edge_anpr.lab.bench_vision import bench_recognize
 
         return bench_recognize(cfg, frames=args.frames or 100)
     if args.what == "scaling":
-        from edge_anpr.vision.scaling import ROUNDS, bench_scaling
+        from edge_anpr.lab.scaling import ROUNDS, bench_scaling
 
         return bench_scaling(
             cfg, getattr(args, "config", None), frames=args.frames or 200, workers=args.workers,
             added_python_ms=args.added_python_ms, rounds=args.rounds or ROUNDS,
         )
-    from edge_anpr.service.bench import bench_serve
+    from edge_anpr.lab.bench_serve import bench_serve
 
     return bench_serve(
         cfg, frames=args.frames or 300, workers=args.workers, stand_in=args.stand_in

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from edge_anpr.service.cpu import CpuSample, CpuShare, machine_ticks, process_cpu_s
+from edge_anpr.lab.cpu import CpuSample, CpuShare, machine_ticks, process_cpu_s
 
 
 def sample(wall: float, workers: float, loop: float, process: float, sender: float | None,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from edge_anpr.cli import build_parser, main
-from edge_anpr.service.cpu import proc_stat
-from edge_anpr.vision.scaling import run_python_for
+from edge_anpr.lab.cpu import proc_stat
+from edge_anpr.lab.scaling import run_python_for
 
 
 def children_of_this_process() -> set[int]:

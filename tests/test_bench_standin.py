@@ -7,10 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_anpr.assets import demo_jpegs
 from edge_anpr.cli import main
 from edge_anpr.config import Config
-from edge_anpr.demo import demo_jpegs
-from edge_anpr.service.standin import (
+from edge_anpr.lab.standin import (
     CALIBRATION_PASSES,
     Calibration,
     calibrate,

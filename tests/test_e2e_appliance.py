@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 
-from edge_anpr.datasplit import shared_data_dir
-from edge_anpr.demo import DEMO_DIR, expected_plates
+from edge_anpr.assets import DEMO_DIR, expected_plates
+from edge_anpr.lab.datasplit import shared_data_dir
 
 if TYPE_CHECKING:  # fixtures come from conftest.py
     from conftest import Broker, Subscriber
@@ -231,7 +231,7 @@ async def test_real_scene_photographs_arrive_as_events(
 
 def _readable_real_scenes(data: Path, limit: int) -> list[tuple[Path, str]]:
     from edge_anpr.config import Config
-    from edge_anpr.datasplit import split_of
+    from edge_anpr.lab.datasplit import split_of
     from edge_anpr.vision.recognize import FrameRecognizer
 
     recognizer = FrameRecognizer(Config())

@@ -21,7 +21,7 @@ import pytest
 
 from edge_anpr.cli import main
 from edge_anpr.ingest.protocol import encode_legacy, encode_sequenced
-from edge_anpr.service.signals import held_stop_signals
+from edge_anpr.system.signals import held_stop_signals
 
 
 def _pump(stream: IO[str], sink: queue.Queue[str]) -> None:

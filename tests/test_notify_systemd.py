@@ -14,7 +14,7 @@ import pytest
 import trio
 import trio.testing
 
-from edge_anpr.service.notify import (
+from edge_anpr.system.notify import (
     Liveness,
     SystemdNotifier,
     run_watchdog,
@@ -121,7 +121,7 @@ def test_send_failure_is_not_fatal_and_warned_once(
     assert n.watchdog()
     receiver.sock.close()
     Path(sock_path).unlink()  # systemd went away
-    caplog.set_level(logging.DEBUG, logger="edge_anpr.service.notify")
+    caplog.set_level(logging.DEBUG, logger="edge_anpr.system.notify")
     assert not n.watchdog()
     assert not n.watchdog()
     assert not n.stopping()

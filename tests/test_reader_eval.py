@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from edge_anpr.cli import main
+from edge_anpr.lab.eval_crops import CropScore, edit_distance
 from edge_anpr.values import Candidate, PlateText
-from edge_anpr.vision.eval_crops import CropScore, edit_distance
 
 
 def test_edit_distance() -> None:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from edge_anpr.cli import main
-from edge_anpr.datasplit import shared_data_dir, split_of
 from edge_anpr.errors import ConfigError, ModelError
+from edge_anpr.lab.datasplit import shared_data_dir, split_of
 from edge_anpr.vision.reader import (
     CHAR_H,
     CHAR_W,

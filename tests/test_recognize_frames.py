@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from edge_anpr.assets import DEMO_DIR
 from edge_anpr.config import Config
-from edge_anpr.datasplit import shared_data_dir
 from edge_anpr.errors import ModelError
-from edge_anpr.train.scenes import find_scenes
+from edge_anpr.lab.datasplit import shared_data_dir
+from edge_anpr.lab.eval_scenes import evaluate
+from edge_anpr.lab.scenes import find_scenes
 from edge_anpr.vision.detector import default_model_path
-from edge_anpr.vision.eval_scenes import evaluate
 from edge_anpr.vision.recognize import FrameRecognizer
 
-DEMO = Path(__file__).resolve().parents[1] / "edge_anpr" / "demo"
+DEMO = DEMO_DIR
 
 
 def _recognizer(with_reader: bool) -> FrameRecognizer:

@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_anpr.lab.eval_scenes import score_image
 from edge_anpr.values import Candidate, PlateText
-from edge_anpr.vision.eval_scenes import score_image
 from edge_anpr.vision.recognize import FoundPlate, MotionGate, decode_jpeg, plate_crop
 
 

@@ -3,7 +3,7 @@ import itertools
 import trio
 
 from edge_anpr.errors import ConfigError
-from edge_anpr.service.supervise import RestartPolicy, supervise
+from edge_anpr.system.supervise import RestartPolicy, supervise
 
 
 async def test_crashing_stage_is_restarted_with_growing_delay_and_sibling_runs() -> None:

@@ -108,7 +108,7 @@ WATCHDOG_PROBE = r"""
 import sys, time
 sys.path[:0] = sys.argv[1:]
 import trio
-from edge_anpr.service.notify import SystemdNotifier, run_watchdog
+from edge_anpr.system.notify import SystemdNotifier, run_watchdog
 
 start = time.monotonic()
 notifier = SystemdNotifier.from_environ()
@@ -136,7 +136,7 @@ HARDENED_PROBE = r"""
 import errno, json, mmap, os, signal, socket, sys
 sys.path[:0] = sys.argv[2:]
 from pathlib import Path
-from edge_anpr.service.notify import SystemdNotifier
+from edge_anpr.system.notify import SystemdNotifier
 
 notifier = SystemdNotifier.from_environ()
 notifier.status("probing")

@@ -10,12 +10,12 @@ from collections.abc import Sequence
 
 import trio
 
+from edge_anpr.assets import DEMO_DIR
 from edge_anpr.config import Config
-from edge_anpr.demo import DEMO_DIR
 from edge_anpr.ingest.queue import FrameQueue
-from edge_anpr.service.workers import FoundPlateLike, Recognizer, WorkerStats, run_workers
 from edge_anpr.values import Frame, PlateRead
 from edge_anpr.vision.recognize import FrameRecognizer, MotionGate
+from edge_anpr.vision.workers import FoundPlateLike, Recognizer, WorkerStats, run_workers
 
 CRASH = b"\xff\xd8 this frame makes the recognizer raise"
 

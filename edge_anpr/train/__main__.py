@@ -17,7 +17,7 @@ COMMANDS = {
     "reader": "edge_anpr.train.reader",  # segmenter + character classifier -> models/*.tflite
     "mine": "edge_anpr.train.mine",  # real character/junk boxes from the training split
     "detector": "edge_anpr.train.detector",  # HoG + linear SVMs -> models/plate_hog.npz
-    "demo_frames": "edge_anpr.train.demo_frames",  # edge_anpr/demo/*.jpg + expected.json
+    "demo_frames": "edge_anpr.train.demo_frames",  # edge_anpr/assets/demo/*.jpg + expected.json
 }
 
 ALL_STEPS: list[tuple[str, list[str]]] = [

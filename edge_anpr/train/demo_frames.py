@@ -5,7 +5,7 @@
 Each frame is a road scene drawn with OpenCV (sky, buildings, road, a car body with windscreen,
 lights, grille and bumper) with one plate from ``edge_anpr.train.render`` warped onto the
 bumper. Nothing of the real photographs is used, so the frames can be committed. Writes
-``edge_anpr/demo/frame_NN.jpg`` and ``edge_anpr/demo/expected.json``
+``edge_anpr/assets/demo/frame_NN.jpg`` and ``edge_anpr/assets/demo/expected.json``
 (file -> {"plates": [text], "boxes": [[x, y, w, h]], ...}).
 
 The demo must show reads, so a drawn frame is kept only when the shipped detector and reader
@@ -29,7 +29,7 @@ from edge_anpr.train.render import render_plate
 log = logging.getLogger("edge_anpr.train.demo_frames")
 
 W, H = 1280, 720
-DEMO_DIR = Path(__file__).resolve().parents[1] / "demo"
+DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
 LAYOUTS = ("eu", "us", "br_mercosur", "de", "us", "nl", "br_old", "uk_rear", "us", "eu")
 
 

@@ -1,8 +1,8 @@
 """Train the plate detector: one linear SVM per plate shape over shared HoG block grids.
 
 Run: ``PYTHONPATH=. python -m edge_anpr.train detector`` (no TensorFlow needed). Reads the
-TRAINING part of ``../shared/data/scenes`` only (``edge_anpr.datasplit``); the validation part is
-never opened here. Writes ``models/plate_hog.npz``.
+TRAINING part of ``../shared/data/scenes`` only (``edge_anpr.lab.datasplit``); the validation
+part is never opened here. Writes ``models/plate_hog.npz``.
 
 Shapes: ``eu`` (4.4:1), ``us`` (2:1), ``br`` (3.1:1), each a window of cells around a plate
 ``CELLS_PER_PLATE`` cells wide. Examples are extracted with the run-time feature code
@@ -32,8 +32,8 @@ import cv2
 import numpy as np
 
 from edge_anpr.config import DetectorConfig
-from edge_anpr.datasplit import shared_data_dir
-from edge_anpr.train.scenes import Scene, find_scenes, normalise, scale_box
+from edge_anpr.lab.datasplit import shared_data_dir
+from edge_anpr.lab.scenes import Scene, find_scenes, normalise, scale_box
 from edge_anpr.vision.detector import (
     CELLS_PER_PLATE,
     DetectorModel,

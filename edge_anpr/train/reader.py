@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_anpr.datasplit import shared_data_dir, split_of
+from edge_anpr.lab.datasplit import shared_data_dir, split_of
 from edge_anpr.train.augment import degrade_plate
 from edge_anpr.train.render import render_plate
 from edge_anpr.vision.reader import (

@@ -20,11 +20,8 @@ interpreters; loading takes a few milliseconds).
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
-import statistics
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +34,6 @@ from numpy.typing import NDArray
 
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError, ModelError
-from edge_anpr.logs import fields
 from edge_anpr.plates.formats import check_regions, rank_candidates
 from edge_anpr.values import Candidate, PlateText
 from edge_anpr.vision.tflite import Int8Model, bundled_models_dir
@@ -443,34 +439,3 @@ def make_reader(cfg: Config) -> PlateReader:
     return PlateReader(models, regions=cfg.reader.regions, top_n=cfg.reader.top_n)
 
 
-def read_main(cfg: Config, crops: Sequence[Path]) -> int:
-    """``edge-anpr read CROP...``: one JSON object per crop on stdout."""
-    reader = make_reader(cfg)
-    failures = 0
-    timings: list[float] = []
-    for path in crops:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
-        if image is None:
-            print(f"edge-anpr: error: {path}: cannot read image", file=sys.stderr)
-            failures += 1
-            continue
-        t0 = time.perf_counter()
-        result = reader.read(np.asarray(image, np.uint8))
-        ms = (time.perf_counter() - t0) * 1000
-        timings.append(ms)
-        obj: dict[str, object] = {"image": str(path), "text": None, "confidence": 0.0,
-                                  "char_confidences": [], "region": None, "candidates": [],
-                                  "timing_ms": round(ms, 3)}
-        if result is not None:
-            obj.update(
-                text=result.text, confidence=round(result.confidence, 4),
-                char_confidences=[round(c, 4) for c in result.char_confidences],
-                region=result.region,
-                candidates=[{"text": c.text, "confidence": round(c.confidence, 4)}
-                            for c in result.candidates],
-            )
-        print(json.dumps(obj), flush=True)
-    if timings:
-        log.info("%s", fields(event="read_done", crops=len(timings),
-                              median_ms=round(statistics.median(timings), 3)))
-    return 1 if failures else 0

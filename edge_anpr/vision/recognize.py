@@ -16,10 +16,7 @@ the caller, because any worker may process any camera's next frame.
 
 from __future__ import annotations
 
-import json
 import logging
-import statistics
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -32,7 +29,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_anpr.config import Config
-from edge_anpr.logs import fields
 from edge_anpr.plates.formats import REGIONS
 from edge_anpr.values import PlateText
 from edge_anpr.vision.detector import (
@@ -397,62 +393,6 @@ def _scaled_box(box: BoxPx, fw: float, fh: float, img_w: int, img_h: int) -> Box
     return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
 
 
-def found_to_json(found: FoundPlate) -> dict[str, object]:
-    return {
-        "text": found.text.text,
-        "confidence": round(found.text.confidence, 4),
-        "box": list(found.box_px),
-        "region": found.text.region,
-        "detector_score": round(found.detector_score, 3),
-        "candidates": [
-            {"text": c.text, "confidence": round(c.confidence, 4)} for c in found.text.candidates
-        ],
-    }
-
-
-def recognize_main(cfg: Config, images: Sequence[Path], *, as_json: bool) -> int:
-    """``edge-anpr recognize [--json] IMAGE...``."""
-    cv2.setNumThreads(1)
-    recognizer = FrameRecognizer(cfg)
-    failures = 0
-    totals: list[float] = []
-    for path in images:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            print(f"edge-anpr: error: {path}: cannot read: {exc.strerror}", file=sys.stderr)
-            failures += 1
-            continue
-        found = recognizer.recognize_jpeg(data)
-        if found is None:
-            print(f"edge-anpr: error: {path}: not a decodable image", file=sys.stderr)
-            failures += 1
-            continue
-        t = recognizer.last_timing
-        totals.append(t.total_ms)
-        if as_json:
-            obj = {
-                "image": str(path),
-                "plates": [found_to_json(f) for f in found],
-                "timing_ms": {
-                    "decode": round(t.decode_ms, 2), "detect": round(t.detect_ms, 2),
-                    "read": round(t.read_ms, 2), "total": round(t.total_ms, 2),
-                },
-            }
-            print(json.dumps(obj), flush=True)
-        else:
-            if not found:
-                print(f"{path}: no plate ({t.total_ms:.1f} ms)")
-            for f in found:
-                x, y, w, h = f.box_px
-                print(f"{path}: {f.text.text} confidence={f.text.confidence:.2f} "
-                      f"region={f.text.region} box={x},{y},{w},{h} ({t.total_ms:.1f} ms)")
-    if totals:
-        log.info("%s", fields(event="recognized", images=len(totals), failures=failures,
-                              median_total_ms=round(statistics.median(totals), 2)))
-    return 1 if failures else 0
-
-
 __all__ = [
     "FoundPlate",
     "FrameRecognizer",
@@ -460,5 +400,4 @@ __all__ = [
     "StageTiming",
     "decode_jpeg",
     "plate_crop",
-    "recognize_main",
 ]

@@ -1,7 +1,7 @@
 """``edge-anpr demo`` (what ``make run`` starts): the whole appliance on its embedded defaults.
 
 It serves on a free UDP port, starts ``edge-anpr send`` as a separate process (as a camera
-would be) with the bundled frames in ``edge_anpr/demo/`` (rendered by
+would be) with the bundled frames in ``edge_anpr/assets/demo/`` (rendered by
 ``edge_anpr/train/demo_frames.py``, never real photographs), prints every read and every plate
 event as it happens, then drains, and compares what was read with ``demo/expected.json``.
 
@@ -12,7 +12,6 @@ folder, so the demo leaves nothing behind; ``edge-anpr serve`` is the real thing
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import sys
 import tempfile
@@ -31,50 +30,18 @@ from edge_anpr.app import (
     stop_on_signals,
     with_overrides,
 )
+from edge_anpr.assets import DEMO_DIR, expected_plates
 from edge_anpr.config import Config
 from edge_anpr.errors import EdgeAnprError
-from edge_anpr.service.notify import SystemdNotifier
-from edge_anpr.service.signals import STOP_SIGNALS
+from edge_anpr.system.notify import SystemdNotifier
+from edge_anpr.system.signals import STOP_SIGNALS
 from edge_anpr.values import PlateRead
 
 log = logging.getLogger(__name__)
 
-DEMO_DIR = Path(__file__).parent / "demo"
 DEMO_FPS = 4.0
 SETTLE_S = 10.0
 """After the sender is done, how long to wait at most for the workers to finish its frames."""
-
-
-def demo_jpegs() -> list[bytes]:
-    """The bundled 1280x720 demo frames, in name order (empty when the folder has none)."""
-    return [p.read_bytes() for p in sorted(DEMO_DIR.glob("*.jpg"))]
-
-
-def required_demo_jpegs() -> list[bytes]:
-    """``demo_jpegs``, for the benches that time them: none is an error, not a pass over
-    nothing that measures nothing."""
-    jpegs = demo_jpegs()
-    if not jpegs:
-        raise FileNotFoundError(f"no demo frames in {DEMO_DIR}")
-    return jpegs
-
-
-def expected_plates(demo_dir: Path = DEMO_DIR) -> set[str]:
-    """Plate texts the bundled frames show, from ``expected.json`` (file -> texts)."""
-    path = demo_dir / "expected.json"
-    if not path.exists():
-        return set()
-    raw: Any = json.loads(path.read_text(encoding="utf-8"))
-    texts: set[str] = set()
-    items = raw.values() if isinstance(raw, dict) else raw
-    for item in items:
-        if isinstance(item, str):
-            texts.add(item)
-        elif isinstance(item, list):
-            texts.update(t for t in item if isinstance(t, str))
-        elif isinstance(item, dict):
-            texts.update(t for t in item.get("plates", []) if isinstance(t, str))
-    return texts
 
 
 def demo_main(

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_anpr.config import Config
-from edge_anpr.datasplit import shared_data_dir
+from edge_anpr.lab.datasplit import shared_data_dir
 from edge_anpr.vision.reader import make_reader
 
 
@@ -107,12 +107,12 @@ def _bench_frames(limit: int = 32) -> tuple[list[bytes], str]:
                 frames.append(buf.tobytes())
         if frames:
             return frames, f"{len(frames)} real scenes resized to 1280x720"
-    from edge_anpr.demo import DEMO_DIR, demo_jpegs
+    from edge_anpr.assets import DEMO_DIR, demo_jpegs
 
     frames = demo_jpegs()[:limit]
     if frames:
         return frames, f"{len(frames)} bundled demo frames from {DEMO_DIR}"
-    raise FileNotFoundError("no ../shared/data/scenes and no demo frames in edge_anpr/demo")
+    raise FileNotFoundError("no ../shared/data/scenes and no demo frames in edge_anpr/assets/demo")
 
 
 def bench_recognize(cfg: Config, frames: int = 100) -> int:

@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from edge_anpr.config import Config
-from edge_anpr.service.workers import Recognizer, RecognizerFactory
 from edge_anpr.vision.recognize import FoundPlate, FrameRecognizer, MotionGate, decode_jpeg
+from edge_anpr.vision.workers import Recognizer, RecognizerFactory
 
 CHUNK_SHAPE = (360, 640)
 """The image one unit of load blurs: 0.7-0.8 ms of one core here, in one OpenCV call."""

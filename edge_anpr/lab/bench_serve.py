@@ -20,7 +20,7 @@ Two phases per worker count:
    time is cut to 0.1 s, so that each looped frame is a new vehicle and yields a sample; the
    throughput phase keeps the configured tracker (one event per vehicle).
 
-Each throughput window also says where the cores went (``service.cpu``): the workers' CPU,
+Each throughput window also says where the cores went (``lab.cpu``): the workers' CPU,
 the event loop's, the sender's and the machine's idle time, and the workers' CPU per frame.
 frames/s is worker cores / CPU per frame, so the scaling ratio is printed as the product of
 those two ratios: what the workers could not get of the cores, and what a frame costs more when
@@ -28,7 +28,7 @@ several run.
 
 Peak RSS is this process's (``ru_maxrss``): everything but the sender and the broker.
 
-``--stand-in`` runs the same windows with ``service.standin.GilFreeLoad`` in the workers: the
+``--stand-in`` runs the same windows with ``lab.standin.GilFreeLoad`` in the workers: the
 real recognizer's CPU per frame, spent where it holds no GIL. Its ratio is what the rest of the
 pipeline and the machine allow; the real ratio's shortfall from it is the workers' own Python.
 """
@@ -54,12 +54,12 @@ from typing import Any
 import trio
 
 from edge_anpr.app import Pipeline, Sinks, run_trio, running_pipeline
+from edge_anpr.assets import DEMO_DIR, required_demo_jpegs
 from edge_anpr.config import Config
-from edge_anpr.demo import DEMO_DIR, required_demo_jpegs
-from edge_anpr.progress import show_progress
-from edge_anpr.service.cpu import CpuSample, CpuShare
-from edge_anpr.service.workers import RecognizerFactory
+from edge_anpr.lab.cpu import CpuSample, CpuShare
+from edge_anpr.lab.progress import show_progress
 from edge_anpr.values import PlateRead
+from edge_anpr.vision.workers import RecognizerFactory
 
 PROBE_S = 3.0
 WARMUP_S = 2.0
@@ -93,7 +93,7 @@ def bench_serve(
 ) -> int:
     """Print per-worker-count throughput, latency and the scaling ratio; frames caps the window.
 
-    With ``stand_in`` the workers run ``service.standin.GilFreeLoad``: the real recognizer's
+    With ``stand_in`` the workers run ``lab.standin.GilFreeLoad``: the real recognizer's
     CPU per frame without its GIL, so the ratio is the pipeline's own ceiling.
     """
     del frames  # the windows are timed; the frame count is whatever fits in them
@@ -101,7 +101,7 @@ def bench_serve(
     factory: RecognizerFactory | None = None
     recognizer = "FrameRecognizer"
     if stand_in:
-        from edge_anpr.service.standin import calibrate
+        from edge_anpr.lab.standin import calibrate
 
         calibration = calibrate(cfg, required_demo_jpegs())
         factory = calibration.factory()

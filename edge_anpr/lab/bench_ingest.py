@@ -1,7 +1,7 @@
 """``edge-anpr bench ingest``: receiver throughput, loss and latency over real loopback UDP.
 
 The receiver is the real ingest path (``run_udp_ingest`` -> ``Reassembler`` -> ``FrameQueue``)
-in this process; the sender is a second process (``python -m edge_anpr.ingest.bench sender``),
+in this process; the sender is a second process (``python -m edge_anpr.lab.bench_ingest sender``),
 so the two do not share a core or the GIL. The sender is windowed: it keeps at most ``window``
 frames ahead of the newest frame the receiver has completed, which the receiver reports through
 the sender's stdin. That measures what the receiver sustains rather than how fast a sender can
@@ -35,7 +35,7 @@ from edge_anpr.ingest.protocol import encode_legacy, encode_sequenced
 from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.ingest.reassembly import Reassembler
 from edge_anpr.ingest.udp import run_udp_ingest
-from edge_anpr.progress import show_progress
+from edge_anpr.lab.progress import show_progress
 
 WINDOW_FRAMES = 8
 ACK_EVERY = 2
@@ -98,7 +98,7 @@ async def _bench(frames: int, frame_bytes: int, wire_format: str, window: int) -
     async with trio.open_nursery() as nursery:
         port = await nursery.start(run_udp_ingest, cfg, queue, reassembler)
         proc = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "edge_anpr.ingest.bench", "sender", "127.0.0.1", str(port),
+            [sys.executable, "-m", "edge_anpr.lab.bench_ingest", "sender", "127.0.0.1", str(port),
              str(frames), str(frame_bytes), wire_format, str(window)],
             stdin=-1, stdout=-1,  # subprocess.PIPE
         )
@@ -306,4 +306,6 @@ def _sender_main(argv: list[str]) -> int:
 if __name__ == "__main__":
     if len(sys.argv) == 8 and sys.argv[1] == "sender":
         raise SystemExit(_sender_main(sys.argv[2:]))
-    raise SystemExit("usage: python -m edge_anpr.ingest.bench sender HOST PORT N BYTES FMT WINDOW")
+    raise SystemExit(
+        "usage: python -m edge_anpr.lab.bench_ingest sender HOST PORT N BYTES FMT WINDOW"
+    )

@@ -1,7 +1,7 @@
 """``edge-anpr eval-crops``: reader accuracy on a labelled folder of plate crops.
 
 The folder holds images and ``labels.csv`` (``file,state,PLATE``, as in
-``../shared/data/plate-crops``). Only files of the requested split (``edge_anpr.datasplit``) are
+``../shared/data/plate-crops``). Only files of the requested split (``edge_anpr.lab.datasplit``) are
 read; the default is the validation part, the only one whose figures mean anything.
 """
 
@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 
 from edge_anpr.config import Config
-from edge_anpr.datasplit import in_split, shared_data_dir
 from edge_anpr.errors import ConfigError
-from edge_anpr.progress import show_progress
+from edge_anpr.lab.datasplit import in_split, shared_data_dir
+from edge_anpr.lab.progress import show_progress
 from edge_anpr.values import PlateText
 from edge_anpr.vision.reader import make_reader
 

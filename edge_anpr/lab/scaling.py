@@ -36,9 +36,9 @@ from typing import Protocol
 
 import trio
 
+from edge_anpr.assets import required_demo_jpegs
 from edge_anpr.config import Config, load_config
-from edge_anpr.demo import required_demo_jpegs
-from edge_anpr.progress import show_progress
+from edge_anpr.lab.progress import show_progress
 
 ROUNDS = 3
 """Rounds of passes unless ``--rounds`` says otherwise."""
@@ -52,8 +52,8 @@ def bench_scaling(
     for each amount of Python added per frame."""
     import cv2
 
-    from edge_anpr.service.workers import gil_switch_interval
     from edge_anpr.vision.recognize import FrameRecognizer
+    from edge_anpr.vision.workers import gil_switch_interval
 
     n = workers or os.cpu_count() or 1
     jpegs = required_demo_jpegs()
@@ -178,7 +178,7 @@ class _ChildProcesses:
         try:
             for _ in range(self._n):
                 self.procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "edge_anpr.vision.scaling", self._config],
+                    [sys.executable, "-m", "edge_anpr.lab.scaling", self._config],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                 ))
             for proc in self.procs:

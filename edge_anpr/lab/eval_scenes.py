@@ -39,8 +39,8 @@ import cv2
 
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError, ModelError
-from edge_anpr.progress import show_progress
-from edge_anpr.train.scenes import Scene, find_scenes, normalise, scale_box
+from edge_anpr.lab.progress import show_progress
+from edge_anpr.lab.scenes import Scene, find_scenes, normalise, scale_box
 from edge_anpr.vision.detector import iou
 from edge_anpr.vision.recognize import FoundPlate, FrameRecognizer, decode_jpeg
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from edge_anpr.datasplit import in_split
+from edge_anpr.lab.datasplit import in_split
 
 log = logging.getLogger(__name__)
 
