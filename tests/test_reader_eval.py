@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from edge_anpr.cli import main
-from edge_anpr.lab.eval_crops import CropScore, edit_distance
+from edge_anpr.lab.eval_crops import CropScore
+from edge_anpr.plates.known import edit_distance
 from edge_anpr.values import Candidate, PlateText
 
 

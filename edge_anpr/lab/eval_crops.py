@@ -23,20 +23,11 @@ from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError
 from edge_anpr.lab.datasplit import in_split, shared_data_dir
 from edge_anpr.lab.progress import show_progress
+from edge_anpr.plates.known import edit_distance
 from edge_anpr.values import PlateText
 from edge_anpr.vision.reader import make_reader
 
 log = logging.getLogger(__name__)
-
-
-def edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 @dataclass
