@@ -260,12 +260,15 @@ def test_shipped_unit_sandbox_from_inside(tmp_path: Path) -> None:
     )
     assert n == 1
     (tmp_path / "units" / "edge-anpr.service").write_text(unit)
-    # No journald in the namespace: keep the probe's output, and fail fast if it hangs.
+    # No journald in the namespace: keep the probe's output, and fail fast if it hangs. The
+    # checkout and its venv are bound in read-only, as an installation under /opt would be
+    # visible: a clone under /tmp is otherwise hidden by the unit's PrivateTmp=yes.
     dropin = tmp_path / "units" / "edge-anpr.service.d"
     dropin.mkdir()
     (dropin / "test.conf").write_text(
         "[Service]\nStandardOutput=file:/run/probe/out.log\n"
         "StandardError=file:/run/probe/out.log\nTimeoutStartSec=40\n"
+        f"BindReadOnlyPaths={search_path()}\n"
     )
     out = sections(run_driver(tmp_path, "hardened"))
     started = props(out["started"])
