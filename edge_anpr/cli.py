@@ -105,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
     eval_crops.add_argument(
         "--failures-sheet", type=Path, default=None, help="write a PNG contact sheet of misreads"
     )
+    eval_crops.add_argument(
+        "--scenes", action="store_true",
+        help="DIRECTORY is a scenes folder: cut each labelled box out (with --margin) and read it",
+    )
+    eval_crops.add_argument(
+        "--margin", type=float, default=0.15,
+        help="--scenes: share of the box's width and height added on every side (default 0.15)",
+    )
+    eval_crops.add_argument(
+        "--camera", default=None,
+        help="read with this configured camera's regions (default: the folder's name, if a "
+             "camera of that name is configured)",
+    )
 
     bench = with_config(sub.add_parser("bench", help="measure speed (per-stage medians)"))
     bench.add_argument("what", choices=["ingest", "read", "recognize", "scaling", "serve"])
@@ -202,7 +215,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from edge_anpr.lab.eval_crops import eval_crops_main
 
         return eval_crops_main(
-            cfg, args.directory, split=args.split, failures_sheet=args.failures_sheet
+            cfg, args.directory, split=args.split, failures_sheet=args.failures_sheet,
+            scenes=args.scenes, margin=args.margin, camera=args.camera,
         )
     if command == "bench":
         return _bench(cfg, args)

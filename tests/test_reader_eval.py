@@ -7,9 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge_anpr.cli import main
-from edge_anpr.lab.eval_crops import CropScore
+from edge_anpr.errors import ConfigError
+from edge_anpr.lab.eval_crops import CropScore, cut_with_margin, edit_ops, read_label_rows
 from edge_anpr.plates.known import edit_distance
 from edge_anpr.values import Candidate, PlateText
 
@@ -20,6 +23,82 @@ def test_edit_distance() -> None:
     assert edit_distance("ABC123", "XABC123") == 1
     assert edit_distance("", "AB") == 2
     assert edit_distance("AB", "BA") == 2
+
+
+PLATES = st.text(alphabet="AB01", max_size=8)
+
+
+@given(PLATES, PLATES)
+def test_edit_ops_are_a_shortest_edit_script(label: str, read: str) -> None:
+    ops = edit_ops(label, read)
+    assert len(ops) == edit_distance(label, read)
+    assert all((a or b) and a != b for a, b in ops)
+    # the label's dropped and substituted characters, and the read's added ones, in order
+    assert sum(1 for a, _ in ops if a) <= len(label)
+    assert sum(1 for _, b in ops if b) <= len(read)
+
+
+def test_edit_ops_name_the_costly_confusions() -> None:
+    assert edit_ops("ABC6", "ABC5") == [("6", "5")]
+    assert edit_ops("HTC5822", "MTC5822") == [("H", "M")]
+    assert edit_ops("AWZ6498", "AIWZ6498") == [("", "I")]
+    assert edit_ops("L781601", "781601") == [("L", "")]
+    s = CropScore()
+    s.add("a.png", "ABC6", _text("ABC5"), 1.0)
+    s.add("b.png", "XYZ6", _text("XYZ5"), 1.0)
+    s.add("c.png", "Q1", _text("Q"), 1.0)
+    assert s.top_confusions()[:2] == [("6>5", 2), ("1>-", 1)]
+
+
+def test_labels_csv_with_a_header_or_the_us_layout(tmp_path: Path) -> None:
+    with_header = tmp_path / "h.csv"
+    with_header.write_text("source,Plate,FILE\nx,abc1234,a.jpg\ny,QQQ0000,b.jpg\n")
+    assert read_label_rows(with_header) == [("a.jpg", "ABC1234"), ("b.jpg", "QQQ0000")]
+    us = tmp_path / "us.csv"
+    us.write_text("ak1165.png,ak,FUW999\n")
+    assert read_label_rows(us) == [("ak1165.png", "FUW999")]
+    no_plate = tmp_path / "bad.csv"
+    no_plate.write_text("file,text\na.jpg,ABC\n")
+    with pytest.raises(ConfigError, match="plate"):
+        read_label_rows(no_plate)
+
+
+def test_cut_with_margin_grows_the_box_and_clips_to_the_image() -> None:
+    image = np.zeros((100, 200, 3), np.uint8)
+    crop = cut_with_margin(image, (50, 40, 100, 20), 0.1)
+    assert crop is not None and crop.shape[:2] == (24, 120)
+    edge = cut_with_margin(image, (0, 90, 40, 20), 0.5)
+    assert edge is not None and edge.shape[:2] == (20, 60)
+    assert cut_with_margin(image, (300, 300, 10, 10), 0.1) is None
+
+
+def test_eval_crops_cuts_scene_boxes_and_reads_them_per_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("PIL", reason="the plate renderer needs Pillow (test extra)")
+    import cv2
+
+    from edge_anpr.train.augment import plain_crop
+    from edge_anpr.train.render import render_plate
+
+    folder = tmp_path / "us"
+    folder.mkdir()
+    texts = []
+    for i, seed in enumerate(range(1_000_200, 1_000_204)):
+        plate = render_plate(np.random.default_rng(seed), "us")
+        grey, _ = plain_crop(plate)
+        scene = np.full((400, 640), 90, np.uint8)
+        h, w = grey.shape
+        scene[150 : 150 + h, 200 : 200 + w] = grey
+        cv2.imwrite(str(folder / f"s{i}.jpg"), scene, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        (folder / f"s{i}.txt").write_text(f"s{i}.jpg 200 150 {w} {h} {plate.text}\n")
+        texts.append(plate.text)
+    assert main(["eval-crops", str(tmp_path), "--scenes", "--split", "all"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert set(result["groups"]) == {"us"} and result["images"] == 4
+    assert result["exact_accuracy"] >= 0.75, out  # at least 3 of 4
+    assert "confusions that cost most" in out
 
 
 def _text(text: str, *alts: str) -> PlateText:

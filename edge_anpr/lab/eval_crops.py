@@ -1,8 +1,21 @@
-"""``edge-anpr eval-crops``: reader accuracy on a labelled folder of plate crops.
+"""``edge-anpr eval-crops``: reader accuracy on labelled plate crops.
 
-The folder holds images and ``labels.csv`` (``file,state,PLATE``, as in
-``../shared/data/plate-crops``). Only files of the requested split (``edge_anpr.lab.datasplit``) are
-read; the default is the validation part, the only one whose figures mean anything.
+Two sources, scored the same way:
+
+* a folder of crops with ``labels.csv``: a header row naming at least ``file`` and ``plate``
+  columns (any order, any case, more columns allowed, as in ``../shared/data/plate-crops-br``),
+  or headerless ``file,state,PLATE`` rows (``../shared/data/plate-crops``);
+* ``--scenes``: a scenes-layout folder (``lab.scenes``): each labelled box is cut out of the
+  image, normalised to the width the appliance works at, with ``margin`` of the box's size added
+  on every side, as a detector's box would hand it to the reader.
+
+Only files of the requested split (``lab.datasplit``) are read; the default is the validation
+part, the only one whose figures mean anything. Each group is read with the plate-format
+regions of the camera of the same name when the config has one (a scenes sub-folder ``br`` is
+read as camera ``br``), else with ``reader.regions``; ``camera`` names one for a crops folder.
+
+Printed: exact whole-plate accuracy, top-N, per-character accuracy, the confusions that cost
+most (character edits aligned by edit distance, ``label>read``), and last one JSON line.
 """
 
 from __future__ import annotations
@@ -12,22 +25,64 @@ import json
 import logging
 import statistics
 import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError
 from edge_anpr.lab.datasplit import in_split, shared_data_dir
 from edge_anpr.lab.progress import show_progress
+from edge_anpr.lab.scenes import find_scenes, normalise, scale_box
 from edge_anpr.plates.known import edit_distance
 from edge_anpr.values import PlateText
 from edge_anpr.vision.reader import make_reader
 
 log = logging.getLogger(__name__)
+
+Split = Literal["val", "train", "all"]
+TOP_CONFUSIONS = 12
+
+
+def edit_ops(label: str, read: str) -> list[tuple[str, str]]:
+    """The character edits that turn ``label`` into ``read`` along one shortest alignment:
+    ``(a, b)`` substitutes ``a`` by ``b``, ``(a, "")`` drops ``a``, ``("", b)`` adds ``b``.
+
+    Invariant: ``len(edit_ops(a, b)) == edit_distance(a, b)``.
+    """
+    n, m = len(label), len(read)
+    cost = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        cost[i][0] = i
+    for j in range(m + 1):
+        cost[0][j] = j
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i][j] = min(
+                cost[i - 1][j] + 1,
+                cost[i][j - 1] + 1,
+                cost[i - 1][j - 1] + (label[i - 1] != read[j - 1]),
+            )
+    ops: list[tuple[str, str]] = []
+    i, j = n, m
+    while i > 0 or j > 0:
+        if i > 0 and j > 0 and cost[i][j] == cost[i - 1][j - 1] + (label[i - 1] != read[j - 1]):
+            if label[i - 1] != read[j - 1]:
+                ops.append((label[i - 1], read[j - 1]))
+            i, j = i - 1, j - 1
+        elif i > 0 and cost[i][j] == cost[i - 1][j] + 1:
+            ops.append((label[i - 1], ""))
+            i -= 1
+        else:
+            ops.append(("", read[j - 1]))
+            j -= 1
+    return ops[::-1]
 
 
 @dataclass
@@ -43,23 +98,35 @@ class CropScore:
     edits: int = 0
     timings_ms: list[float] = field(default_factory=list)
     failures: list[tuple[str, str, str]] = field(default_factory=list)
+    confusions: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def add(self, name: str, label: str, result: PlateText | None, ms: float) -> None:
         self.images += 1
         self.timings_ms.append(ms)
-        text = result.text if result else ""
+        self.label_chars += len(label)
+        text = result.text if result is not None else ""
         if result is None:
             self.no_read += 1
-        self.exact += text == label
-        self.top_n += result is not None and any(c.text == label for c in result.candidates)
-        self.label_chars += len(label)
+        if text == label:
+            self.exact += 1
+        if result is not None and any(c.text == label for c in result.candidates):
+            self.top_n += 1
         self.edits += edit_distance(text, label)
-        if len(text) == len(label):
+        self.confusions.update(edit_ops(label, text))
+        if result is not None and len(text) == len(label):
             self.same_length += 1
             self.aligned_chars += len(label)
             self.aligned_correct += sum(a == b for a, b in zip(text, label, strict=True))
         if text != label:
             self.failures.append((name, label, text))
+
+    def merge(self, other: CropScore) -> None:
+        for name in ("images", "exact", "top_n", "no_read", "aligned_chars", "same_length",
+                     "aligned_correct", "label_chars", "edits"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.timings_ms += other.timings_ms
+        self.failures += other.failures
+        self.confusions.update(other.confusions)
 
     def summary(self) -> dict[str, float | int]:
         n = max(1, self.images)
@@ -74,54 +141,157 @@ class CropScore:
             "median_ms": round(statistics.median(self.timings_ms), 3) if self.timings_ms else 0,
         }
 
+    def top_confusions(self, k: int = TOP_CONFUSIONS) -> list[tuple[str, int]]:
+        """``label>read`` edits by how often they occur (``-`` stands for no character)."""
+        return [(f"{a or '-'}>{b or '-'}", n) for (a, b), n in self.confusions.most_common(k)]
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledCrop:
+    name: str
+    label: str
+    group: str
+
+
+def read_label_rows(labels: Path) -> list[tuple[str, str]]:
+    """``(file, plate)`` of every row of a ``labels.csv`` (see the module docstring)."""
+    with labels.open(newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.reader(f) if r]
+    if not rows:
+        return []
+    header = [c.strip().lower() for c in rows[0]]
+    if "file" in header:
+        if "plate" not in header:
+            raise ConfigError(f"{labels}: the header has no 'plate' column: {rows[0]}")
+        fi, pi = header.index("file"), header.index("plate")
+        return [(r[fi], r[pi].strip().upper()) for r in rows[1:] if len(r) > max(fi, pi)]
+    if all(len(r) >= 3 for r in rows):
+        return [(r[0], r[2].strip().upper()) for r in rows]
+    raise ConfigError(f"{labels}: expected a header with 'file' and 'plate' columns")
+
+
+def crops_of_folder(
+    directory: Path, split: Split, group: str
+) -> Iterator[tuple[LabelledCrop, NDArray[np.uint8] | None]]:
+    labels = directory / "labels.csv"
+    if not labels.is_file():
+        raise ConfigError(f"{labels}: not found (a labels.csv with file and plate columns)")
+    for name, plate in read_label_rows(labels):
+        if in_split(name, split):
+            image = cv2.imread(str(directory / name), cv2.IMREAD_COLOR)
+            yield LabelledCrop(name, plate, group), (
+                None if image is None else np.asarray(image, np.uint8)
+            )
+
+
+def crops_of_scenes(
+    root: Path, split: Split, margin: float
+) -> Iterator[tuple[LabelledCrop, NDArray[np.uint8] | None]]:
+    for scene in find_scenes(root, split):
+        raw = cv2.imread(str(scene.image_path), cv2.IMREAD_COLOR)
+        image, factor = (None, 1.0) if raw is None else normalise(np.asarray(raw, np.uint8))
+        for k, plate in enumerate(scene.plates):
+            crop = LabelledCrop(f"{scene.image_path.name}#{k}", plate.text, scene.group)
+            if image is None:
+                yield crop, None
+                continue
+            yield crop, cut_with_margin(image, scale_box(plate.box_px, factor), margin)
+
+
+def cut_with_margin(
+    image: NDArray[np.uint8], box: tuple[int, int, int, int], margin: float
+) -> NDArray[np.uint8] | None:
+    """The box grown by ``margin`` of its width and height on every side, clipped to the
+    image; None when nothing of it is inside."""
+    x, y, w, h = box
+    ih, iw = image.shape[:2]
+    x0, y0 = max(0, round(x - margin * w)), max(0, round(y - margin * h))
+    x1, y1 = min(iw, round(x + w + margin * w)), min(ih, round(y + h + margin * h))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    return image[y0:y1, x0:x1]
+
+
+def regions_for(cfg: Config, camera: str | None) -> tuple[str, ...]:
+    cam = cfg.cameras.get(camera) if camera else None
+    return tuple(cam.regions if cam is not None and cam.regions else cfg.reader.regions)
+
 
 def eval_crops_main(
-    cfg: Config, directory: Path | None, split: Literal["val", "train", "all"] = "val",
-    failures_sheet: Path | None = None,
+    cfg: Config, directory: Path | None, split: Split = "val",
+    failures_sheet: Path | None = None, *, scenes: bool = False, margin: float = 0.15,
+    camera: str | None = None,
 ) -> int:
     if directory is None:
         data = shared_data_dir()
         if data is None:
             raise ConfigError("no ../shared/data beside the repository: pass the crops folder")
-        directory = data / "plate-crops"
-    labels = directory / "labels.csv"
-    if not labels.is_file():
-        raise ConfigError(f"{labels}: not found (expected file,state,PLATE rows)")
-    with labels.open(newline="") as f:
-        rows = [r for r in csv.reader(f) if len(r) >= 3 and in_split(r[0], split)]
+        directory = data / ("scenes" if scenes else "plate-crops")
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: not a folder")
+    if scenes:
+        items = list(crops_of_scenes(directory, split, margin))
+    else:
+        group = camera or directory.name
+        items = list(crops_of_folder(directory, split, group))
     reader = make_reader(cfg)
-    score = CropScore()
-    for i, row in enumerate(rows, 1):
-        image = cv2.imread(str(directory / row[0]), cv2.IMREAD_COLOR)
+    groups: dict[str, CropScore] = {}
+    images: dict[str, NDArray[np.uint8]] = {}
+    for i, (crop, image) in enumerate(items, 1):
+        show_progress(i, len(items), "crops", final=i == len(items))
         if image is None:
-            log.warning("cannot read %s", directory / row[0])
+            log.warning("cannot read %s", crop.name)
             continue
         t0 = time.perf_counter()
-        result = reader.read(np.asarray(image, np.uint8))
-        score.add(row[0], row[2].strip().upper(), result, (time.perf_counter() - t0) * 1000)
-        show_progress(i, len(rows), "crops", final=i == len(rows))
-    s = score.summary()
-    print(f"split: {split} ({directory})")
-    print(f"images: {s['images']}")
-    print(f"exact whole-plate accuracy: {s['exact_accuracy']:.2%}")
-    print(f"top-{cfg.reader.top_n} accuracy: {s['top_n_accuracy']:.2%}")
-    print(f"per-character accuracy (same-length reads): {s['char_accuracy_aligned']:.2%}")
-    print(f"per-character accuracy (1 - edits/chars): {s['char_accuracy_edit']:.2%}")
-    print(f"same-length reads: {s['same_length_reads']}, no read: {s['no_read']}")
-    print(f"median read time: {s['median_ms']} ms")
-    print(json.dumps({"split": split, **s}))
+        result = reader.read(image, regions_for(cfg, crop.group))
+        groups.setdefault(crop.group, CropScore()).add(
+            crop.name, crop.label, result, (time.perf_counter() - t0) * 1000
+        )
+        if failures_sheet is not None and (result is None or result.text != crop.label):
+            images[crop.name] = image
+    overall = CropScore()
+    for score in groups.values():
+        overall.merge(score)
+    _report(directory, split, cfg, groups, overall)
     if failures_sheet is not None:
-        _sheet(directory, score.failures, failures_sheet)
+        _sheet(images, overall.failures, failures_sheet)
     return 0
 
 
-def _sheet(directory: Path, failures: list[tuple[str, str, str]], out: Path) -> None:
+def _report(
+    directory: Path, split: Split, cfg: Config, groups: dict[str, CropScore], overall: CropScore
+) -> None:
+    print(f"eval-crops {directory} split={split} top_n={cfg.reader.top_n}")
+    print(f"{'set':<14} {'regions':<14} {'crops':>6} {'exact':>7} {'top-N':>7} "
+          f"{'char':>7} {'char/ed':>7} {'no read':>7} {'ms':>6}")
+    rows = [*((name, score) for name, score in sorted(groups.items())), ("overall", overall)]
+    for name, score in rows:
+        s = score.summary()
+        regions = ",".join(regions_for(cfg, name)) if name != "overall" else ""
+        print(f"{name:<14} {regions:<14} {s['images']:>6} {s['exact_accuracy']:>7.4f} "
+              f"{s['top_n_accuracy']:>7.4f} {s['char_accuracy_aligned']:>7.4f} "
+              f"{s['char_accuracy_edit']:>7.4f} {s['no_read']:>7} {s['median_ms']:>6.2f}")
+    costly = overall.top_confusions()
+    print("confusions that cost most (label>read): "
+          + (", ".join(f"{pair} x{n}" for pair, n in costly) or "none"))
+    print(json.dumps({
+        "eval_crops": str(directory), "split": split,
+        "groups": {name: {**score.summary(), "regions": list(regions_for(cfg, name))}
+                   for name, score in sorted(groups.items())},
+        **overall.summary(),
+        "confusions": dict(costly),
+    }))
+
+
+def _sheet(
+    images: dict[str, NDArray[np.uint8]], failures: Sequence[tuple[str, str, str]], out: Path
+) -> None:
     tiles = []
     for name, label, text in failures[:48]:
-        img = cv2.imread(str(directory / name), cv2.IMREAD_COLOR)
-        if img is None:
+        source = images.get(name)
+        if source is None:
             continue
-        img = cv2.resize(img, (240, 120))
+        img = cv2.resize(source, (240, 120))
         cv2.rectangle(img, (0, 0), (240, 18), (0, 0, 0), -1)
         cv2.putText(img, f"{label} -> {text or '-'}", (2, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                     (0, 255, 255), 1)
