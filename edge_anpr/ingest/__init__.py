@@ -1,4 +1,4 @@
-"""Ingest: UDP datagrams in, complete frames out (wire formats in ../shared/PROTOCOL.md).
+"""Ingest: UDP datagrams in, complete frames out (wire formats in docs/protocol.md).
 
 - ``protocol``: pure parsing/encoding of both wire formats, drop reasons (``DropReason``).
 - ``reassembly``: ``Reassembler`` (sans-IO: ``feed(datagram, sender, now_s)`` and

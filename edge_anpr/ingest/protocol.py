@@ -1,6 +1,6 @@
 """Both UDP wire formats as pure functions: bytes in, typed values out (and back, for senders).
 
-The formats are specified in ``PROTOCOL.md``. A datagram starting with ``EANP`` is sequenced;
+The formats are specified in ``docs/protocol.md``. A datagram starting with ``EANP`` is sequenced;
 anything else is legacy. Whether a legacy 4-byte datagram is a header or the last data chunk
 depends on the sender's state, so that decision belongs to the reassembler, not to this module.
 

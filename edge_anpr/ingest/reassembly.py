@@ -1,4 +1,4 @@
-"""Sans-IO frame reassembly for both wire formats (rules in PROTOCOL.md).
+"""Sans-IO frame reassembly for both wire formats (rules in docs/protocol.md).
 
 ``Reassembler.feed(datagram, sender, now_s)`` and ``Reassembler.expire(now_s)`` return typed
 events, ``FrameReady`` or ``Dropped``; nothing here touches a socket, a thread or the time of day,
