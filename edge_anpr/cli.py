@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from edge_anpr import __version__
-from edge_anpr.config import Config, config_reference_markdown, load_config
+from edge_anpr.config import Config, config_reference_markdown, load_config, log_level_name
 from edge_anpr.errors import ConfigError, EdgeAnprError
 from edge_anpr.logs import setup_logging
 from edge_anpr.system.signals import held_stop_signals
@@ -141,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="check a config file or print the key reference")
     cfg.add_argument("file", type=Path, nargs="?", default=None)
     cfg.add_argument("--markdown", action="store_true", help="print the README key table")
+    cfg.add_argument(
+        "--root", default="/", metavar="DIR",
+        help="look for the files the config names (TLS, models) under DIR, as in a system "
+             "staged there before it is installed",
+    )
     return parser
 
 
@@ -149,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "bench" and args.stand_in and args.what != "serve":
         parser.error("--stand-in is for `bench serve` only")
-    setup_logging(args.log_level or "INFO")
     try:
+        setup_logging(log_level_name(args.log_level, "--log-level") if args.log_level else "INFO")
         return _dispatch(args)
     except EdgeAnprError as exc:
         print(f"edge-anpr: error: {exc}", file=sys.stderr)
@@ -172,7 +177,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.markdown:
             sys.stdout.write(config_reference_markdown())
             return 0
-        load_config(args.file)
+        load_config(args.file, root=args.root)
         print(f"{args.file or 'embedded defaults'}: ok")
         return 0
     if command == "send":

@@ -1,15 +1,26 @@
-"""The one validated configuration object.
+"""The one validated configuration object, and the only validator of it.
 
 The TOML file is parsed once into frozen, typed dataclasses. Defaults live here and nowhere else:
-``edge-anpr serve`` with no file runs on them, and the README's key table is checked against
-them by a test (``edge-anpr config --markdown`` prints it). Validation is generic over the
-dataclass fields, so adding a key is adding a field with a default and a ``doc``; an unknown key
-or a value of the wrong type or range is a ``ConfigError`` naming the exact key path.
+``edge-anpr serve`` with no file runs on them, and the key table of the documentation is checked
+against them by a test (``edge-anpr config --markdown`` prints it). Validation is generic over
+the dataclass fields, so adding a key is adding a field with a default and a ``doc``; an unknown
+key or a value of the wrong type or range is a ``ConfigError`` naming the exact key path.
+
+Invariant: a ``Config`` returned by ``load_config``, ``config_from_dict`` or ``with_overrides``
+is one ``serve`` runs with. Every check the stages would otherwise make at start-up (TLS files,
+MQTT topic names, the bind address, HMAC key lengths, the model files, known-plate patterns)
+is made here, so ``edge-anpr config FILE`` rejects exactly what ``serve`` would, with one line
+naming the key (``tests/test_config.py`` runs each case through both commands). The components
+trust their section and do not check it again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import os
+import re
+import ssl
 import sys
 import types
 import typing
@@ -25,11 +36,27 @@ else:  # pragma: no cover - exercised only on older interpreters
     import tomli as tomllib
 
 T = TypeVar("T")
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+MIN_KEY_BYTES = 16
+"""Shortest HMAC key accepted (UTF-8 bytes): a shorter secret can be guessed offline from one
+tagged datagram."""
+READER_MODEL_FILES = ("segmenter.tflite", "classifier.tflite")
+"""The files a models folder must hold (``vision.reader`` loads them; a test keeps the names
+equal). The detector's file is optional there: without it the bundled one is used."""
+MQTT_TOPIC_MAX_BYTES = 65535
 
 
-def _key(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None) -> Any:
-    """A config field: its default, the sentence the README shows, and an optional range."""
-    meta = {"doc": doc, "lo": lo, "hi": hi}
+def _key(
+    default: Any, doc: str, *, lo: float | None = None, hi: float | None = None,
+    any_case: bool = False,
+) -> Any:
+    """A config field: its default, the sentence the table shows, and an optional range.
+
+    ``any_case`` (for a choice of upper-case names) accepts the value in any case and stores it
+    upper-cased.
+    """
+    meta = {"doc": doc, "lo": lo, "hi": hi, "any_case": any_case}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -38,7 +65,9 @@ def _key(default: Any, doc: str, *, lo: float | None = None, hi: float | None = 
 @dataclass(frozen=True)
 class DeviceConfig:
     name: str = _key("edge-anpr", "Device id: used in MQTT topics and the Home Assistant device.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _key("INFO", "Logging level.")
+    log_level: LogLevel = _key(
+        "INFO", "Logging level (any case: debug, info, warning, error).", any_case=True
+    )
     stats_interval_s: float = _key(
         5.0, "Seconds between stats lines/status messages.", lo=0.5, hi=3600
     )
@@ -228,26 +257,59 @@ class Config:
     known_plates: list[KnownPlateConfig] = field(default_factory=list)
 
 
-def load_config(path: Path | None) -> Config:
-    """Read and validate a TOML file; None gives the embedded defaults."""
+def load_config(path: Path | None, *, root: str = "/") -> Config:
+    """Read and validate a TOML file; None gives the embedded defaults.
+
+    ``root`` is where the files the config names (TLS files, models) are looked for: ``/``,
+    or the folder a system is staged in before it is installed (``edge-anpr config --root``).
+    """
     if path is None:
         return Config()
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}): save the config file as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return config_from_dict(raw, source=str(path))
+    return config_from_dict(raw, source=str(path), root=root)
 
 
-def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+def config_from_dict(raw: dict[str, Any], source: str = "config", root: str = "/") -> Config:
+    """Build and check a ``Config`` from parsed TOML; ``source`` prefixes every error."""
     cfg = _build(Config, raw, "", source)
-    _check_cross_fields(cfg, source)
+    _check_cross_fields(cfg, source, root)
     return cfg
 
 
-def _check_cross_fields(cfg: Config, source: str) -> None:
+def with_overrides(
+    cfg: Config, *, port: int | None = None, mqtt: bool = True, source: str = "command line"
+) -> Config:
+    """``cfg`` with command-line overrides (``serve --port``, ``--no-mqtt``), checked by the
+    same code as the file: an out-of-range ``--port`` is the ``ConfigError`` of ``ingest.port``.
+    """
+    raw = dataclasses.asdict(cfg)
+    if port is not None:
+        raw["ingest"]["port"] = port
+    if not mqtt:
+        raw["mqtt"]["enabled"] = False
+    return config_from_dict(raw, source=source)
+
+
+def log_level_name(text: str, key: str = "device.log_level") -> LogLevel:
+    """The logging level named by ``text`` in any case (``debug``); ``ConfigError`` otherwise."""
+    allowed: tuple[LogLevel, ...] = get_args(LogLevel)
+    for name in allowed:
+        if text.upper() == name:
+            return name
+    choices = ", ".join(n.lower() for n in allowed)
+    raise ConfigError(f"{key} must be one of {choices} (any case), got {text!r}")
+
+
+def _check_cross_fields(cfg: Config, source: str, root: str = "/") -> None:
     det = cfg.detector
     if det.min_plate_width_px > det.max_plate_width_px:
         raise ConfigError(
@@ -271,14 +333,109 @@ def _check_cross_fields(cfg: Config, source: str) -> None:
         if not known.plate:
             raise ConfigError(f"{source}: known_plates[{i}].plate must not be empty")
         if known.match == "regex":
-            import re
-
             try:
                 re.compile(known.plate)
             except re.error as exc:
                 raise ConfigError(
                     f"{source}: known_plates[{i}].plate is not a valid regex: {exc}"
                 ) from None
+            if known.max_edit_distance > 1:
+                # Python's re has no approximate matching: tolerance 1 tries every one-edit
+                # variant (hundreds), tolerance 2 tens of thousands per event (plates.known).
+                raise ConfigError(
+                    f"{source}: known_plates[{i}].max_edit_distance must be at most 1 for "
+                    f'match = "regex", got {known.max_edit_distance}'
+                )
+    _check_ingest(cfg, source)
+    _check_mqtt(cfg, source, root)
+    _check_models(cfg, source, root)
+
+
+def _check_ingest(cfg: Config, source: str) -> None:
+    try:
+        ipaddress.ip_address(cfg.ingest.bind)
+    except ValueError:
+        raise ConfigError(
+            f"{source}: ingest.bind must be an IP address such as 0.0.0.0, 127.0.0.1 or ::, "
+            f"got {cfg.ingest.bind!r}"
+        ) from None
+    keys = [("ingest.key", cfg.ingest.key)]
+    keys += [(f"cameras.{name}.key", cam.key) for name, cam in cfg.cameras.items()]
+    for key, value in keys:
+        if value and len(value.encode("utf-8")) < MIN_KEY_BYTES:
+            raise ConfigError(
+                f"{source}: {key} must be at least {MIN_KEY_BYTES} bytes (or '' for none), "
+                f"got {len(value.encode('utf-8'))}"
+            )
+
+
+def check_topic_name(value: str, key: str) -> None:
+    """An MQTT topic name (or prefix of one) we may publish to; ``ValueError`` naming ``key``.
+
+    No wildcards (``+``, ``#``), no NUL, not a broker's ``$`` topic, at most 65535 UTF-8 bytes.
+    """
+    bad = sorted({c for c in value if c in "+#\0"})
+    if bad:
+        shown = ", ".join("NUL" if c == "\0" else repr(c) for c in bad)
+        raise ValueError(f"{key} must not contain MQTT wildcards or NUL ({shown}), got {value!r}")
+    if value.startswith("$"):
+        raise ValueError(f"{key} must not start with '$' (broker topics), got {value!r}")
+    if len(value.encode("utf-8")) > MQTT_TOPIC_MAX_BYTES:
+        raise ValueError(f"{key} is longer than {MQTT_TOPIC_MAX_BYTES} bytes")
+
+
+def _check_mqtt(cfg: Config, source: str, root: str) -> None:
+    m = cfg.mqtt
+    names = [
+        ("device.name", cfg.device.name),
+        ("mqtt.topic_prefix", m.topic_prefix),
+        ("mqtt.homeassistant_prefix", m.homeassistant_prefix),
+    ]
+    if not cfg.device.name.strip():
+        raise ConfigError(f"{source}: device.name must not be empty")
+    for key, value in names:
+        try:
+            check_topic_name(value, key)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    if not (m.enabled and m.tls):
+        return
+    ca, cert, key_file = (_rooted(root, p) for p in (m.ca_file, m.cert_file, m.key_file))
+    for key, path in (("mqtt.ca_file", ca), ("mqtt.cert_file", cert),
+                      ("mqtt.key_file", key_file)):
+        if path:
+            _check_readable_file(path, key, source)
+    try:
+        ctx = ssl.create_default_context(cafile=ca or None)
+        if cert:
+            ctx.load_cert_chain(cert, key_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        keys = "mqtt.ca_file" if not m.cert_file else "mqtt.ca_file/cert_file/key_file"
+        raise ConfigError(f"{source}: {keys}: TLS files unusable: {exc}") from None
+
+
+def _rooted(root: str, path: str) -> str:
+    """``path`` as seen from a system staged under ``root`` ('' stays '')."""
+    if not path or root in ("", "/") or not os.path.isabs(path):
+        return path
+    return os.path.join(root, path.lstrip("/"))
+
+
+def _check_readable_file(path: str, key: str, source: str) -> None:
+    if not os.path.isfile(path):
+        raise ConfigError(f"{source}: {key}: no such file {path!r}")
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"{source}: {key}: {path!r} is not readable by this user")
+
+
+def _check_models(cfg: Config, source: str, root: str) -> None:
+    folder = _rooted(root, cfg.reader.models_dir)
+    if not folder:
+        return
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{source}: reader.models_dir: no such folder {folder!r}")
+    for name in READER_MODEL_FILES:
+        _check_readable_file(os.path.join(folder, name), "reader.models_dir", source)
 
 
 def _check_regions(regions: list[str], key: str, source: str) -> None:
@@ -330,6 +487,8 @@ def _convert(tp: Any, value: Any, path: str, source: str, fld: dataclasses.Field
         ]
     if origin is Literal:
         allowed = get_args(tp)
+        if fld.metadata.get("any_case") and isinstance(value, str):
+            value = value.upper()
         if value not in allowed:
             choices = ", ".join(map(repr, allowed))
             raise ConfigError(f"{source}: {path} must be one of {choices}, got {_show(value)}")

@@ -217,8 +217,9 @@ def test_installed_cli_accepts_the_rendered_config(
 ) -> None:
     venv = deployment.path("/opt/edge-anpr/venv")
     config = deployment.path("/etc/edge-anpr/config.toml")
+    # --root: the models folder it names is checked where this throwaway apply put it.
     proc = subprocess.run(
-        [str(venv / "bin" / "edge-anpr"), "config", str(config)],
+        [str(venv / "bin" / "edge-anpr"), "config", "--root", str(deployment.root), str(config)],
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr

@@ -20,7 +20,7 @@ BOUNDS = {
     "max_senders": 4,
     "frame_timeout_s": 0.5,
 }
-KEY = b"cam1-key"
+KEY = b"cam1-key-16-bytes"
 SENDERS = [(f"10.0.0.{i}", 4000 + i % 2) for i in range(8)]
 # Frames the senders may legitimately send; keyed camera 1 can only ever yield these bytes.
 ORIGINALS = {n: random.Random(n).randbytes(n) for n in (1, 4, 1472, 1476, 5000, 20000, 29999)}

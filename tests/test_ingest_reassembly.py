@@ -29,6 +29,9 @@ from edge_anpr.ingest.reassembly import (
 from edge_anpr.values import Frame
 
 A = ("10.0.0.1", 5000)
+SECRET = b"s3cret-camera-key"
+GLOBAL = b"global-sender-key"
+OWN = b"own-camera-key-3"
 B = ("10.0.0.2", 5001)
 
 
@@ -391,9 +394,9 @@ def test_idle_streams_are_forgotten() -> None:
 
 
 def test_valid_tag_for_a_camera_key_is_accepted() -> None:
-    r = make(cameras={"gate": {"id": 3, "key": "s3cret"}})
+    r = make(cameras={"gate": {"id": 3, "key": SECRET.decode()}})
     jpeg = payload(4000)
-    (f,) = ready(feed(r, encode_sequenced(jpeg, camera=3, frame=1, key=b"s3cret")))
+    (f,) = ready(feed(r, encode_sequenced(jpeg, camera=3, frame=1, key=SECRET)))
     assert f.jpeg == jpeg and f.camera == "gate"
 
 
@@ -401,7 +404,7 @@ def test_valid_tag_for_a_camera_key_is_accepted() -> None:
     ("key", "reason"), [(b"wrong", "bad_tag"), (None, "unauthenticated")]
 )
 def test_bad_or_missing_tag_is_rejected(key: bytes | None, reason: str) -> None:
-    r = make(cameras={"gate": {"id": 3, "key": "s3cret"}})
+    r = make(cameras={"gate": {"id": 3, "key": SECRET.decode()}})
     chunks = encode_sequenced(payload(4000), camera=3, frame=1, key=key)
     events = feed(r, chunks)
     assert ready(events) == []
@@ -411,8 +414,8 @@ def test_bad_or_missing_tag_is_rejected(key: bytes | None, reason: str) -> None:
 
 
 def test_tampered_payload_fails_the_tag() -> None:
-    r = make({"key": "global"})
-    chunks = encode_sequenced(payload(100), camera=9, frame=1, key=b"global")
+    r = make({"key": GLOBAL.decode()})
+    chunks = encode_sequenced(payload(100), camera=9, frame=1, key=GLOBAL)
     tampered = bytearray(chunks[0])
     tampered[40] ^= 0xFF
     assert reasons(r.feed(bytes(tampered), A, 0.0)) == ["bad_tag"]
@@ -420,17 +423,17 @@ def test_tampered_payload_fails_the_tag() -> None:
 
 
 def test_global_key_applies_to_unconfigured_cameras() -> None:
-    r = make({"key": "global"}, cameras={"gate": {"id": 3, "key": "own"}})
-    assert ready(feed(r, encode_sequenced(payload(100), camera=5, frame=1, key=b"global")))
-    assert reasons(feed(r, encode_sequenced(payload(100), camera=3, frame=1, key=b"global"))) == [
+    r = make({"key": GLOBAL.decode()}, cameras={"gate": {"id": 3, "key": OWN.decode()}})
+    assert ready(feed(r, encode_sequenced(payload(100), camera=5, frame=1, key=GLOBAL)))
+    assert reasons(feed(r, encode_sequenced(payload(100), camera=3, frame=1, key=GLOBAL))) == [
         "bad_tag"
     ]
-    assert ready(feed(r, encode_sequenced(payload(100), camera=3, frame=1, key=b"own")))
+    assert ready(feed(r, encode_sequenced(payload(100), camera=3, frame=1, key=OWN)))
 
 
 @pytest.mark.parametrize("allow", [True, False])
 def test_allow_unauthenticated(allow: bool) -> None:
-    r = make({"allow_unauthenticated": allow}, cameras={"gate": {"id": 3, "key": "k"}})
+    r = make({"allow_unauthenticated": allow}, cameras={"gate": {"id": 3, "key": OWN.decode()}})
     events = feed(r, encode_sequenced(payload(100), camera=4, frame=1))
     if allow:
         assert len(ready(events)) == 1

@@ -28,10 +28,9 @@ from edge_anpr.app import (
     run_trio,
     running_pipeline,
     stop_on_signals,
-    with_overrides,
 )
 from edge_anpr.assets import DEMO_DIR, expected_plates
-from edge_anpr.config import Config
+from edge_anpr.config import Config, with_overrides
 from edge_anpr.errors import EdgeAnprError
 from edge_anpr.system.notify import SystemdNotifier
 from edge_anpr.system.signals import STOP_SIGNALS
@@ -49,7 +48,7 @@ def demo_main(
 ) -> int:
     if not any(DEMO_DIR.glob("*.jpg")):
         raise EdgeAnprError(f"no demo frames in {DEMO_DIR}; reinstall the package")
-    cfg = with_overrides(cfg, port=port if port is not None else 0, mqtt=False)
+    cfg = with_overrides(cfg, port=port if port is not None else 0, mqtt=False, source="--port")
     cfg = dataclasses.replace(
         cfg,
         ingest=dataclasses.replace(cfg.ingest, bind="127.0.0.1"),

@@ -10,8 +10,8 @@ from typing import Any
 
 import trio
 
-from edge_anpr.app import Sinks, run_trio, running_pipeline, stop_on_signals, with_overrides
-from edge_anpr.config import Config
+from edge_anpr.app import Sinks, run_trio, running_pipeline, stop_on_signals
+from edge_anpr.config import Config, with_overrides
 from edge_anpr.system.notify import SystemdNotifier, run_watchdog
 from edge_anpr.system.signals import STOP_SIGNALS
 from edge_anpr.values import PlateRead
@@ -49,11 +49,12 @@ def read_line(read: PlateRead) -> dict[str, Any]:
 def serve_main(
     cfg: Config, *, stdout_json: bool, port: int | None, mqtt: bool, early: Sequence[int] = ()
 ) -> int:
-    """Run the appliance until SIGINT/SIGTERM; 0 on a clean stop."""
-    from edge_anpr.publish.stage import check_event_stage_config
+    """Run the appliance until SIGINT/SIGTERM; 0 on a clean stop.
 
-    cfg = with_overrides(cfg, port=port, mqtt=mqtt)
-    check_event_stage_config(cfg)  # bad TLS files, topic wildcards: exit 2 before binding
+    ``cfg`` was checked by the loader; the overrides go through the same checks, so a bad
+    ``--port`` is a ``ConfigError`` (exit 2) before anything binds or loads.
+    """
+    cfg = with_overrides(cfg, port=port, mqtt=mqtt, source="--port")
     run_trio(_serve, cfg, JsonLines(stdout_json), early)
     return 0
 

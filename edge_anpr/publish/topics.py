@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_anpr.config import Config, KnownPlateConfig
-from edge_anpr.errors import ConfigError
 from edge_anpr.plates.known import KnownMatch
 from edge_anpr.plates.tracker import PlateEvent
 
@@ -33,14 +32,10 @@ class Topics:
 
     @classmethod
     def from_config(cls, cfg: Config) -> Topics:
-        """The topic names; a prefix with MQTT wildcards is a ``ConfigError``."""
+        """The topic names. The prefixes are valid topic names: the config loader checked them
+        (``config.check_topic_name``), and camera names are made safe here."""
         prefix = cfg.mqtt.topic_prefix.strip("/") or f"edge-anpr/{topic_safe(cfg.device.name)}"
         ha = cfg.mqtt.homeassistant_prefix.strip("/") or "homeassistant"
-        for key, value in (("topic_prefix", prefix), ("homeassistant_prefix", ha)):
-            if any(c in value for c in "+#\0"):
-                raise ConfigError(
-                    f"mqtt.{key} must not contain '+', '#' or NUL (MQTT wildcards), got {value!r}"
-                )
         return cls(prefix, ha)
 
     @property
