@@ -13,6 +13,10 @@ published by then stays in the outbox for the next start.
 
 A stage that crashes is logged with its traceback and restarted with backoff
 (``system.supervise``) while the others keep running.
+
+Stats: one loop (``_report_stats``), every ``device.stats_interval_s``, takes the pipeline's
+counters and the event stage's (``publish.stage.StatsReport``) and reports them once: one log
+line, the ``on_stats`` sink, and ``<prefix>/status/stats`` over MQTT.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.ingest.reassembly import Reassembler
 from edge_anpr.ingest.udp import run_udp_ingest
 from edge_anpr.logs import fields
+from edge_anpr.publish.stage import StatsReport, report_log_fields, run_event_stage
 from edge_anpr.system.notify import SystemdNotifier
 from edge_anpr.system.supervise import supervise
 from edge_anpr.values import PlateRead
@@ -129,8 +134,6 @@ async def run_pipeline(
     task_status: trio.TaskStatus[Pipeline] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run every stage until stopped and drained; ``task_status`` gets the ``Pipeline``."""
-    from edge_anpr.publish.stage import run_event_stage
-
     sinks = sinks or Sinks()
     reassembler = Reassembler(cfg)
     queue = FrameQueue(cfg.ingest.queue_frames_per_camera, reassembler.stats)
@@ -138,9 +141,7 @@ async def run_pipeline(
     reads_tx, reads_rx = trio.open_memory_channel[PlateRead](READS_BUFFER)
     ingest_scope = trio.CancelScope()
     pipeline: Pipeline | None = None
-
-    def stats() -> dict[str, Any]:
-        return pipeline.snapshot() if pipeline else {}
+    report = StatsReport(cfg.device.name)
 
     with gil_switch_interval(cfg.workers.gil_switch_interval_ms / 1000):
         async with trio.open_nursery() as outer:
@@ -155,7 +156,7 @@ async def run_pipeline(
                 stages.start_soon(
                     supervise, "events",
                     functools.partial(
-                        run_event_stage, cfg, reads_rx, stats, on_event=sinks.on_event,
+                        run_event_stage, cfg, reads_rx, report, on_event=sinks.on_event,
                         outbox_path=outbox_path,
                     ),
                 )
@@ -163,7 +164,9 @@ async def run_pipeline(
                     port, workers, reassembler, queue, worker_stats, ingest_scope,
                     stages.cancel_scope, cfg.device.shutdown_timeout_s,
                 )
-                outer.start_soon(_report_stats, cfg.device.stats_interval_s, pipeline, sinks)
+                outer.start_soon(
+                    _report_stats, cfg.device.stats_interval_s, pipeline, report, sinks
+                )
                 task_status.started(pipeline)
             outer.cancel_scope.cancel()
     log.info("%s", fields(event="stopped", **_flat(pipeline.snapshot())))
@@ -221,13 +224,18 @@ async def _ingest(
         await supervise("ingest", functools.partial(run_udp_ingest, same_port, queue, reassembler))
 
 
-async def _report_stats(interval_s: float, pipeline: Pipeline, sinks: Sinks) -> None:
+async def _report_stats(
+    interval_s: float, pipeline: Pipeline, report: StatsReport, sinks: Sinks
+) -> None:
+    """The one stats loop: log line, ``on_stats`` (the pipeline's counters) and MQTT."""
     while True:
         await trio.sleep(interval_s)
         snap = pipeline.snapshot()
         if sinks.on_stats is not None:
             sinks.on_stats(snap)
-        log.info("%s", fields(event="stats", **_flat(snap)))
+        full = report.build(snap)
+        log.info("%s", fields(event="stats", **_flat(snap), **report_log_fields(full)))
+        report.send(full)
 
 
 def _flat(snap: dict[str, Any]) -> dict[str, Any]:
@@ -241,16 +249,6 @@ def _flat(snap: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- `edge-anpr serve` -------------------------------------------------------------------------
-
-
-def with_overrides(cfg: Config, *, port: int | None = None, mqtt: bool = True) -> Config:
-    if port is not None:
-        if not 0 <= port <= 65535:
-            raise EdgeAnprError(f"--port must be 0..65535, got {port}")
-        cfg = dataclasses.replace(cfg, ingest=dataclasses.replace(cfg.ingest, port=port))
-    if not mqtt:
-        cfg = dataclasses.replace(cfg, mqtt=dataclasses.replace(cfg.mqtt, enabled=False))
-    return cfg
 
 
 def run_trio(fn: Callable[..., Any], *args: Any) -> None:

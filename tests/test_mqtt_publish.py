@@ -3,6 +3,7 @@ discovery, known plates and gate commands, TLS, passwords and MQTT 5."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ import pytest
 import trio
 
 from edge_anpr.config import Config, config_from_dict
-from edge_anpr.publish.stage import run_event_stage
+from edge_anpr.publish.stage import StatsReport, run_event_stage
 from edge_anpr.values import Candidate, PlateRead, PlateText
 
 if TYPE_CHECKING:  # fixtures come from conftest.py, however tests/ is imported
@@ -72,12 +73,19 @@ async def start_stage(
     nursery: trio.Nursery, cfg: Config, **kw: Any
 ) -> trio.MemorySendChannel[PlateRead]:
     send, recv = trio.open_memory_channel[PlateRead](100)
+    report = StatsReport(cfg.device.name)
     await nursery.start(
-        lambda task_status: run_event_stage(
-            cfg, recv, lambda: {"frames": 7}, task_status=task_status, **kw
-        )
+        lambda task_status: run_event_stage(cfg, recv, report, task_status=task_status, **kw)
     )
+    nursery.start_soon(_send_stats, report, cfg.device.stats_interval_s)
     return send
+
+
+async def _send_stats(report: StatsReport, interval_s: float) -> None:
+    """What the app's one stats loop does with the event stage's report."""
+    while True:
+        await trio.sleep(interval_s)
+        report.send(report.build({"frames": 7}))
 
 
 async def test_events_plate_known_gate_and_status(
@@ -433,9 +441,13 @@ async def test_tls_with_client_certificate(
 
 
 async def test_unusable_tls_files_name_the_keys(mosquitto: Broker, tmp_path: Path) -> None:
+    # The loader refuses a missing file (tests/test_config.py); this is one that went away
+    # between the check and the start of the stage.
     from edge_anpr.errors import PublishError
 
-    cfg = make_cfg(mosquitto, tmp_path, tls=True, ca_file=str(tmp_path / "missing.pem"))
+    checked = make_cfg(mosquitto, tmp_path)
+    gone = dataclasses.replace(checked.mqtt, tls=True, ca_file=str(tmp_path / "gone.pem"))
+    cfg = dataclasses.replace(checked, mqtt=gone)
     _send, recv = trio.open_memory_channel[PlateRead](1)
     with pytest.raises(PublishError, match=r"mqtt\.ca_file="):
         await run_event_stage(cfg, recv)

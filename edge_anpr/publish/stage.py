@@ -1,13 +1,16 @@
 """The event stage: plate reads in; events, known plates and gate commands out via the outbox.
 
-Entry point for the integrator::
+Entry point for the integrator (``cfg`` comes from the config loader, which has checked
+everything this stage relies on: topic names, TLS files, known-plate patterns)::
 
-    check_event_stage_config(cfg)  # at start-up: ConfigError/PublishError before serving
-    await nursery.start(run_event_stage, cfg, reads_rx, stats_source)
+    stats = StatsReport(cfg.device.name)
+    await nursery.start(run_event_stage, cfg, reads_rx, stats)
     # keyword options: on_event=callable(dict) for `serve --stdout` JSON lines,
     #                  outbox_path=..., clock=..., wall_us=..., id_source=...
+    ...every device.stats_interval_s (app's one stats loop):
+    stats.send(stats.build(pipeline_counters))
 
-``run_event_stage(cfg, reads, stats_source, *, on_event=None, ..., task_status)`` runs until
+``run_event_stage(cfg, reads, stats, *, on_event=None, ..., task_status)`` runs until
 ``reads`` is closed or the task is cancelled (the SIGTERM path), and in both cases:
 
 1. ends every open event (``Tracker.close``) and writes those ``end`` messages to the outbox;
@@ -20,9 +23,10 @@ Per event step (see ``plates/tracker.py``) it writes, in this order, to the outb
 ``<camera>/known`` the first time the event matches a known-plate entry; ``<camera>/gate``
 (``{"command": "open"}``, with a time to live of ``mqtt.gate_command_ttl_s``) the first time it
 matches an entry with ``gate = true``. Known-plate matching compares the best text and then the
-event's candidates. Every ``device.stats_interval_s`` the counters (``stats_source()`` plus the
-tracker's, the outbox's and the connection's) are published to ``<prefix>/status/stats``
-(QoS 0, not stored: stale counters are worthless) and logged.
+event's candidates. The stage has no stats loop of its own: while it runs, its ``StatsReport``
+adds the tracker's, the outbox's and the connection's counters to the report ``app`` builds
+every ``device.stats_interval_s``, and ``StatsReport.send`` publishes that report to
+``<prefix>/status/stats`` (QoS 0, not stored: stale counters are worthless).
 
 With ``mqtt.enabled = false`` (or ``serve --no-mqtt``) nothing connects: events are logged,
 passed to ``on_event`` and written to the bounded outbox, which a later start with MQTT enabled
@@ -155,22 +159,59 @@ class EventSink:
         }
 
 
-def check_event_stage_config(cfg: Config) -> None:
-    """Raise the ``ConfigError``/``PublishError`` the stage would raise, before serving.
+class StatsReport:
+    """The stats report's event-stage part, and its way to MQTT.
 
-    For the CLI to fail fast (exit 2 for config errors): wildcards in topic prefixes, a regex
-    known plate with too much tolerance, unreadable TLS files.
+    ``build(pipeline)`` is the ``<prefix>/status/stats`` payload (``schemas/stats.json``):
+    ``pipeline`` as given, plus the counters of the running event stage; ``send`` publishes it
+    when a broker is connected. While no event stage runs (before it starts, while it restarts)
+    the report holds ``pipeline`` only and ``send`` does nothing.
     """
-    topics = Topics.from_config(cfg)
-    KnownPlates(cfg.known_plates)
-    if cfg.mqtt.enabled and cfg.mqtt.tls:
-        MqttPublisher(cfg, Outbox(":memory:", 10), topics)
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self._counters: Callable[[], dict[str, Any]] | None = None
+        self._send: Callable[[str], bool] | None = None
+
+    def attach(
+        self, counters: Callable[[], dict[str, Any]], send: Callable[[str], bool] | None
+    ) -> None:
+        self._counters, self._send = counters, send
+
+    def detach(self) -> None:
+        self._counters = self._send = None
+
+    def build(self, pipeline: dict[str, Any]) -> dict[str, Any]:
+        report: dict[str, Any] = {"v": 1, "device": self.device}
+        if self._counters is not None:
+            report.update(self._counters())
+        report["pipeline"] = pipeline
+        return report
+
+    def send(self, report: dict[str, Any]) -> bool:
+        """Publish ``report`` (QoS 0, not stored); False when there is no broker to take it."""
+        if self._send is None:
+            return False
+        return self._send(json.dumps(report, sort_keys=True, default=str))
+
+
+def report_log_fields(report: dict[str, Any]) -> dict[str, Any]:
+    """The event-stage part of the one stats log line."""
+    if "tracker" not in report:
+        return {}
+    return {
+        "open_events": report["tracker"]["open_events"],
+        "events": report["tracker"]["events"],
+        "outbox_pending": report["outbox"]["pending"],
+        "outbox_evicted": report["outbox"]["evicted"],
+        "mqtt_connected": report.get("mqtt", {}).get("connected", False),
+    }
 
 
 async def run_event_stage(
     cfg: Config,
     reads: trio.MemoryReceiveChannel[PlateRead],
-    stats_source: Callable[[], dict[str, object]] | None = None,
+    stats: StatsReport | None = None,
     *,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     outbox_path: str | None = None,
@@ -202,22 +243,19 @@ async def run_event_stage(
             if events and publisher is not None:
                 publisher.wake()
 
-        def all_stats() -> dict[str, Any]:
+        def counters() -> dict[str, Any]:
             out: dict[str, Any] = {
-                "v": 1,
-                "device": cfg.device.name,
                 "tracker": {"open_events": tracker.open_events(),
                             "suppressed_reads": tracker.suppressed_reads, **sink.stats()},
                 "outbox": outbox.stats(),
             }
             if publisher is not None:
                 out["mqtt"] = publisher.stats()
-            if stats_source is not None:
-                try:
-                    out["pipeline"] = stats_source()
-                except Exception:  # another stage's bug must not stop event publishing
-                    log.exception("stats source failed")
             return out
+
+        def send_stats(payload: str) -> bool:
+            assert publisher is not None
+            return publisher.publish_direct(topics.stats, payload, qos=0)
 
         async with trio.open_nursery() as nursery:
             # Shielded only once this block's ``finally`` is there to end it: a cancellation
@@ -233,11 +271,14 @@ async def run_event_stage(
                     publisher_scope.shield = True
                     publishing = True
                 nursery.start_soon(_ticker, tracker, emit, clock, cfg.tracker.quiet_time_s)
-                nursery.start_soon(_stats_loop, cfg, topics, publisher, all_stats)
+                if stats is not None:
+                    stats.attach(counters, send_stats if publisher is not None else None)
                 task_status.started()
                 async for read in reads:
                     emit(tracker.push(read, clock(), wall_us()))
             finally:
+                if stats is not None:
+                    stats.detach()
                 with trio.CancelScope(shield=True):
                     emit(tracker.close(clock()))
                     if publisher is not None and publishing:
@@ -272,25 +313,3 @@ async def _ticker(
     while True:
         await trio.sleep(interval)
         emit(tracker.tick(clock()))
-
-
-async def _stats_loop(
-    cfg: Config,
-    topics: Topics,
-    publisher: MqttPublisher | None,
-    all_stats: Callable[[], dict[str, Any]],
-) -> None:
-    while True:
-        await trio.sleep(cfg.device.stats_interval_s)
-        stats = all_stats()
-        log.info("event stats %s", fields(**{
-            "open_events": stats["tracker"]["open_events"],
-            "events": stats["tracker"]["events"],
-            "outbox_pending": stats["outbox"]["pending"],
-            "outbox_evicted": stats["outbox"]["evicted"],
-            "mqtt_connected": publisher.connected if publisher else False,
-        }))
-        if publisher is not None:
-            publisher.publish_direct(
-                topics.stats, json.dumps(stats, sort_keys=True, default=str), qos=0
-            )
