@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from edge_anpr.boxes import BoxPx
+
 WireFormat = Literal["legacy", "sequenced"]
 
 
@@ -57,7 +59,7 @@ class PlateRead:
 
     camera: str
     text: PlateText
-    box_px: tuple[int, int, int, int]
+    box_px: BoxPx
     """x, y, width, height in frame pixels."""
     capture_time_us: int
     frame_sequence: int | None

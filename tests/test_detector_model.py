@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_anpr.boxes import iou
 from edge_anpr.config import Config
-from edge_anpr.vision.detector import PlateDetector, default_model_path, iou, load_detector
+from edge_anpr.vision.hog import PlateDetector, default_model_path, load_detector
 
 pytestmark = pytest.mark.skipif(
     not default_model_path().exists(), reason="models/plate_hog.npz not trained yet"

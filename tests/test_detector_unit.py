@@ -1,4 +1,4 @@
-"""Pure parts of the plate detector: scale selection, boxes, NMS, features, model files."""
+"""Pure parts of the plate detector: scale selection, features, layout, scan, model files."""
 
 from __future__ import annotations
 
@@ -13,25 +13,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge_anpr.errors import ModelError
-from edge_anpr.vision.detector import (
+from edge_anpr.vision.hog import DetectorModel, PlateDetector, WindowModel
+from edge_anpr.vision.hog.features import (
     CELLS_PER_PLATE,
     NBINS,
-    SCALE_STEP,
+    micro_channels,
+    orientation_channels,
+)
+from edge_anpr.vision.hog.layout import PackedLayout, pack_grids
+from edge_anpr.vision.hog.pyramid import SCALE_STEP, FeaturePyramid, plate_widths
+from edge_anpr.vision.hog.scoring import score_maps
+from edge_anpr.vision.hog.verifier import (
     VERIFY_MARGIN,
     VERIFY_SIZE,
-    Detection,
-    DetectorModel,
-    FeaturePyramid,
-    PackedLayout,
-    PlateDetector,
-    WindowModel,
-    iou,
-    micro_channels,
-    nms,
-    orientation_channels,
-    pack_grids,
-    plate_widths,
-    score_maps,
     verify_features,
     verify_features_many,
 )
@@ -54,24 +48,6 @@ def test_plate_widths_cover_the_range_geometrically(lo: float, ratio: float) -> 
 def test_plate_widths_reject_inverted_range() -> None:
     with pytest.raises(ValueError):
         plate_widths(200, 100)
-
-
-def test_iou_known_values() -> None:
-    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
-    assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
-    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
-
-
-def test_nms_keeps_best_of_overlapping_and_separate_boxes() -> None:
-    dets = [
-        Detection((100, 100, 80, 20), 0.5, "eu"),
-        Detection((104, 98, 80, 40), 1.5, "us"),  # same plate, other shape, better score
-        Detection((400, 300, 80, 20), 0.2, "eu"),  # elsewhere
-        Detection((402, 301, 78, 20), 0.1, "eu"),
-    ]
-    kept = nms(dets, 0.3)
-    assert [d.score for d in kept] == [1.5, 0.2]
-    assert nms(dets, 0.3, limit=1) == [dets[1]]
 
 
 def test_orientation_channels_put_vertical_edges_in_the_horizontal_gradient_bin() -> None:
@@ -265,11 +241,11 @@ def test_layout_windows_and_boxes_are_those_of_every_window(shape: tuple[int, in
                     dropped += 1
                     continue
                 flat = int(starts[index]) + (y + row) * map_w + x + col
-                expected.append((flat, (x0, y0, x1 - x0, y1 - y0), index, np.float32(model.bias)))
+                expected.append((flat, (x0, y0, x1 - x0, y1 - y0), index))
     assert expected and dropped
     boxes, shapes = layout.boxes_of(np.arange(layout.valid.size))
     got = list(zip(layout.valid.tolist(), map(tuple, boxes.T.tolist()), shapes.tolist(),
-                   layout.bias.tolist(), strict=True))
+                   strict=True))
     assert got == expected
 
 
@@ -314,28 +290,3 @@ def test_roi_limits_where_boxes_can_be() -> None:
     for d in boxes:
         x, y, w, h = d.box_px
         assert x >= 100 and y >= 50 and x + w <= 300 and y + h <= 200
-
-
-_boxes = st.lists(
-    st.tuples(
-        st.integers(0, 300), st.integers(0, 300), st.integers(8, 120), st.integers(4, 60),
-        st.floats(-3, 3, allow_nan=False),
-    ),
-    max_size=30,
-)
-
-
-@given(_boxes, st.floats(0.05, 0.9))
-def test_nms_properties(raw: list[tuple[int, int, int, int, float]], thr: float) -> None:
-    dets = [Detection((x, y, w, h), s, "eu") for x, y, w, h, s in raw]
-    kept = nms(dets, thr)
-    assert all(k in dets for k in kept)
-    for i, a in enumerate(kept):
-        for b in kept[i + 1 :]:
-            assert iou(a.box_px, b.box_px) <= thr
-    if dets:
-        assert kept[0].score == max(d.score for d in dets)
-    # Every dropped box overlaps a kept box that scores at least as well.
-    for d in dets:
-        if d not in kept:
-            assert any(iou(d.box_px, k.box_px) > thr and k.score >= d.score for k in kept)

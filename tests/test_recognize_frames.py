@@ -13,7 +13,7 @@ from edge_anpr.errors import ModelError
 from edge_anpr.lab.datasplit import shared_data_dir
 from edge_anpr.lab.eval_scenes import evaluate
 from edge_anpr.lab.scenes import find_scenes
-from edge_anpr.vision.detector import default_model_path
+from edge_anpr.vision.hog import default_model_path
 from edge_anpr.vision.recognize import FrameRecognizer
 
 DEMO = DEMO_DIR

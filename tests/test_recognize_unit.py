@@ -65,7 +65,7 @@ def test_score_image_counts_hits_misreads_and_false_plates() -> None:
 
 def test_detector_file_is_taken_from_the_models_dir_when_there(tmp_path: Path) -> None:
     from edge_anpr.config import config_from_dict
-    from edge_anpr.vision.detector import default_model_path
+    from edge_anpr.vision.hog import default_model_path
     from edge_anpr.vision.recognize import detector_path
 
     assert detector_path(config_from_dict({})) == default_model_path()

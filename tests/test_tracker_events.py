@@ -8,8 +8,9 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge_anpr.boxes import iou
 from edge_anpr.config import TrackerConfig
-from edge_anpr.plates.tracker import PlateEvent, Tracker, iou, vote
+from edge_anpr.plates.tracker import PlateEvent, Tracker, vote
 from edge_anpr.values import Candidate, PlateRead, PlateText
 
 

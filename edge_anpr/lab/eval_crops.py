@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from edge_anpr.boxes import BoxPx, crop_bounds
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError
 from edge_anpr.lab.datasplit import in_split, shared_data_dir
@@ -199,14 +200,12 @@ def crops_of_scenes(
 
 
 def cut_with_margin(
-    image: NDArray[np.uint8], box: tuple[int, int, int, int], margin: float
+    image: NDArray[np.uint8], box: BoxPx, margin: float
 ) -> NDArray[np.uint8] | None:
     """The box grown by ``margin`` of its width and height on every side, clipped to the
-    image; None when nothing of it is inside."""
-    x, y, w, h = box
+    image; None when less than 2 x 2 pixels of it are inside."""
     ih, iw = image.shape[:2]
-    x0, y0 = max(0, round(x - margin * w)), max(0, round(y - margin * h))
-    x1, y1 = min(iw, round(x + w + margin * w)), min(ih, round(y + h + margin * h))
+    x0, y0, x1, y1 = crop_bounds(box, margin, margin, iw, ih)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
     return image[y0:y1, x0:x1]

@@ -37,11 +37,11 @@ from typing import Literal
 
 import cv2
 
+from edge_anpr.boxes import BoxPx, iou
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError, ModelError
 from edge_anpr.lab.progress import show_progress
 from edge_anpr.lab.scenes import Scene, find_scenes, normalise, scale_box
-from edge_anpr.vision.detector import iou
 from edge_anpr.vision.recognize import FoundPlate, FrameRecognizer, decode_jpeg
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,8 @@ class Tally:
 
 
 def score_image(
-    labels: Sequence[tuple[tuple[int, int, int, int], str]],
-    candidates: Sequence[tuple[int, int, int, int]],
+    labels: Sequence[tuple[BoxPx, str]],
+    candidates: Sequence[BoxPx],
     found: Sequence[FoundPlate],
 ) -> Tally:
     """Compare one image's detector candidates and reported plates with its labels."""

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from edge_anpr.boxes import BoxPx
 from edge_anpr.lab.datasplit import in_split
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 @dataclass(frozen=True, slots=True)
 class LabelledPlate:
-    box_px: tuple[int, int, int, int]
+    box_px: BoxPx
     text: str
 
 
@@ -83,6 +84,7 @@ def normalise(image: NDArray[np.uint8], width: int = WORK_WIDTH) -> tuple[NDArra
     return np.asarray(cv2.resize(image, size, interpolation=interp), np.uint8), factor
 
 
-def scale_box(box: tuple[int, int, int, int], factor: float) -> tuple[int, int, int, int]:
+def scale_box(box: BoxPx, factor: float) -> BoxPx:
+    """``box`` with every coordinate scaled by ``factor`` and rounded (half to even)."""
     x, y, w, h = box
     return round(x * factor), round(y * factor), round(w * factor), round(h * factor)

@@ -54,12 +54,12 @@ from functools import reduce
 from operator import add, attrgetter
 from typing import Literal, NamedTuple
 
+from edge_anpr.boxes import BoxPx, iou
 from edge_anpr.config import TrackerConfig
 from edge_anpr.plates.known import edit_distance
 from edge_anpr.values import Candidate, PlateRead
 
 EventKind = Literal["start", "update", "end"]
-Box = tuple[int, int, int, int]
 
 MAX_EVENT_CANDIDATES = 5
 RECENT_TEXTS = 8
@@ -82,7 +82,7 @@ class PlateEvent:
     candidates: tuple[Candidate, ...]
     """Whole-text votes over the event's reads, best first; the first is (text, confidence)."""
     region: str
-    box_px: Box
+    box_px: BoxPx
     """Box of the most recent read, frame pixels."""
     capture_time_us: int
     """Capture time of the read that triggered this step (0 when unknown)."""
@@ -101,17 +101,6 @@ class Vote:
     confidence: float
     candidates: tuple[Candidate, ...]
     region: str
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two x, y, w, h boxes."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 class _Item(NamedTuple):
@@ -261,7 +250,7 @@ class _Track:
         self.first_seen_us = seen_us
         self.last_seen_us = seen_us
         self.last_now_s = now_s
-        self.box: Box = read.box_px
+        self.box: BoxPx = read.box_px
         self.last_read = read
         self.suppressed = suppressed
         self.published: Vote | None = None
@@ -317,7 +306,7 @@ class _Track:
 @dataclass(slots=True)
 class _Parked:
     text: str
-    box: Box
+    box: BoxPx
     ended_s: float
 
 

@@ -6,7 +6,7 @@ part is never opened here. Writes ``models/plate_hog.npz``.
 
 Shapes: ``eu`` (4.4:1), ``us`` (2:1), ``br`` (3.1:1), each a window of cells around a plate
 ``CELLS_PER_PLATE`` cells wide. Examples are extracted with the run-time feature code
-(``edge_anpr.vision.detector``), so training and detection features are the same function.
+(``edge_anpr.vision.hog``), so training and detection features are the same function.
 
 Positives: every training plate of the shape's region, (a) cut from the full-image grid exactly
 as the scanner sees it at the nearest searched widths and (b) from randomly warped copies
@@ -31,24 +31,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_anpr.boxes import BoxPx, iou
 from edge_anpr.config import DetectorConfig
 from edge_anpr.lab.datasplit import shared_data_dir
 from edge_anpr.lab.scenes import Scene, find_scenes, normalise, scale_box
-from edge_anpr.vision.detector import (
-    CELLS_PER_PLATE,
+from edge_anpr.vision.hog import (
     DetectorModel,
-    FeaturePyramid,
     PlateDetector,
-    ScaleGrid,
     Verifier,
     WindowModel,
     default_model_path,
-    iou,
-    plate_widths,
-    score_maps,
-    verify_features,
-    window_features,
 )
+from edge_anpr.vision.hog.features import CELLS_PER_PLATE
+from edge_anpr.vision.hog.pyramid import FeaturePyramid, ScaleGrid, plate_widths
+from edge_anpr.vision.hog.scoring import score_maps, window_features
+from edge_anpr.vision.hog.verifier import verify_features
 
 log = logging.getLogger("edge_anpr.train.detector")
 
@@ -88,7 +85,7 @@ def holdout(name: str) -> bool:
 class Loaded:
     scene: Scene
     gray: np.ndarray
-    boxes: list[tuple[int, int, int, int]]
+    boxes: list[BoxPx]
 
 
 def load(scenes: list[Scene]) -> list[Loaded]:

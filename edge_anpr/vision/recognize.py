@@ -28,16 +28,15 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from edge_anpr.boxes import BoxPx, crop_bounds, iou
 from edge_anpr.config import Config
 from edge_anpr.plates.formats import REGIONS
 from edge_anpr.values import PlateText
-from edge_anpr.vision.detector import (
-    BoxPx,
+from edge_anpr.vision.hog import (
     Detection,
     DetectorModel,
     PlateDetector,
     default_model_path,
-    iou,
     load_detector,
 )
 
@@ -126,11 +125,8 @@ def detector_path(cfg: Config) -> Path:
 
 def plate_crop(image: NDArray[np.uint8], box: BoxPx) -> NDArray[np.uint8]:
     """The plate box with the reader's margin, clipped to the image."""
-    x, y, w, h = box
-    mx, my = CROP_MARGIN_X * w, CROP_MARGIN_Y * h
-    x0, y0 = max(0, round(x - mx)), max(0, round(y - my))
-    x1 = min(image.shape[1], round(x + w + mx))
-    y1 = min(image.shape[0], round(y + h + my))
+    img_h, img_w = image.shape[:2]
+    x0, y0, x1, y1 = crop_bounds(box, CROP_MARGIN_X, CROP_MARGIN_Y, img_w, img_h)
     return image[y0:y1, x0:x1]
 
 
