@@ -9,10 +9,11 @@ Two sources, scored the same way:
   image, normalised to the width the appliance works at, with ``margin`` of the box's size added
   on every side, as a detector's box would hand it to the reader.
 
-Only files of the requested split (``lab.datasplit``) are read; the default is the validation
-part, the only one whose figures mean anything. Each group is read with the plate-format
-regions of the camera of the same name when the config has one (a scenes sub-folder ``br`` is
-read as camera ``br``), else with ``reader.regions``; ``camera`` names one for a crops folder.
+Only items of the requested split (``lab.datasplit``: crops by plate text, scenes by file
+name) are read; the default is the validation part, the only one whose figures mean anything.
+Each group is read with the plate-format regions of the camera of the same name when the
+config has one (a scenes sub-folder ``br`` is read as camera ``br``), else with
+``reader.regions``; ``camera`` names one for a crops folder.
 
 Printed: exact whole-plate accuracy, top-N, per-character accuracy, the confusions that cost
 most (character edits aligned by edit distance, ``label>read``), and last one JSON line.
@@ -38,7 +39,7 @@ from numpy.typing import NDArray
 from edge_anpr.boxes import BoxPx, crop_bounds
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError
-from edge_anpr.lab.datasplit import in_split, shared_data_dir
+from edge_anpr.lab.datasplit import plate_in_split, shared_data_dir
 from edge_anpr.lab.progress import show_progress
 from edge_anpr.lab.scenes import find_scenes, normalise, scale_box
 from edge_anpr.plates.known import edit_distance
@@ -178,7 +179,7 @@ def crops_of_folder(
     if not labels.is_file():
         raise ConfigError(f"{labels}: not found (a labels.csv with file and plate columns)")
     for name, plate in read_label_rows(labels):
-        if in_split(name, split):
+        if plate_in_split(plate, split):
             image = cv2.imread(str(directory / name), cv2.IMREAD_COLOR)
             yield LabelledCrop(name, plate, group), (
                 None if image is None else np.asarray(image, np.uint8)

@@ -2,12 +2,13 @@
 
     PYTHONPATH=. .venv/bin/python -m edge_anpr.train mine [--models DIR] [--out FILE]
 
-For each real training crop (plate-crops and scene plate boxes, training split only) the current
-segmenter proposes boxes and the current classifier scores them. An order-preserving alignment
-picks the boxes that spell the label best; when every picked box agrees with its label
-character well enough, the picked boxes become real character samples and the boxes left out
-become real "not a character" samples (pictograms, stacked small letters, bolts, edge
-fragments). Runs with the run-time interpreter, so it works in the project venv.
+For each real training crop (the labelled crop folders and scene plate boxes, training split
+only) the current segmenter proposes boxes and the current classifier scores them. With exactly
+as many boxes as label characters, the boxes are the characters in order. With more, an
+order-preserving alignment picks the boxes that spell the label best, kept only when every
+picked box agrees with its label character well enough; the boxes left out become real "not a
+character" samples (pictograms, stacked small letters, bolts, edge fragments). Runs with the
+run-time interpreter, so it works in the project venv.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def main(argv: list[str]) -> int:
     items = real_train_items()
     crops, labels, boxes_out, junk_out = [], [], [], []
     kept = 0
+    per_source: dict[str, int] = {}
     for grey_in, label, _src in items:
         if not label or any(c not in CLASSES for c in label):
             continue
@@ -75,15 +77,20 @@ def main(argv: list[str]) -> int:
             continue
         chosen, _ = got
         agree = [probs[k, CLASSES.index(c)] for k, c in zip(chosen, label, strict=True)]
-        if min(agree) < args.min_prob:
+        # As many boxes as characters: the order alone aligns them, and the characters the
+        # classifier gets wrong today are the ones to learn. Boxes to leave out: only when
+        # every chosen box agrees with its character, so a misalignment cannot slip in.
+        if len(boxes) > len(label) and min(agree) < args.min_prob:
             continue
         kept += 1
+        per_source[_src] = per_source.get(_src, 0) + 1
         crops.append(grey)
         labels.append(label)
         boxes_out.append(boxes[chosen, :4])
         junk_out.append(np.delete(boxes[:, :4], chosen, axis=0))
     n_junk = sum(len(j) for j in junk_out)
-    print(f"mined {kept} of {len(items)} training crops, {n_junk} junk boxes", file=sys.stderr)
+    print(f"mined {kept} of {len(items)} training crops, {n_junk} junk boxes "
+          f"({', '.join(f'{k}: {v}' for k, v in sorted(per_source.items()))})", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         args.out,

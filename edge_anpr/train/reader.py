@@ -5,9 +5,10 @@
 Steps (each logged with its time):
 1. render + degrade synthetic plates (seeds 0..N-1; tests use seeds >= 1_000_000),
 2. train the segmenter on them,
-3. pseudo-label the TRAINING part of ../shared/data/plate-crops (and plate boxes of the
-   TRAINING part of ../shared/data/scenes, with margin): a crop is kept when the number of
-   segmented boxes equals its label length; validation files are never opened,
+3. pseudo-label the TRAINING part of the labelled crops of ../shared/data (``CROP_SETS``,
+   split by plate text) and the plate boxes of the TRAINING scenes (with margin): a crop is
+   kept when the number of segmented boxes equals its label length; validation items are
+   never opened,
 4. train the classifier on synthetic + pseudo-labelled real characters (+ junk boxes),
 5. fine-tune the segmenter on synthetic + real,
 6. export both as full-integer int8 TFLite (int8 input and output) into models/.
@@ -16,7 +17,6 @@ Steps (each logged with its time):
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import time
@@ -25,7 +25,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_anpr.lab.datasplit import shared_data_dir, split_of
+from edge_anpr.lab.datasplit import shared_data_dir, split_of, split_of_plate
+from edge_anpr.lab.eval_crops import read_label_rows
+from edge_anpr.lab.scenes import find_scenes, read_labels
 from edge_anpr.train.augment import degrade_plate
 from edge_anpr.train.render import render_plate
 from edge_anpr.vision.reader import (
@@ -159,22 +161,33 @@ def synth(n: int, seed0: int) -> dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------- real data (training split)
 
+CROP_SETS = (("plate-crops", "crops"), ("plate-crops-br", "crops-br"))
+"""Labelled crop folders of ../shared/data read for training: (folder, source tag)."""
+
+
 def real_train_items() -> list[tuple[np.ndarray, str, str]]:
-    """(grey crop, label, source) for the TRAINING split only."""
+    """(grey crop, label, source) for the TRAINING split only.
+
+    Crop folders are split by plate text (``split_of_plate``), scenes by file name; a scene
+    plate whose text is also in a validation scene is left out, so no plate is on both sides.
+    """
     data = shared_data_dir(REPO)
     items: list[tuple[np.ndarray, str, str]] = []
     if data is None:
         say("no ../shared/data: training on synthetic plates only")
         return items
-    crops = data / "plate-crops"
-    with open(crops / "labels.csv", newline="") as f:
-        for row in csv.reader(f):
-            if len(row) < 3 or split_of(row[0]) != "train":
+    for folder, source in CROP_SETS:
+        crops = data / folder
+        if not (crops / "labels.csv").is_file():
+            continue
+        for name, label in read_label_rows(crops / "labels.csv"):
+            if split_of_plate(label) != "train":
                 continue
-            img = cv2.imread(str(crops / row[0]), cv2.IMREAD_GRAYSCALE)
+            img = cv2.imread(str(crops / name), cv2.IMREAD_GRAYSCALE)
             if img is not None:
-                items.append((img, row[2].strip().upper(), "crops"))
+                items.append((img, label, source))
     scenes = data / "scenes"
+    held_out = val_scene_plates(scenes)
     rng = np.random.default_rng(7)
     for txt in sorted(scenes.glob("*/*.txt")):
         jpg = txt.with_suffix(".jpg")
@@ -183,20 +196,30 @@ def real_train_items() -> list[tuple[np.ndarray, str, str]]:
         img = cv2.imread(str(jpg), cv2.IMREAD_GRAYSCALE)
         if img is None:
             continue
-        for line in txt.read_text().splitlines():
-            parts = line.split()
-            if len(parts) < 6:
+        for plate in read_labels(txt):
+            if plate.text in held_out:
                 continue
-            x, y, w, h = (int(float(v)) for v in parts[1:5])
-            label = parts[5].upper()
+            x, y, w, h = plate.box_px
             for _ in range(2):
                 mx, my = rng.uniform(0.0, 0.12) * w, rng.uniform(0.0, 0.2) * h
                 x0, y0 = max(0, int(x - mx)), max(0, int(y - my))
                 x1, y1 = min(img.shape[1], int(x + w + mx)), min(img.shape[0], int(y + h + my))
                 if x1 - x0 > 16 and y1 - y0 > 8:
-                    items.append((img[y0:y1, x0:x1].copy(), label, "scenes"))
-    say(f"real training items: {len(items)}")
+                    items.append((img[y0:y1, x0:x1].copy(), plate.text, "scenes"))
+    say(f"real training items: {len(items)} ({', '.join(f'{s}: {n}' for s, n in _count(items))})")
     return items
+
+
+def val_scene_plates(scenes: Path) -> set[str]:
+    """Plate texts of the validation scenes (kept out of every training set)."""
+    return {p.text for s in find_scenes(scenes, "val") for p in s.plates}
+
+
+def _count(items: list[tuple[np.ndarray, str, str]]) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for _, _, source in items:
+        counts[source] = counts.get(source, 0) + 1
+    return sorted(counts.items())
 
 
 def shrunk_copies(
