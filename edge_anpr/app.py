@@ -14,6 +14,14 @@ published by then stays in the outbox for the next start.
 A stage that crashes is logged with its traceback and restarted with backoff
 (``system.supervise``) while the others keep running.
 
+Liveness (``Pipeline.liveness``, which ``serve`` feeds to the systemd watchdog): the stages
+``ingest`` (the UDP drain loop), ``worker-0``..``worker-N-1`` (each recognition worker),
+``events`` (the event stage) and, with MQTT enabled, ``publish`` (the broker connection) each
+beat from their own loop, idle turns included, and the pipeline is healthy while none has been
+silent for ``STALL_AFTER_S``. What each beat means is in ``ingest/udp.py``,
+``vision/workers.py``, ``publish/stage.py`` and ``publish/mqtt.py``. A stage that ends on
+purpose (the shutdown drain) is retired and no longer watched.
+
 Stats: one loop (``_report_stats``), every ``device.stats_interval_s``, takes the pipeline's
 counters and the event stage's (``publish.stage.StatsReport``) and reports them once: one log
 line, the ``on_stats`` sink, and ``<prefix>/status/stats`` over MQTT.
@@ -41,7 +49,7 @@ from edge_anpr.ingest.reassembly import Reassembler
 from edge_anpr.ingest.udp import run_udp_ingest
 from edge_anpr.logs import fields
 from edge_anpr.publish.stage import StatsReport, report_log_fields, run_event_stage
-from edge_anpr.system.notify import SystemdNotifier
+from edge_anpr.system.notify import Liveness, SystemdNotifier
 from edge_anpr.system.supervise import supervise
 from edge_anpr.values import PlateRead
 from edge_anpr.vision.workers import (
@@ -49,6 +57,8 @@ from edge_anpr.vision.workers import (
     WorkerStats,
     gil_switch_interval,
     run_workers,
+    worker_count,
+    worker_stage,
 )
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
@@ -58,8 +68,8 @@ log = logging.getLogger(__name__)
 
 READS_BUFFER = 256
 """Reads waiting for the event stage; workers wait (they never drop a read) when it is full."""
-STUCK_AFTER_S = 30.0
-"""Frames waiting while no worker finished one for this long means the pipeline is hung."""
+STALL_AFTER_S = 30.0
+"""A stage silent for this long is stuck (``Pipeline.liveness``, the systemd watchdog)."""
 
 
 @dataclass
@@ -83,9 +93,8 @@ class Pipeline:
     _ingest_scope: trio.CancelScope
     _stages_scope: trio.CancelScope
     _shutdown_timeout_s: float
+    liveness: Liveness
     started_monotonic_s: float = dataclasses.field(default_factory=time.monotonic)
-    _last_progress_s: float = dataclasses.field(default_factory=time.monotonic)
-    _last_done: int = 0
 
     @property
     def stopping(self) -> bool:
@@ -96,6 +105,7 @@ class Pipeline:
         if self.stopping:
             return
         log.info("%s", fields(event="draining", frames_waiting=len(self.queue)))
+        self.liveness.retire("ingest")
         self._ingest_scope.cancel()
         self.queue.close()
         self._stages_scope.deadline = trio.current_time() + self._shutdown_timeout_s
@@ -103,14 +113,6 @@ class Pipeline:
     def frames_done(self) -> int:
         w = self.worker_stats
         return w.frames_recognized + w.frames_undecodable + w.frames_failed
-
-    def healthy(self) -> bool:
-        """False when frames wait and no worker has finished one for ``STUCK_AFTER_S``."""
-        now = time.monotonic()
-        done = self.frames_done()
-        if done != self._last_done or len(self.queue) == 0:
-            self._last_done, self._last_progress_s = done, now
-        return now - self._last_progress_s < STUCK_AFTER_S
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -131,10 +133,16 @@ async def run_pipeline(
     sinks: Sinks | None = None,
     recognizer_factory: RecognizerFactory | None = None,
     outbox_path: str | None = None,
+    stall_after_s: float = STALL_AFTER_S,
     task_status: trio.TaskStatus[Pipeline] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run every stage until stopped and drained; ``task_status`` gets the ``Pipeline``."""
     sinks = sinks or Sinks()
+    n_workers = worker_count(cfg)
+    stage_names = ["ingest", *(worker_stage(i) for i in range(n_workers)), "events"]
+    if cfg.mqtt.enabled:
+        stage_names.append("publish")
+    liveness = Liveness(stage_names, stall_after_s)
     reassembler = Reassembler(cfg)
     queue = FrameQueue(cfg.ingest.queue_frames_per_camera, reassembler.stats)
     worker_stats = WorkerStats()
@@ -146,23 +154,28 @@ async def run_pipeline(
     with gil_switch_interval(cfg.workers.gil_switch_interval_ms / 1000):
         async with trio.open_nursery() as outer:
             async with trio.open_nursery() as stages:
-                port: int = await stages.start(_ingest, cfg, queue, reassembler, ingest_scope)
+                port: int = await stages.start(
+                    _ingest, cfg, queue, reassembler, ingest_scope,
+                    functools.partial(liveness.beat, "ingest"),
+                )
                 workers: int = await stages.start(
                     functools.partial(
                         run_workers, cfg, queue, reads_tx, worker_stats,
-                        factory=recognizer_factory, on_read=sinks.on_read,
+                        factory=recognizer_factory, count=n_workers, on_read=sinks.on_read,
+                        liveness=liveness,
                     )
                 )
                 stages.start_soon(
                     supervise, "events",
                     functools.partial(
                         run_event_stage, cfg, reads_rx, report, on_event=sinks.on_event,
-                        outbox_path=outbox_path,
+                        outbox_path=outbox_path, liveness=liveness,
                     ),
                 )
+                liveness.start_all()
                 pipeline = Pipeline(
                     port, workers, reassembler, queue, worker_stats, ingest_scope,
-                    stages.cancel_scope, cfg.device.shutdown_timeout_s,
+                    stages.cancel_scope, cfg.device.shutdown_timeout_s, liveness,
                 )
                 outer.start_soon(
                     _report_stats, cfg.device.stats_interval_s, pipeline, report, sinks
@@ -179,6 +192,7 @@ async def running_pipeline(
     sinks: Sinks | None = None,
     outbox_path: str | None = None,
     recognizer_factory: RecognizerFactory | None = None,
+    stall_after_s: float = STALL_AFTER_S,
 ) -> AsyncIterator[tuple[Pipeline, trio.Nursery]]:
     """A started pipeline and a nursery for helper tasks (signals, watchdog, a sender).
 
@@ -192,7 +206,8 @@ async def running_pipeline(
         ) -> None:
             await run_pipeline(
                 cfg, sinks=sinks, outbox_path=outbox_path,
-                recognizer_factory=recognizer_factory, task_status=task_status,
+                recognizer_factory=recognizer_factory, stall_after_s=stall_after_s,
+                task_status=task_status,
             )
             helpers.cancel_scope.cancel()
 
@@ -205,6 +220,7 @@ async def _ingest(
     queue: FrameQueue,
     reassembler: Reassembler,
     scope: trio.CancelScope,
+    beat: Callable[[], None],
     *,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -213,7 +229,9 @@ async def _ingest(
     with scope:
         try:
             async with trio.open_nursery() as nursery:
-                port = await nursery.start(run_udp_ingest, cfg, queue, reassembler)
+                port = await nursery.start(
+                    functools.partial(run_udp_ingest, cfg, queue, reassembler, beat=beat)
+                )
                 task_status.started(port)
         except Exception:
             if port is None:  # never bound (port in use...): the caller must hear of it
@@ -221,7 +239,9 @@ async def _ingest(
             log.exception("%s", fields(event="stage_crashed", stage="ingest"))
         assert port is not None
         same_port = dataclasses.replace(cfg, ingest=dataclasses.replace(cfg.ingest, port=port))
-        await supervise("ingest", functools.partial(run_udp_ingest, same_port, queue, reassembler))
+        await supervise(
+            "ingest", functools.partial(run_udp_ingest, same_port, queue, reassembler, beat=beat)
+        )
 
 
 async def _report_stats(

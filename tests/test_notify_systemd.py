@@ -288,3 +288,74 @@ def test_liveness_rejects_nonsense() -> None:
         Liveness([], max_silence_s=1.0)
     with pytest.raises(ValueError):
         Liveness(["a"], max_silence_s=0)
+
+
+class _NoPlates:
+    def recognize_jpeg(self, data: bytes, **kw: object) -> list[object]:
+        return []
+
+
+async def test_a_stuck_publisher_stops_the_pings_and_is_named(
+    sock_path: str, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real pipeline with no camera sending: the idle stages keep beating (a quiet night
+    is not a hang), while a publisher whose connect never returns goes silent."""
+    import threading
+
+    import paho.mqtt.client as paho
+
+    from edge_anpr.app import running_pipeline
+    from edge_anpr.config import config_from_dict
+
+    release = threading.Event()
+
+    def connect_that_hangs(self: object, *args: object, **kwargs: object) -> None:
+        release.wait(30)  # e.g. a DNS lookup that never answers
+        raise OSError("released by the test")
+
+    monkeypatch.setattr(paho.Client, "connect", connect_that_hangs)
+    cfg = config_from_dict({
+        "ingest": {"bind": "127.0.0.1", "port": 0},
+        "workers": {"count": 2},
+        "mqtt": {"host": "127.0.0.1", "connect_timeout_s": 0.1, "flush_timeout_s": 0},
+    })
+    n = SystemdNotifier(sock_path)
+    try:
+        async with running_pipeline(
+            cfg, outbox_path=str(tmp_path / "outbox.sqlite"), stall_after_s=2.5,
+            recognizer_factory=_NoPlates,
+        ) as (pipeline, helpers):
+            msgs: list[list[str]] = []
+
+            async def collect() -> None:  # the socket queues only a few datagrams
+                while True:
+                    msgs.extend(receiver.drain())
+                    await trio.sleep(0.02)
+
+            helpers.start_soon(collect)
+            await helpers.start(lambda task_status: run_watchdog(
+                n, pipeline.liveness, interval_s=0.2, task_status=task_status))
+            await trio.sleep(4.0)
+            msgs.extend(receiver.drain())
+            assert pipeline.liveness.stale() == ["publish"]
+            pipeline.stop()
+    finally:
+        release.set()
+    status = msgs.index(["STATUS=unhealthy: publish"])
+    assert ["WATCHDOG=1"] in msgs[:status]  # healthy while the connect was young
+    assert ["WATCHDOG=1"] not in msgs[status:]  # then no ping: systemd restarts the service
+
+
+def test_retired_stages_are_no_longer_watched() -> None:
+    now = [0.0]
+    liveness = Liveness(["ingest", "events"], max_silence_s=5.0, clock=lambda: now[0])
+    now[0] = 10.0
+    assert set(liveness.stale()) == {"events", "ingest"}
+    liveness.start_all()  # all stages are up: the allowance starts now
+    assert liveness()
+    liveness.retire("ingest")  # the shutdown drain stopped the UDP loop on purpose
+    now[0] = 14.0
+    liveness.beat("events")
+    liveness.beat("ingest")  # a late beat of a retired stage is ignored
+    now[0] = 30.0
+    assert liveness.stages == ["events"] and liveness.stale() == ["events"]

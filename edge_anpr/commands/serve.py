@@ -75,7 +75,9 @@ async def _serve(cfg: Config, out: JsonLines, early: Sequence[int]) -> None:
                 helpers.start_soon(
                     stop_on_signals, pipeline, notifier, helpers.cancel_scope, signals, early
                 )
-                helpers.start_soon(run_watchdog, notifier, pipeline.healthy)
+                # Pings only while every stage beats (app.py, "Liveness"); the status names the
+                # silent ones.
+                helpers.start_soon(run_watchdog, notifier, pipeline.liveness)
     finally:
         notifier.stopping()
 

@@ -6,6 +6,10 @@ is deliberately no per-datagram timeout or ``await`` between datagrams: at 1,000
 200 KB the socket delivers ~140,000 datagrams/s, and any per-datagram scheduling cost is paid that
 many times. The loop returns to the scheduler after a bounded batch so other tasks still run.
 Stale state is expired after every drain pass and by a periodic task (when no datagram arrives).
+
+Liveness: the drain loop calls ``beat()`` once per pass, and its wait for readability times out
+after ``IDLE_BEAT_S`` so an idle socket (no camera sending) still beats; a loop that stops
+turning stops beating (``system.notify.Liveness``, the systemd watchdog).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import trio
 
@@ -33,6 +37,8 @@ RECV_BYTES = 65535
 MSG_TRUNC = int(socket.MSG_TRUNC)
 """As a plain int: ``int & socket.MSG_TRUNC`` goes through the ``enum.IntFlag`` operators and
 builds a flag member on every receive (3% of the event loop's ingest time in a profile)."""
+IDLE_BEAT_S = 1.0
+"""Longest wait for a datagram before the loop turns anyway (and beats)."""
 BATCH_DATAGRAMS = 128
 """Receive calls per drain pass before yielding to other tasks (each may carry up to 64
 datagrams when the kernel coalesces them)."""
@@ -130,6 +136,7 @@ async def run_udp_ingest(
     queue: FrameQueue,
     reassembler: Reassembler,
     *,
+    beat: Callable[[], None] = lambda: None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Receive on ``cfg.ingest.bind``/``port`` until cancelled, feeding ``queue``.
@@ -159,7 +166,9 @@ async def run_udp_ingest(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_expire_periodically, reassembler, queue, drops, expire_every_s)
             while True:
-                await trio.lowlevel.wait_readable(sock)
+                beat()
+                with trio.move_on_after(IDLE_BEAT_S):
+                    await trio.lowlevel.wait_readable(sock)
                 for _ in range(BATCH_DATAGRAMS):
                     try:
                         if gro:

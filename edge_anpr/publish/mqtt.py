@@ -31,6 +31,12 @@ with jitter in [delay/2, delay], reset once a connection has stayed up for ``STA
 (a broker that accepts and then drops us at once is not hammered).
 
 Poison messages: see ``MqttPublisher._strike``.
+
+Liveness (``beat``, the stage ``publish`` of ``system.notify.Liveness``): the publisher beats
+once per connection attempt, every ``IDLE_BEAT_S`` of a reconnect delay, every keepalive turn
+(``_misc``, once a second) of a live connection, and while a connect runs in its thread for at
+most ``mqtt.connect_timeout_s``: a connect (DNS, TCP, TLS) that has not returned by then is
+stuck, and its silence is what the watchdog sees.
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ from edge_anpr.publish.topics import Topics
 log = logging.getLogger(__name__)
 
 MISC_INTERVAL_S = 1.0
+IDLE_BEAT_S = 1.0
+"""Longest gap between beats while the publisher waits on purpose (a reconnect delay)."""
 STABLE_AFTER_S = 5.0
 """A connection that lasted this long resets the reconnect backoff."""
 POISON_STRIKES = 5
@@ -87,8 +95,12 @@ def backoff_delays(
 class MqttPublisher:
     """One broker connection at a time, fed from the outbox. Owned by one trio task tree."""
 
-    def __init__(self, cfg: Config, outbox: Outbox, topics: Topics) -> None:
+    def __init__(
+        self, cfg: Config, outbox: Outbox, topics: Topics,
+        beat: Callable[[], None] = lambda: None,
+    ) -> None:
         self._cfg = cfg
+        self._beat = beat
         self._mqtt: MqttConfig = cfg.mqtt
         self._outbox = outbox
         self.topics = topics
@@ -172,6 +184,7 @@ class MqttPublisher:
         next_delay = backoff_delays(self._mqtt.reconnect_min_s, self._mqtt.reconnect_max_s)
         task_status.started()
         while True:
+            self._beat()
             stable = False
             try:
                 client = await self._connect()
@@ -194,7 +207,10 @@ class MqttPublisher:
                 return
             delay = next_delay(stable)
             log.info("mqtt reconnecting %s", fields(in_s=round(delay, 2)))
-            await trio.sleep(delay)
+            end = trio.current_time() + delay
+            while (left := end - trio.current_time()) > 0:
+                self._beat()
+                await trio.sleep(min(left, IDLE_BEAT_S))
 
     def _make_client(self) -> Any:
         m = self._mqtt
@@ -243,13 +259,32 @@ class MqttPublisher:
         kwargs: dict[str, Any] = {"keepalive": m.keepalive_s}
         if m.protocol == "5":
             kwargs["clean_start"] = True
-        try:
-            await trio.to_thread.run_sync(
-                lambda: client.connect(m.host, m.port, **kwargs), abandon_on_cancel=True
-            )
-        except (OSError, ValueError) as exc:
-            raise ConnectionLost(exc) from None
+        failure: OSError | ValueError | None = None
+
+        async def attempt() -> None:
+            nonlocal failure
+            try:
+                await trio.to_thread.run_sync(
+                    lambda: client.connect(m.host, m.port, **kwargs), abandon_on_cancel=True
+                )
+            except (OSError, ValueError) as exc:
+                failure = exc
+            finally:
+                nursery.cancel_scope.cancel()  # the beats of this attempt end with it
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(attempt)
+            nursery.start_soon(self._beat_for, m.connect_timeout_s)
+        if failure is not None:
+            raise ConnectionLost(failure) from None
         return client
+
+    async def _beat_for(self, seconds: float) -> None:
+        """Beat for ``seconds`` at most (a connect in its thread is allowed that long)."""
+        end = trio.current_time() + seconds
+        while trio.current_time() < end:
+            self._beat()
+            await trio.sleep(min(IDLE_BEAT_S, max(0.0, end - trio.current_time())))
 
     async def _serve(self, client: Any) -> bool:
         """Drive one connection until it drops; True if it got a successful CONNACK."""
@@ -307,6 +342,7 @@ class MqttPublisher:
 
     async def _misc(self, client: Any, scope: trio.CancelScope) -> None:
         timeout = max(self._mqtt.connect_timeout_s, 1.0)
+        self._beat()
         with trio.move_on_after(timeout) as waiting:
             await self._connack.wait()
         if waiting.cancelled_caught or not self._connack_ok:
@@ -315,6 +351,7 @@ class MqttPublisher:
             scope.cancel()
             return
         while True:
+            self._beat()
             await trio.sleep(MISC_INTERVAL_S)
             if client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 scope.cancel()

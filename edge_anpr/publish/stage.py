@@ -28,6 +28,11 @@ adds the tracker's, the outbox's and the connection's counters to the report ``a
 every ``device.stats_interval_s``, and ``StatsReport.send`` publishes that report to
 ``<prefix>/status/stats`` (QoS 0, not stored: stale counters are worthless).
 
+Liveness (``liveness``, optional): the stage ``events`` beats for every read and every tick of
+the quiet-event timer (twice a second at least, reads or not); the stage ``publish`` is the
+publisher's (``publish/mqtt.py``). Both are retired when the input ends (the shutdown drain);
+a crashed stage is not retired: its restart beats again, and a crash loop shows as silence.
+
 With ``mqtt.enabled = false`` (or ``serve --no-mqtt``) nothing connects: events are logged,
 passed to ``on_event`` and written to the bounded outbox, which a later start with MQTT enabled
 will send.
@@ -59,6 +64,7 @@ from edge_anpr.publish.topics import (
     known_payload,
     plate_payload,
 )
+from edge_anpr.system.notify import Liveness
 from edge_anpr.values import PlateRead
 
 log = logging.getLogger(__name__)
@@ -218,16 +224,26 @@ async def run_event_stage(
     clock: Callable[[], float] = time.monotonic,
     wall_us: Callable[[], int] = lambda: time.time_ns() // 1000,
     id_source: Callable[[], str] | None = None,
+    liveness: Liveness | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Track reads into events and publish them (see the module docstring)."""
+
+    def beat(stage: str) -> Callable[[], None]:
+        if liveness is None:
+            return lambda: None
+        return lambda: liveness.beat(stage)
+
     topics = Topics.from_config(cfg)
     path = outbox_path or default_outbox_path(cfg.mqtt.outbox_path)
     outbox = Outbox(path, cfg.mqtt.outbox_max_messages, wall_us=wall_us)
     try:
         tracker = Tracker(cfg.tracker, id_source=id_source)
         sink = EventSink(cfg, outbox, topics, on_event=on_event, clock=clock)
-        publisher = MqttPublisher(cfg, outbox, topics) if cfg.mqtt.enabled else None
+        publisher = (
+            MqttPublisher(cfg, outbox, topics, beat=beat("publish")) if cfg.mqtt.enabled
+            else None
+        )
         log.info(
             "event stage started %s",
             fields(outbox=path, pending=len(outbox), mqtt=cfg.mqtt.enabled,
@@ -270,12 +286,19 @@ async def run_event_stage(
                     await nursery.start(_run_in_scope, publisher.run, publisher_scope)
                     publisher_scope.shield = True
                     publishing = True
-                nursery.start_soon(_ticker, tracker, emit, clock, cfg.tracker.quiet_time_s)
+                beat_events = beat("events")
+                nursery.start_soon(
+                    _ticker, tracker, emit, clock, cfg.tracker.quiet_time_s, beat_events
+                )
                 if stats is not None:
                     stats.attach(counters, send_stats if publisher is not None else None)
                 task_status.started()
                 async for read in reads:
+                    beat_events()
                     emit(tracker.push(read, clock(), wall_us()))
+                if liveness is not None:  # the input ended: the drain below is not watched
+                    liveness.retire("events")
+                    liveness.retire("publish")
             finally:
                 if stats is not None:
                     stats.detach()
@@ -307,9 +330,11 @@ async def _ticker(
     emit: Callable[[list[PlateEvent]], None],
     clock: Callable[[], float],
     quiet_time_s: float,
+    beat: Callable[[], None],
 ) -> None:
-    """Ends quiet events even when no read arrives."""
+    """Ends quiet events even when no read arrives (the stage's idle turn: it beats)."""
     interval = min(0.5, quiet_time_s / 4)
     while True:
+        beat()
         await trio.sleep(interval)
         emit(tracker.tick(clock()))

@@ -6,25 +6,28 @@ is one AF_UNIX datagram of newline-separated ``KEY=value`` lines sent to the soc
 ``$NOTIFY_SOCKET`` (a path, or ``@name`` for the abstract namespace), so it fits in a few lines
 of standard library code.
 
-API for the integrator (``app.py``)::
+API for the integrator (``commands/serve.py``; ``app.run_pipeline`` owns the ``Liveness``)::
 
     notifier = SystemdNotifier.from_environ()          # no-op outside systemd
     notifier.status("loading models")
     ...bind the UDP socket, load the models...
     notifier.ready("listening on udp 0.0.0.0:6112")     # READY=1 + STATUS=...
-    liveness = Liveness(["ingest", "publish"], max_silence_s=20.0)
+    liveness = Liveness(["ingest", "worker-0", "events", "publish"], max_silence_s=30.0)
     await nursery.start(run_watchdog, notifier, liveness)   # returns at once if no watchdog
     ...each stage calls liveness.beat("ingest") once per loop turn, including idle turns...
+    ...a stage that ends on purpose (the drain at shutdown) calls liveness.retire("ingest")...
     finally:
         notifier.stopping()                              # STOPPING=1 at shutdown
 
 ``run_watchdog`` pings at half the interval systemd asked for (``$WATCHDOG_USEC``) and only
-while ``healthy()`` is true: a pipeline that is alive as a process but stuck (a deadlocked
-worker, a publisher that stopped draining) stops the pings and systemd restarts the service
-(``Restart=on-failure`` counts a watchdog timeout as a failure). ``Liveness`` is the usual
+while ``healthy()`` is true: a pipeline that is alive as a process but stuck (a worker thread
+that never finishes its frame, a publisher whose connect never returns) stops the pings, the
+status names the silent stages (``STATUS=unhealthy: publish``), and systemd restarts the
+service (``Restart=on-failure`` counts a watchdog timeout as a failure). A frozen event loop
+stops the pings too, without a status: nothing runs to send one. ``Liveness`` is the usual
 ``healthy``: every named stage must have beaten within ``max_silence_s``. A stage that can be
-legitimately idle (no camera sending) must still beat from its idle path (its timeout tick),
-otherwise a quiet night would look like a hang.
+legitimately idle (no camera sending, nothing to publish) beats from its idle path (a timeout
+tick), otherwise a quiet night would look like a hang.
 
 Sending never raises: the service must not die because the notification socket went away. The
 first failure is logged as a warning, later ones at debug level.
@@ -193,7 +196,9 @@ class Liveness:
 
     Stages call ``beat(name)`` from their loops. Before a stage's first beat its clock starts at
     construction, so a stage that never starts is reported once the allowance has passed.
-    The clock is injectable for tests; ``beat`` is cheap enough for a per-datagram loop.
+    Invariant: ``healthy()`` is false exactly when a watched (not retired) stage has been silent
+    for more than ``max_silence_s``. The clock is injectable for tests; ``beat`` is cheap enough
+    for a per-datagram loop.
     """
 
     def __init__(
@@ -208,13 +213,32 @@ class Liveness:
         self._max_silence_s = max_silence_s
         now = clock()
         self._last: dict[str, float] = dict.fromkeys(stages, now)
+        self._retired: set[str] = set()
         if not self._last:
             raise ValueError("Liveness needs at least one stage")
 
     def beat(self, stage: str) -> None:
         if stage not in self._last:
+            if stage in self._retired:
+                return  # a late beat of a stage that has ended
             raise KeyError(f"unknown stage {stage!r}; known: {', '.join(self._last)}")
         self._last[stage] = self._clock()
+
+    def start_all(self) -> None:
+        """Every watched stage's allowance starts now (once all are up: models load slowly)."""
+        now = self._clock()
+        for stage in self._last:
+            self._last[stage] = now
+
+    def retire(self, stage: str) -> None:
+        """``stage`` ended on purpose (shutdown drain): its silence no longer counts."""
+        if self._last.pop(stage, None) is not None:
+            self._retired.add(stage)
+
+    @property
+    def stages(self) -> list[str]:
+        """The stages still watched."""
+        return list(self._last)
 
     def stale(self) -> list[str]:
         """Stages silent for longer than the allowance, most silent first."""

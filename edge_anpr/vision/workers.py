@@ -9,6 +9,11 @@ thread so N workers use N cores rather than N x cores threads fighting for them.
 
 Shutdown: workers run until the frame queue is closed and drained (the frames in hand are
 finished), then the last one out closes the reads channel so the event stage can end.
+
+Liveness: worker ``i`` is the stage ``worker-i`` of ``system.notify.Liveness``. It beats when
+its thread finishes a frame, and every ``IDLE_BEAT_S`` while its thread holds no frame (no
+camera sending is not a hang); a thread stuck on a frame stops its beats. A worker that ends
+(the shutdown drain) retires its stage.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import trio
 from edge_anpr.config import Config
 from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.logs import RateLimitedLog, fields
+from edge_anpr.system.notify import Liveness
 from edge_anpr.values import Frame, PlateRead, PlateText
 
 if TYPE_CHECKING:
@@ -39,6 +45,8 @@ else:
 
 log = logging.getLogger(__name__)
 
+IDLE_BEAT_S = 1.0
+"""How often an idle worker (its thread holds no frame) beats."""
 MAX_GATED_CAMERAS = 1024
 """Bound on per-camera motion state (a camera name comes from the network)."""
 
@@ -135,6 +143,11 @@ def worker_count(cfg: Config) -> int:
     return cfg.workers.count or os.cpu_count() or 1
 
 
+def worker_stage(index: int) -> str:
+    """The liveness stage name of worker ``index``."""
+    return f"worker-{index}"
+
+
 def default_recognizer_factory(cfg: Config) -> RecognizerFactory:
     def build() -> Recognizer:
         import cv2
@@ -178,11 +191,13 @@ async def run_workers(
     factory: RecognizerFactory | None = None,
     count: int | None = None,
     on_read: Callable[[PlateRead], None] | None = None,
+    liveness: Liveness | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Start ``count`` workers; report readiness once every recognizer has loaded its models.
 
     ``on_read`` sees every read as it is made (``serve --stdout``, the demo), before tracking.
+    ``liveness``, when given, watches ``worker_stage(i)`` for each worker (module docstring).
     """
     n = count or worker_count(cfg)
     build = factory or default_recognizer_factory(cfg)
@@ -195,7 +210,7 @@ async def run_workers(
         for index, recognizer in enumerate(recognizers):
             nursery.start_soon(
                 _work, index, cfg, recognizer, frames, reads.clone(), limiter, gates, stats,
-                on_read,
+                on_read, liveness,
             )
 
 
@@ -230,6 +245,7 @@ async def _work(
     gates: MotionGates,
     stats: WorkerStats,
     on_read: Callable[[PlateRead], None] | None,
+    liveness: Liveness | None = None,
 ) -> None:
     """One worker: a thread (``trio.to_thread``) that recognises the frames this task hands it.
 
@@ -242,6 +258,14 @@ async def _work(
     returns.
     """
     token = trio.lowlevel.current_trio_token()
+    stage = worker_stage(index)
+    in_thread = 0
+    """Jobs handed to the thread and not yet delivered back (only touched on the event loop)."""
+
+    def beat() -> None:
+        if liveness is not None:
+            liveness.beat(stage)
+
     inbox: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
     slots = trio.Semaphore(1 + HANDED_AHEAD)
     done_tx, done_rx = trio.open_memory_channel[_Done](math.inf)
@@ -265,10 +289,14 @@ async def _work(
     def deliver(done: _Done) -> None:
         # Runs on the event loop. The channel is unbounded, so this never blocks; it can only
         # be closed when the task is being torn down, and then the result has nowhere to go.
+        nonlocal in_thread
+        in_thread -= 1
+        beat()
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             done_tx.send_nowait(done)
 
     async def feed() -> None:
+        nonlocal in_thread
         try:
             while True:
                 await slots.acquire()
@@ -276,6 +304,7 @@ async def _work(
                     frame = await frames.get()
                 except trio.EndOfChannel:
                     return
+                in_thread += 1
                 inbox.put(_Job(frame, gates.lend(frame.camera)))
         finally:
             inbox.put(None)  # also on cancellation: the thread must not wait for ever
@@ -284,10 +313,17 @@ async def _work(
         async with done_tx:
             await trio.to_thread.run_sync(recognise_frames, limiter=limiter)
 
+    async def beat_while_idle() -> None:
+        while True:
+            if in_thread == 0:
+                beat()
+            await trio.sleep(IDLE_BEAT_S)
+
     bad_input = RateLimitedLog(log, interval_s=30.0)
     async with reads, trio.open_nursery() as nursery:
         nursery.start_soon(feed)
         nursery.start_soon(run_thread)
+        nursery.start_soon(beat_while_idle)
         async for done in done_rx:
             slots.release()
             frame = done.job.frame
@@ -318,3 +354,8 @@ async def _work(
                 if on_read is not None:
                     on_read(read)
                 await reads.send(read)
+        # The thread has returned (the results channel ended) and the feeder with it: only the
+        # idle beats are left to stop.
+        nursery.cancel_scope.cancel()
+    if liveness is not None:
+        liveness.retire(stage)
