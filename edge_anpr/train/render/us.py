@@ -1,32 +1,22 @@
-"""Synthetic licence plates with exact per-character boxes (training only, never at run time).
+"""US plates (``us``, ``us_dark``, ``us_two_line``): state-like styles dark-on-light and
+light-on-dark with state names, slogans, stickers, pictograms and screws, all unlabelled, and
+the main characters in installed TrueType fonts (the glyph pages hold no US plate font).
 
-``render_plate(rng)`` draws one plate face in one of several layouts (EU with blue band, NL,
-DE, UK front/rear, US state-like styles, BR grey and Mercosur, one-line and two-line) and
-returns the RGB image with the box and label of every *main* character. Everything else on the
-plate (state names, slogans, stickers, sidecode logos, the EU band letters, screws) is drawn but
-not labelled, so a segmenter trained on these learns to ignore small text.
-
-Deterministic: the same ``numpy.random.Generator`` seed gives the same plate.
+Deterministic: the same ``numpy.random.Generator`` state gives the same plate.
 """
 
 from __future__ import annotations
 
-import functools
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFilter
+
+from edge_anpr.train.render.common import Box
+from edge_anpr.train.render.truetype import font as tt_font
+from edge_anpr.train.render.truetype import font_files, glyph_mask
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 DIGITS = "0123456789"
-
-LAYOUTS = (
-    "us", "us", "us", "us", "us", "us", "us_dark", "us_two_line",
-    "eu", "nl", "de", "uk_front", "uk_rear", "br_old", "br_mercosur", "one_line",
-)
 
 US_STATES = (
     "ALASKA", "California", "WASHINGTON", "HAWAII", "IDAHO", "Kentucky", "Maryland", "Minnesota",
@@ -44,60 +34,6 @@ SLOGANS = (
     "www.dmv.gov", "COUNTY", "Heart of Dixie", "Green Mountains", "Beautiful",
 )
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-
-
-@dataclass(frozen=True)
-class RenderedPlate:
-    image: np.ndarray
-    """RGB uint8, H x W x 3: the plate face only (no margin)."""
-    boxes: np.ndarray
-    """float32 N x 4: x0, y0, x1, y1 of each main character, in reading order."""
-    text: str
-    layout: str
-
-
-@functools.cache
-def font_files() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(plate-like main fonts, any fonts for small print), from fc-list or standard folders."""
-    paths: list[str] = []
-    try:
-        out = subprocess.run(
-            ["fc-list", "--format", "%{file}\n"], capture_output=True, text=True, timeout=10,
-            check=False,
-        ).stdout
-        paths = [p for p in out.splitlines() if p.endswith((".ttf", ".otf"))]
-    except (OSError, subprocess.SubprocessError):
-        paths = []
-    if not paths:
-        for root in (Path("/usr/share/fonts"), Path("/usr/local/share/fonts")):
-            if root.is_dir():
-                paths += [str(p) for p in root.rglob("*.ttf")]
-    paths = sorted(set(paths))
-    if not paths:
-        raise RuntimeError("no TrueType fonts found (install fonts-dejavu)")
-    main = [
-        p for p in paths
-        if any(k in Path(p).name for k in ("Sans", "Mono"))
-        and not any(k in Path(p).name for k in ("Oblique", "Italic", "ExtraLight"))
-    ]
-    return tuple(main or paths), tuple(paths)
-
-
-@functools.lru_cache(maxsize=512)
-def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(path, size)
-
-
-@functools.lru_cache(maxsize=8192)
-def _glyph(path: str, char: str) -> np.ndarray:
-    """Tight anti-aliased mask of one character at a large size (uint8)."""
-    font = _font(path, 96)
-    x0, y0, x1, y1 = font.getbbox(char)
-    img = Image.new("L", (x1 - x0 + 4, y1 - y0 + 4), 0)
-    ImageDraw.Draw(img).text((2 - x0, 2 - y0), char, font=font, fill=255)
-    arr = np.asarray(img)
-    ys, xs = np.nonzero(arr > 40)
-    return arr[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].copy()
 
 
 def _pick(rng: np.random.Generator, seq: tuple[str, ...] | str) -> str:
@@ -119,38 +55,15 @@ US_PATTERNS = (
 )
 
 
-def _text_for(rng: np.random.Generator, layout: str) -> tuple[str, list[int]]:
+def _text_for(rng: np.random.Generator) -> tuple[str, list[int]]:
     """Plate text and the indices where a gap/separator goes before that character."""
-    if layout.startswith("us"):
-        pat = _pick(rng, US_PATTERNS)
-        text = _pattern_text(rng, pat)
-        gaps: list[int] = []
-        if len(text) >= 5 and rng.random() < 0.7:
-            # split where letters and digits change, else in the middle
-            change = [i for i in range(1, len(text)) if text[i].isdigit() != text[i - 1].isdigit()]
-            gaps = [change[0]] if change and rng.random() < 0.7 else [len(text) // 2]
-        return text, gaps
-    if layout == "nl":
-        pat = _pick(rng, ("##-@@@-#", "#-@@@-##", "@@-###-@", "@-###-@@", "@@@-##-@", "##-@@-@@"))
-    elif layout == "de":
-        pat = _pick(rng, ("@@ @@ ###", "@ @@ ####", "@@@ @ ##", "@ @ ###", "@@ @ ####"))
-    elif layout.startswith("uk"):
-        pat = "@@## @@@"
-    elif layout == "br_old":
-        pat = "@@@-####"
-    elif layout == "br_mercosur":
-        pat = "@@@#@##"
-    elif layout == "eu":
-        pat = _pick(rng, ("@@-###-@@", "@@ ### @@", "###-@@@", "@@@ ###", "@@ ####", "#@@@###"))
-    else:
-        pat = _pick(rng, ("@@@###", "@@ ####", "###-@@@", "*******", "@@@@##", "****"))
-    text = ""
-    gaps = []
-    for c in pat:
-        if c in "- ":
-            gaps.append(len(text))
-        else:
-            text += _pattern_text(rng, c)
+    pat = _pick(rng, US_PATTERNS)
+    text = _pattern_text(rng, pat)
+    gaps: list[int] = []
+    if len(text) >= 5 and rng.random() < 0.7:
+        # split where letters and digits change, else in the middle
+        change = [i for i in range(1, len(text)) if text[i].isdigit() != text[i - 1].isdigit()]
+        gaps = [change[0]] if change and rng.random() < 0.7 else [len(text) // 2]
     return text, gaps
 
 
@@ -165,7 +78,7 @@ def _draw_small_text(
     rng: np.random.Generator, draw: ImageDraw.ImageDraw, text: str, cx: float, cy: float,
     height: float, fill: tuple[int, int, int], fonts: tuple[str, ...],
 ) -> None:
-    font = _font(_pick(rng, fonts), max(6, int(height)))
+    font = tt_font(_pick(rng, fonts), max(6, int(height)))
     x0, y0, x1, y1 = font.getbbox(text)
     draw.text((cx - (x1 + x0) / 2, cy - (y1 + y0) / 2), text, font=font, fill=fill)
 
@@ -228,7 +141,7 @@ def _place_chars(
     """Paste glyphs into region (x0, y0, x1, y1), centred; return their boxes."""
     x0r, y0r, x1r, y1r = region
     ch = y1r - y0r
-    glyphs = [_glyph(font, c) for c in text]
+    glyphs = [glyph_mask(font, c) for c in text]
     widths = [max(2.0, g.shape[1] / g.shape[0] * ch * squeeze) for g in glyphs]
     # narrow glyphs (1, I) keep their own width; spacing between characters
     space = ch * float(rng.uniform(0.08, 0.3))
@@ -348,124 +261,81 @@ def _pictogram(
             draw.ellipse((cx + ox - rr, cy + oy - rr, cx + ox + rr, cy + oy + rr), fill=col)
 
 
-def render_plate(rng: np.random.Generator, layout: str | None = None) -> RenderedPlate:
-    """One synthetic plate face; see the module docstring."""
+def render_us(rng: np.random.Generator, layout: str) -> tuple[np.ndarray, list[Box], str]:
+    """One US plate of layout ``us``, ``us_dark`` or ``us_two_line`` (RGB array, character
+    boxes, text). The order of random draws is part of the contract: the shipped reader models
+    and their tests were made with exactly these plates per seed."""
     main_fonts, all_fonts = font_files()
-    layout = layout or _pick(rng, LAYOUTS)
     font = _pick(rng, main_fonts)
-    text, gaps = _text_for(rng, layout)
+    text, gaps = _text_for(rng)
     squeeze = float(rng.uniform(0.55, 0.95))
     sep = _pick(rng, (" ", " ", "-", "."))
-    if layout.startswith("us"):
-        w, h = 320, int(rng.integers(150, 170))
-        pastes: list[tuple[Image.Image, tuple[int, int], Image.Image]] = []
-        dark = layout == "us_dark"
-        base = (int(rng.integers(10, 90)),) * 3 if dark else (int(rng.integers(200, 256)),) * 3
-        base = _colour(rng, base, 30)
-        ink = (
-            _colour(rng, (235, 235, 235), 20) if dark
-            else _colour(
-                rng, [(20, 30, 110), (15, 15, 15), (20, 90, 40), (140, 20, 20)][
-                    int(rng.integers(4))], 30)
-        )
-        img = _background(rng, w, h, base, ink)
-        draw = ImageDraw.Draw(img)
-        small = _colour(rng, ink, 60) if rng.random() < 0.5 else tuple(
-            int(v) for v in rng.integers(0, 200, 3)
-        )
-        top_h = h * float(rng.uniform(0.1, 0.2))
+    w, h = 320, int(rng.integers(150, 170))
+    pastes: list[tuple[Image.Image, tuple[int, int], Image.Image]] = []
+    dark = layout == "us_dark"
+    base = (int(rng.integers(10, 90)),) * 3 if dark else (int(rng.integers(200, 256)),) * 3
+    base = _colour(rng, base, 30)
+    ink = (
+        _colour(rng, (235, 235, 235), 20) if dark
+        else _colour(
+            rng, [(20, 30, 110), (15, 15, 15), (20, 90, 40), (140, 20, 20)][
+                int(rng.integers(4))], 30)
+    )
+    img = _background(rng, w, h, base, ink)
+    draw = ImageDraw.Draw(img)
+    small = _colour(rng, ink, 60) if rng.random() < 0.5 else tuple(
+        int(v) for v in rng.integers(0, 200, 3)
+    )
+    top_h = h * float(rng.uniform(0.1, 0.2))
+    _draw_small_text(
+        rng, draw, _pick(rng, US_STATES), w / 2 + float(rng.uniform(-20, 20)),
+        h * float(rng.uniform(0.08, 0.16)), top_h, small, all_fonts,  # type: ignore[arg-type]
+    )
+    if rng.random() < 0.85:
         _draw_small_text(
-            rng, draw, _pick(rng, US_STATES), w / 2 + float(rng.uniform(-20, 20)),
-            h * float(rng.uniform(0.08, 0.16)), top_h, small, all_fonts,  # type: ignore[arg-type]
+            rng, draw, _pick(rng, SLOGANS), w / 2, h * float(rng.uniform(0.84, 0.93)),
+            h * float(rng.uniform(0.07, 0.12)), small, all_fonts,  # type: ignore[arg-type]
         )
-        if rng.random() < 0.85:
-            _draw_small_text(
-                rng, draw, _pick(rng, SLOGANS), w / 2, h * float(rng.uniform(0.84, 0.93)),
-                h * float(rng.uniform(0.07, 0.12)), small, all_fonts,  # type: ignore[arg-type]
-            )
-        _stickers(rng, img, all_fonts, w, h)
-        sep = _pick(rng, (" ", " ", " ", "-", ".", "logo"))
-        if layout == "us_two_line":
-            # small first part stacked at the left (like some vanity/commercial styles)
-            cut = max(1, min(len(text) - 2, int(rng.integers(1, 3))))
-            left, right = text[:cut], text[cut:]
-            ch = h * float(rng.uniform(0.22, 0.28))
-            b1 = _place_chars(rng, img, left, [], (w * 0.05, h * 0.25, w * 0.22, h * 0.25 + ch),
-                              ink, font, squeeze, sep)
-            ch2 = h * float(rng.uniform(0.42, 0.55))
-            y = h * 0.5 - ch2 / 2 + float(rng.uniform(-0.04, 0.04)) * h
-            b3 = _place_chars(rng, img, right, [], (w * 0.25, y, w * 0.96, y + ch2), ink, font,
-                              squeeze, sep)
-            boxes = b1 + b3
+    _stickers(rng, img, all_fonts, w, h)
+    sep = _pick(rng, (" ", " ", " ", "-", ".", "logo"))
+    if layout == "us_two_line":
+        # small first part stacked at the left (like some vanity/commercial styles)
+        cut = max(1, min(len(text) - 2, int(rng.integers(1, 3))))
+        left, right = text[:cut], text[cut:]
+        ch = h * float(rng.uniform(0.22, 0.28))
+        b1 = _place_chars(rng, img, left, [], (w * 0.05, h * 0.25, w * 0.22, h * 0.25 + ch),
+                          ink, font, squeeze, sep)
+        ch2 = h * float(rng.uniform(0.42, 0.55))
+        y = h * 0.5 - ch2 / 2 + float(rng.uniform(-0.04, 0.04)) * h
+        b3 = _place_chars(rng, img, right, [], (w * 0.25, y, w * 0.96, y + ch2), ink, font,
+                          squeeze, sep)
+        boxes = b1 + b3
+    else:
+        ch = h * float(rng.uniform(0.38, 0.56))
+        y = h * 0.52 - ch / 2 + float(rng.uniform(-0.05, 0.05)) * h
+        margin = w * float(rng.uniform(0.03, 0.12))
+        boxes = _place_chars(rng, img, text, gaps, (margin, y, w - margin, y + ch), ink,
+                             font, squeeze, sep, pastes)
+    if len(boxes) >= 2 and rng.random() < 0.5:
+        # graphics in the gap between groups or beside the text, never labelled
+        ch_h = float(np.median([b[3] - b[1] for b in boxes]))
+        cy = float(np.median([(b[1] + b[3]) / 2 for b in boxes]))
+        col = _away_from(rng, ink)
+        where = rng.random()
+        if gaps and sep == " " and where < 0.6:
+            left, right = boxes[gaps[0] - 1], boxes[gaps[0]]
+            cx = (left[2] + right[0]) / 2
+            size = min(ch_h * float(rng.uniform(0.5, 1.0)), (right[0] - left[2]) * 1.1)
+        elif where < 0.8:
+            cx = boxes[0][0] - ch_h * 0.5
+            size = ch_h * float(rng.uniform(0.5, 0.9))
         else:
-            ch = h * float(rng.uniform(0.38, 0.56))
-            y = h * 0.52 - ch / 2 + float(rng.uniform(-0.05, 0.05)) * h
-            margin = w * float(rng.uniform(0.03, 0.12))
-            boxes = _place_chars(rng, img, text, gaps, (margin, y, w - margin, y + ch), ink,
-                                 font, squeeze, sep, pastes)
-        if len(boxes) >= 2 and rng.random() < 0.5:
-            # graphics in the gap between groups or beside the text, never labelled
-            ch_h = float(np.median([b[3] - b[1] for b in boxes]))
-            cy = float(np.median([(b[1] + b[3]) / 2 for b in boxes]))
-            col = _away_from(rng, ink)
-            where = rng.random()
-            if gaps and sep == " " and where < 0.6:
-                left, right = boxes[gaps[0] - 1], boxes[gaps[0]]
-                cx = (left[2] + right[0]) / 2
-                size = min(ch_h * float(rng.uniform(0.5, 1.0)), (right[0] - left[2]) * 1.1)
-            elif where < 0.8:
-                cx = boxes[0][0] - ch_h * 0.5
-                size = ch_h * float(rng.uniform(0.5, 0.9))
-            else:
-                cx = boxes[-1][2] + ch_h * 0.5
-                size = ch_h * float(rng.uniform(0.5, 0.9))
-            _pictogram(rng, img, cx, cy, size, col)  # type: ignore[arg-type]
-            for solid, pos, mask in pastes:  # graphics stay behind the characters
-                img.paste(solid, pos, mask)
-        _screws(rng, img, w, h)
-    elif layout in ("eu", "nl", "de", "uk_front", "uk_rear", "one_line"):
-        w, h = 520, int(rng.integers(105, 125))
-        bg = {"nl": (240, 190, 20), "uk_rear": (245, 200, 30)}.get(layout, (235, 235, 235))
-        img = Image.new("RGB", (w, h), _colour(rng, bg, 15))
-        draw = ImageDraw.Draw(img)
-        ink = _colour(rng, (15, 15, 15), 15)
-        x_start = 0.0
-        if layout != "one_line" and not (layout.startswith("uk") and rng.random() < 0.5):
-            band = w * 0.08
-            draw.rectangle((0, 0, band, h), fill=_colour(rng, (20, 50, 160), 20))
-            _draw_small_text(rng, draw, _pick(rng, ("NL", "D", "F", "B", "GB", "PL", "I")),
-                             band / 2, h * 0.75, h * 0.25, (255, 255, 255), all_fonts)
-            x_start = band
-        if rng.random() < 0.7:
-            draw.rectangle((1, 1, w - 2, h - 2), outline=ink, width=max(1, h // 40))
-        ch = h * float(rng.uniform(0.62, 0.75))
-        y = (h - ch) / 2
-        if layout == "de" and len(gaps) >= 1:
-            sep = "logo"
-        boxes = _place_chars(rng, img, text, gaps, (x_start + w * 0.03, y, w * 0.97, y + ch),
-                             ink, font, squeeze, sep if layout != "nl" else "-")
-    elif layout == "br_old":
-        w, h = 400, 130
-        img = Image.new("RGB", (w, h), _colour(rng, (170, 170, 170), 25))
-        draw = ImageDraw.Draw(img)
-        ink = _colour(rng, (25, 25, 25), 15)
-        draw.rectangle((2, 2, w - 3, h - 3), outline=ink, width=3)
-        city = _pick(rng, ("SP-SAO PAULO", "RJ-RIO DE JANEIRO", "MG-BELO HORIZONTE", "PR-CURITIBA"))
-        _draw_small_text(rng, draw, city, w / 2, h * 0.14, h * 0.14, ink, all_fonts)
-        ch = h * 0.58
-        boxes = _place_chars(rng, img, text, gaps, (w * 0.04, h * 0.3, w * 0.96, h * 0.3 + ch),
-                             ink, font, squeeze, "-")
-    else:  # br_mercosur
-        w, h = 400, 130
-        img = Image.new("RGB", (w, h), _colour(rng, (240, 240, 240), 10))
-        draw = ImageDraw.Draw(img)
-        draw.rectangle((0, 0, w, h * 0.2), fill=_colour(rng, (20, 50, 150), 20))
-        _draw_small_text(rng, draw, "BRASIL", w / 2, h * 0.1, h * 0.15, (255, 255, 255), all_fonts)
-        ink = _colour(rng, (15, 15, 15), 10)
-        ch = h * 0.6
-        boxes = _place_chars(rng, img, text, [], (w * 0.05, h * 0.28, w * 0.95, h * 0.28 + ch),
-                             ink, font, squeeze, " ")
+            cx = boxes[-1][2] + ch_h * 0.5
+            size = ch_h * float(rng.uniform(0.5, 0.9))
+        _pictogram(rng, img, cx, cy, size, col)  # type: ignore[arg-type]
+        for solid, pos, mask in pastes:  # graphics stay behind the characters
+            img.paste(solid, pos, mask)
+    _screws(rng, img, w, h)
     if rng.random() < 0.3:
         img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.0))))
-    arr = np.asarray(img, dtype=np.uint8).copy()
-    return RenderedPlate(arr, np.asarray(boxes, np.float32).reshape(-1, 4), text, layout)
+    return np.asarray(img, dtype=np.uint8).copy(), boxes, text
