@@ -143,7 +143,7 @@ async def run_pipeline(
     if cfg.mqtt.enabled:
         stage_names.append("publish")
     liveness = Liveness(stage_names, stall_after_s)
-    reassembler = Reassembler(cfg)
+    reassembler = Reassembler(cfg.ingest, cfg.cameras)
     queue = FrameQueue(cfg.ingest.queue_frames_per_camera, reassembler.stats)
     worker_stats = WorkerStats()
     reads_tx, reads_rx = trio.open_memory_channel[PlateRead](READS_BUFFER)

@@ -45,6 +45,12 @@ READER_MODEL_FILES = ("segmenter.tflite", "classifier.tflite")
 """The files a models folder must hold (``vision.reader`` loads them; a test keeps the names
 equal). The detector's file is optional there: without it the bundled one is used."""
 MQTT_TOPIC_MAX_BYTES = 65535
+MOVED_KEYS = {
+    "detector.min_read_confidence": "reader.min_plate_confidence",
+    "detector.min_fitting_read_confidence": "reader.min_fitting_plate_confidence",
+    "reader.models_dir": "models.dir",
+}
+"""Keys renamed before 1.0: naming one is an error that says where it went."""
 
 
 def _key(
@@ -138,14 +144,6 @@ class DetectorConfig:
     score_threshold: float = _key(-0.25, "SVM margin above which a window is a candidate.")
     motion_gating: bool = _key(False, "Skip detection on frames with no motion.")
     max_candidates: int = _key(8, "Candidates read per frame after NMS.", lo=1, hi=64)
-    min_read_confidence: float = _key(
-        0.85, "A candidate is a plate only when its read is at least this confident.", lo=0,
-        hi=1,
-    )
-    min_fitting_read_confidence: float = _key(
-        0.75, "The same for a read that fits a pattern of the camera's plate regions (only "
-        "with specific regions configured; never above min_read_confidence).", lo=0, hi=1,
-    )
     max_rejected_reads: int = _key(
         2, "Stop reading a frame's candidates (best first) after this many are rejected "
         "(0 = read all).", lo=0, hi=64,
@@ -156,8 +154,23 @@ class DetectorConfig:
 class ReaderConfig:
     regions: list[str] = _key(["generic"], "Plate-format regions, in order of preference.")
     min_confidence: float = _key(0.3, "Reads below this plate confidence are ignored.", lo=0, hi=1)
+    min_plate_confidence: float = _key(
+        0.85, "A detector candidate is a plate only when its read is at least this confident.",
+        lo=0, hi=1,
+    )
+    min_fitting_plate_confidence: float = _key(
+        0.75, "The same for a read that fits a pattern of the camera's plate regions (only "
+        "with specific regions configured; never above min_plate_confidence).", lo=0, hi=1,
+    )
     top_n: int = _key(5, "Candidates kept per read.", lo=1, hi=20)
-    models_dir: str = _key("", "Folder of the model files ('' = the bundled models).")
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    dir: str = _key(
+        "", "Folder of the model files: the reader's, and the detector's when it holds one "
+        "('' = the bundled models).",
+    )
 
 
 @dataclass(frozen=True)
@@ -251,6 +264,7 @@ class Config:
     cameras: dict[str, CameraConfig] = field(default_factory=dict)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     reader: ReaderConfig = field(default_factory=ReaderConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
@@ -429,13 +443,13 @@ def _check_readable_file(path: str, key: str, source: str) -> None:
 
 
 def _check_models(cfg: Config, source: str, root: str) -> None:
-    folder = _rooted(root, cfg.reader.models_dir)
+    folder = _rooted(root, cfg.models.dir)
     if not folder:
         return
     if not os.path.isdir(folder):
-        raise ConfigError(f"{source}: reader.models_dir: no such folder {folder!r}")
+        raise ConfigError(f"{source}: models.dir: no such folder {folder!r}")
     for name in READER_MODEL_FILES:
-        _check_readable_file(os.path.join(folder, name), "reader.models_dir", source)
+        _check_readable_file(os.path.join(folder, name), "models.dir", source)
 
 
 def _check_regions(regions: list[str], key: str, source: str) -> None:
@@ -454,6 +468,11 @@ def _build(cls: type[T], raw: Any, path: str, source: str) -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key in raw:
+        moved = MOVED_KEYS.get(_join(path, key))
+        if moved is not None:
+            raise ConfigError(
+                f"{source}: {_join(path, key)} moved to {moved}: rename it in the file"
+            )
         if key not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"{source}: unknown key {_join(path, key)!r} (known here: {known})")
@@ -529,7 +548,8 @@ def _show(value: Any) -> str:
 
 
 def config_reference_markdown() -> str:
-    """The README's key table, generated from the dataclasses so the two cannot drift."""
+    """The key table of ``docs/configuration.md``, generated from the dataclasses so the two
+    cannot drift (``tests/test_config.py`` compares them)."""
     rows = ["| key | default | meaning |", "| --- | --- | --- |"]
 
     def walk(cls: type[Any], prefix: str) -> None:

@@ -247,7 +247,7 @@ def test_config_file_holds_the_variables(
     assert data["mqtt"]["port"] == 8883
     assert data["mqtt"]["tls"] is True
     assert data["mqtt"]["password"] == "p@ss wörd \"quoted\""
-    assert data["reader"]["models_dir"] == "/opt/edge-anpr/models"
+    assert data["models"]["dir"] == "/opt/edge-anpr/models"
     assert data["tracker"]["quiet_time_s"] == 5.0
     assert data["known_plates"] == [
         {"name": "Alice", "plate": "AB12CDE", "max_edit_distance": 1, "gate": True},

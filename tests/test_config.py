@@ -61,11 +61,34 @@ def test_cli_bad_config_exits_2_with_one_line(
     assert err == [f"edge-anpr: error: {expected}"]
 
 
-def test_readme_documents_every_key() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    for line in config_reference_markdown().splitlines()[2:]:
-        key = line.split("`")[1]
-        assert f"`{key}`" in readme, f"README lacks config key {key}"
+TABLE_START = "<!-- edge-anpr config --markdown: start -->"
+TABLE_END = "<!-- edge-anpr config --markdown: end -->"
+
+
+def test_the_key_table_is_the_generated_one() -> None:
+    """docs/configuration.md (or README.md, before it moved) holds exactly the table
+    ``edge-anpr config --markdown`` prints, between the markers."""
+    repo = Path(__file__).parent.parent
+    doc = repo / "docs" / "configuration.md"
+    text = (doc if doc.exists() else repo / "README.md").read_text()
+    table = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0]
+    assert table.strip() == config_reference_markdown().strip()
+
+
+@pytest.mark.parametrize(
+    ("raw", "moved_to"),
+    [
+        ({"detector": {"min_read_confidence": 0.9}}, "reader.min_plate_confidence"),
+        ({"detector": {"min_fitting_read_confidence": 0.8}},
+         "reader.min_fitting_plate_confidence"),
+        ({"reader": {"models_dir": "/opt/edge-anpr/models"}}, "models.dir"),
+    ],
+)
+def test_renamed_keys_say_where_they_went(raw: dict[str, object], moved_to: str) -> None:
+    (section,) = raw
+    (old,) = raw[section]  # type: ignore[misc]
+    with pytest.raises(ConfigError, match=rf"^config: {section}\.{old} moved to {moved_to}: "):
+        config_from_dict(raw)
 
 
 # --- the loader is the only validator: `config FILE` rejects exactly what `serve` would ---------
@@ -96,8 +119,8 @@ def _bad_cases(tmp: Path) -> list[tuple[str, str]]:
         ("[mqtt]\nport = 0\n", "mqtt.port"),
         ('[ingest]\nkey = "short"\n', "ingest.key"),
         ('[cameras.gate]\nid = 1\nkey = "fifteen-bytes!!"\n', "cameras.gate.key"),
-        ('[reader]\nmodels_dir = "/nonexistent/models"\n', "reader.models_dir"),
-        (f'[reader]\nmodels_dir = "{empty_models}"\n', "reader.models_dir"),
+        ('[models]\ndir = "/nonexistent/models"\n', "models.dir"),
+        (f'[models]\ndir = "{empty_models}"\n', "models.dir"),
         ('[[known_plates]]\nplate = "AB.*"\nmatch = "regex"\nmax_edit_distance = 2\n',
          "known_plates[0].max_edit_distance"),
     ]
@@ -222,7 +245,7 @@ def test_good_keys_addresses_and_models_dir_pass() -> None:
     cfg = config_from_dict({
         "ingest": {"bind": "::", "key": "sixteen-bytes-ok"},
         "cameras": {"gate": {"id": 1, "key": "\u00e9" * 8}},  # 16 UTF-8 bytes
-        "reader": {"models_dir": str(bundled_models_dir())},
+        "models": {"dir": str(bundled_models_dir())},
         "mqtt": {"topic_prefix": "site/a/"},
     })
     assert cfg.ingest.bind == "::"
@@ -245,6 +268,6 @@ def test_root_checks_the_files_of_a_staged_system(
     for model in bundled_models_dir().glob("*.tflite"):
         (staged / model.name).write_bytes(model.read_bytes())
     path = tmp_path / "c.toml"
-    path.write_text('[reader]\nmodels_dir = "/opt/edge-anpr/models"\n')
+    path.write_text('[models]\ndir = "/opt/edge-anpr/models"\n')
     assert main(["config", str(path)]) == 2
     assert main(["config", "--root", str(tmp_path), str(path)]) == 0

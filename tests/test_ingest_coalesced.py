@@ -16,10 +16,11 @@ SENDER = ("10.0.0.9", 5000)
 
 
 def _reassembler(legacy: bool = True, allow_unauth: bool = True) -> Reassembler:
-    return Reassembler(config_from_dict({
+    cfg = config_from_dict({
         "ingest": {**BOUNDS, "legacy": legacy, "allow_unauthenticated": allow_unauth},
         "cameras": {"one": {"id": 1, "key": KEY.decode()}},
-    }))
+    })
+    return Reassembler(cfg.ingest, cfg.cameras)
 
 
 def _state(r: Reassembler) -> tuple[object, ...]:

@@ -107,7 +107,7 @@ async def test_frames_sent_with_gso_arrive_whole_with_gro_on_or_off(
     cfg = config_from_dict({"ingest": {
         "bind": "127.0.0.1", "port": 0, "queue_frames_per_camera": 64, "udp_gro": gro,
     }})
-    reassembler = Reassembler(cfg)
+    reassembler = Reassembler(cfg.ingest, cfg.cameras)
     queue = FrameQueue(cfg.ingest.queue_frames_per_camera, reassembler.stats)
     port = await nursery.start(run_udp_ingest, cfg, queue, reassembler)
     rng = random.Random(3)

@@ -75,7 +75,7 @@ def test_no_exception_and_bounded_memory(
         "ingest": {**BOUNDS, "legacy": legacy, "allow_unauthenticated": allow_unauth},
         "cameras": {"one": {"id": 1, "key": KEY.decode()}},
     })
-    r = Reassembler(cfg)
+    r = Reassembler(cfg.ingest, cfg.cameras)
     now = 100.0
     for _, sender, data, dt in ops:
         now += dt

@@ -38,7 +38,8 @@ B = ("10.0.0.2", 5001)
 def make(
     ingest: dict[str, Any] | None = None, cameras: dict[str, Any] | None = None
 ) -> Reassembler:
-    return Reassembler(config_from_dict({"ingest": ingest or {}, "cameras": cameras or {}}))
+    cfg = config_from_dict({"ingest": ingest or {}, "cameras": cameras or {}})
+    return Reassembler(cfg.ingest, cfg.cameras)
 
 
 def payload(n: int, seed: int = 0) -> bytes:

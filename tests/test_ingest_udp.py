@@ -34,7 +34,7 @@ def _cfg(**ingest: object) -> Config:
 @pytest.fixture
 async def receiver(nursery: trio.Nursery) -> AsyncIterator[Receiver]:
     cfg = _cfg(queue_frames_per_camera=64)
-    reassembler = Reassembler(cfg)
+    reassembler = Reassembler(cfg.ingest, cfg.cameras)
     queue = FrameQueue(cfg.ingest.queue_frames_per_camera, reassembler.stats)
     port = await nursery.start(run_udp_ingest, cfg, queue, reassembler)
     yield Receiver(port, queue, reassembler)
@@ -152,7 +152,7 @@ async def test_flooding_sender_does_not_stop_another(receiver: Receiver) -> None
 
 async def test_port_zero_reports_the_bound_port(nursery: trio.Nursery) -> None:
     cfg = _cfg()
-    reassembler = Reassembler(cfg)
+    reassembler = Reassembler(cfg.ingest, cfg.cameras)
     queue = FrameQueue(2, reassembler.stats)
     port = await nursery.start(run_udp_ingest, cfg, queue, reassembler)
     assert isinstance(port, int) and port > 0
@@ -163,7 +163,7 @@ async def test_port_zero_reports_the_bound_port(nursery: trio.Nursery) -> None:
 
 async def test_stale_frames_expire_without_traffic(nursery: trio.Nursery) -> None:
     cfg = _cfg(frame_timeout_s=0.1)
-    reassembler = Reassembler(cfg)
+    reassembler = Reassembler(cfg.ingest, cfg.cameras)
     queue = FrameQueue(2, reassembler.stats)
     port = await nursery.start(run_udp_ingest, cfg, queue, reassembler)
     send(port, encode_legacy(b"x" * 5000)[:2])
@@ -205,7 +205,7 @@ async def test_a_reassembler_bug_is_logged_and_the_next_frames_still_arrive(
 
     monkeypatch.setattr(Reassembler, "feed", buggy)
     cfg = _cfg(queue_frames_per_camera=8)
-    reassembler = Reassembler(cfg)
+    reassembler = Reassembler(cfg.ingest, cfg.cameras)
     queue = FrameQueue(cfg.ingest.queue_frames_per_camera, reassembler.stats)
     port = await nursery.start(run_udp_ingest, cfg, queue, reassembler)
     jpeg = random.Random(4).randbytes(20_000)

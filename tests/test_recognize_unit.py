@@ -64,12 +64,14 @@ def test_score_image_counts_hits_misreads_and_false_plates() -> None:
 
 
 def test_detector_file_is_taken_from_the_models_dir_when_there(tmp_path: Path) -> None:
-    from edge_anpr.config import config_from_dict
+    from edge_anpr.config import READER_MODEL_FILES, config_from_dict
     from edge_anpr.vision.hog import default_model_path
     from edge_anpr.vision.recognize import detector_path
 
     assert detector_path(config_from_dict({})) == default_model_path()
-    only_reader = config_from_dict({"reader": {"models_dir": str(tmp_path)}})
+    for name in READER_MODEL_FILES:  # the loader checks that the folder holds the reader's
+        (tmp_path / name).write_bytes(b"x")
+    only_reader = config_from_dict({"models": {"dir": str(tmp_path)}})
     assert detector_path(only_reader) == default_model_path()
     (tmp_path / "plate_hog.npz").write_bytes(b"x")
     assert detector_path(only_reader) == tmp_path / "plate_hog.npz"

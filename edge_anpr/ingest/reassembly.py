@@ -18,10 +18,10 @@ import bisect
 import hmac
 import struct
 from collections import Counter, OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from edge_anpr.config import Config
+from edge_anpr.config import CameraConfig, IngestConfig
 from edge_anpr.ingest.protocol import (
     FLAG_TAG,
     HEADER,
@@ -170,10 +170,16 @@ class _Stream:
 
 
 class Reassembler:
-    """Datagrams in, frames and counted drops out. One instance per listening socket."""
+    """Datagrams in, frames and counted drops out. One instance per listening socket.
 
-    def __init__(self, cfg: Config) -> None:
-        ing = cfg.ingest
+    It reads its limits, keys and formats from ``ingest`` and, of ``cameras``, each camera's
+    name, sequenced ``id``, legacy ``source`` and ``key``.
+    """
+
+    def __init__(
+        self, ingest: IngestConfig, cameras: Mapping[str, CameraConfig] | None = None
+    ) -> None:
+        ing = ingest
         self._legacy_on = ing.legacy
         self._max_frame = ing.max_frame_bytes
         self._timeout_s = ing.frame_timeout_s
@@ -188,7 +194,7 @@ class Reassembler:
         self._cam_keys: dict[int, bytes | None] = {}
         self._global_key = global_key
         self._legacy_names: dict[str, str] = {}
-        for name, cam in cfg.cameras.items():
+        for name, cam in (cameras or {}).items():
             if cam.id >= 0:
                 self._cam_names[cam.id] = name
                 self._cam_keys[cam.id] = key_bytes(cam.key) or global_key

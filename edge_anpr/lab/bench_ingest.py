@@ -86,7 +86,7 @@ async def _bench(frames: int, frame_bytes: int, wire_format: str, window: int) -
         cfg.ingest, bind="127.0.0.1", port=0, queue_frames_per_camera=64,
         recv_buffer_bytes=8 * 1024 * 1024,
     ))
-    reassembler = Reassembler(cfg)
+    reassembler = Reassembler(cfg.ingest, cfg.cameras)
     queue = FrameQueue(cfg.ingest.queue_frames_per_camera, reassembler.stats)
     base = base_bytes(frame_bytes)
     ready_at: dict[int, float] = {}

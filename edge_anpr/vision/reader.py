@@ -435,7 +435,7 @@ class PlateReader:
 
 
 def make_reader(cfg: Config) -> PlateReader:
-    models = Path(cfg.reader.models_dir) if cfg.reader.models_dir else None
+    models = Path(cfg.models.dir) if cfg.models.dir else None
     return PlateReader(models, regions=cfg.reader.regions, top_n=cfg.reader.top_n)
 
 

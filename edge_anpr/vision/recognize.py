@@ -114,10 +114,10 @@ class MotionGate:
 
 
 def detector_path(cfg: Config) -> Path:
-    """``plate_hog.npz`` in ``reader.models_dir`` when it is there (a deployment keeps all
+    """``plate_hog.npz`` in ``models.dir`` when it is there (a deployment keeps all
     model files in one folder), else the bundled one."""
-    if cfg.reader.models_dir:
-        candidate = Path(cfg.reader.models_dir) / default_model_path().name
+    if cfg.models.dir:
+        candidate = Path(cfg.models.dir) / default_model_path().name
         if candidate.exists():
             return candidate
     return default_model_path()
@@ -231,7 +231,7 @@ class FrameRecognizer:
     ) -> list[FoundPlate]:
         """Read candidates best score first; keep what the reader accepts as a plate.
 
-        A candidate is a plate when its read has at least ``detector.min_read_confidence``
+        A candidate is a plate when its read has at least ``reader.min_plate_confidence``
         and ``MIN_PLATE_CHARS`` characters. An accepted candidate is read again from
         ``_variants`` of its box (the scanner's box is quantised to an eighth of the plate width
         and a third of an octave, and often cuts off the first or last character), and the best
@@ -243,11 +243,11 @@ class FrameRecognizer:
         if self.reader is None:
             return []
         det_cfg = self.cfg.detector
-        min_conf = max(self.cfg.reader.min_confidence, det_cfg.min_read_confidence)
+        min_conf = max(self.cfg.reader.min_confidence, self.cfg.reader.min_plate_confidence)
         regions = self.regions(camera)
         specific = any(REGIONS[r] for r in regions)
 
-        fit_conf = min(min_conf, det_cfg.min_fitting_read_confidence)
+        fit_conf = min(min_conf, self.cfg.reader.min_fitting_plate_confidence)
 
         def in_format(text: PlateText) -> bool:
             """Fits a pattern of the camera's regions (always true with no specific region)."""

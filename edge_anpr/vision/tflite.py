@@ -43,7 +43,7 @@ def _interpreter_class() -> Any:
 def load_interpreter(path: Path, num_threads: int = 1) -> Any:
     """An allocated interpreter for ``path``; ``ModelError`` when missing or broken."""
     if not path.is_file():
-        raise ModelError(f"{path}: model file not found (set reader.models_dir or retrain)")
+        raise ModelError(f"{path}: model file not found (set models.dir or retrain)")
     cls = _interpreter_class()
     try:
         interpreter = cls(model_path=str(path), num_threads=num_threads)
