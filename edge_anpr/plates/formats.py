@@ -1,9 +1,12 @@
 """Plate-format rules per region: rank candidate texts and fix confusable characters.
 
-A pattern is a string over ``@`` (a letter), ``#`` (a digit) and ``*`` (either). A region is an
-ordered tuple of patterns. The reader hands over, per character, its classifier alternatives
-(best first, with probabilities); ``rank_candidates`` builds texts from them by beam search and,
-for each configured region, the best text that fits one of the region's patterns. A confusable
+A pattern is a string over ``@`` (a letter), ``#`` (a digit) and ``*`` (either), in reading
+order with separators removed (the reader outputs characters only); a two-line plate is read
+top line then bottom line. A region is an ordered tuple of patterns; ``REGIONS`` holds them
+and ``REGION_NOTES`` says, per region, which plates its patterns are (a table a user can
+read). The reader hands over, per character, its classifier alternatives (best first, with
+probabilities); ``rank_candidates`` builds texts from them by beam search and, for each
+configured region, the best text that fits one of the region's patterns. A confusable
 character (O/0, I/1, B/8, S/5, Z/2, G/6, D/0, A/4, T/7) is swapped ONLY at a position where the
 pattern demands the other kind. ``generic`` fixes nothing and ranks by confidence alone.
 
@@ -11,7 +14,8 @@ The format prior changes the *ranking* only: a text that fits no configured patt
 own confidence (the geometric mean of its character probabilities), so a vanity plate is still
 reported as a plate, but any reading that does fit a pattern is ranked above it.
 
-Pure functions, no I/O.
+Invariant: ``REGIONS`` is read-only (a mapping proxy over tuples), so what is worked out once
+per list of regions (``_compiled``) never goes stale. Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -19,13 +23,114 @@ from __future__ import annotations
 import functools
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
+from types import MappingProxyType
 from typing import cast
 
-REGIONS: dict[str, tuple[str, ...]] = {
+
+def _unique(patterns: Iterable[str]) -> tuple[str, ...]:
+    """The patterns in first-seen order, each once."""
+    return tuple(dict.fromkeys(patterns))
+
+
+# Germany: a district of 1-3 letters, 1-2 recognition letters and 1-4 digits, at most 8
+# characters; an electric (E) or historic (H) plate appends its letter within those 8. The
+# Bundeswehr's plates are Y and six digits.
+_DE_PLAIN = [
+    "@" * (d + s) + "#" * n
+    for d in (1, 2, 3) for s in (1, 2) for n in (1, 2, 3, 4) if d + s + n <= 8
+]
+_DE = _unique([*_DE_PLAIN, *(p + "@" for p in _DE_PLAIN if len(p) < 8), "@######"])
+
+# Netherlands: the sidecodes 1-14 (dashes removed), oldest first: 1 XX-99-99, 2 99-99-XX,
+# 3 99-XX-99, 4 XX-99-XX, 5 XX-XX-99, 6 99-XX-XX, 7 99-XXX-9, 8 9-XXX-99, 9 XX-999-X,
+# 10 X-999-XX, 11 XXX-99-X, 12 X-99-XXX, 13 9-XX-999, 14 999-XX-9.
+_NL = (
+    "@@####", "####@@", "##@@##", "@@##@@", "@@@@##", "##@@@@", "##@@@#", "#@@@##",
+    "@@###@", "@###@@", "@@@##@", "@##@@@", "#@@###", "###@@#",
+)
+
+# France: SIV since 2009, AA-123-AA; the older FNI, a number of 1-4 digits, a series of 1-3
+# letters (three letters only with at most three digits) and the two-character departement
+# (01-95, Corsica 2A/2B). Overseas departements (971-976) would need 9 characters: left out.
+_FR = _unique([
+    "@@###@@",
+    *(
+        "#" * n + "@" * m + dept
+        for n in (1, 2, 3, 4) for m in (1, 2, 3) if n + m <= 6 for dept in ("##", "#@")
+    ),
+])
+
+# Belgium: 1-ABC-123 since 2010, 123-ABC from 2008 to 2010, ABC-123 from 1973 to 2008.
+_BE = ("#@@@###", "###@@@", "@@@###")
+
+# Italy: AB 123 CD since 1994; motorcycles AB 12345 since 1999 (letters over digits on the
+# two-line plate, so read in the same order).
+_IT = ("@@###@@", "@@#####")
+
+# Spain: 1234 BCD since 2000 (mopeds, historic and trailer plates add a leading letter:
+# C 1234 BCD, H ..., R ...); the provincial plates 1971-2000: a 1-2 letter province code,
+# four digits and 1-2 letters (M-1234-AB, B-1234-A, GC-1234-AB).
+_ES = ("####@@@", "@####@@@", "@####@", "@####@@", "@@####@", "@@####@@")
+
+# Poland (since 2000): a two-letter district and a five-character serial 12345, 1234A, 123AB,
+# 1A234, 1AB23; a three-letter district and a four-character serial 1234, 123A, 12AB, 1A23.
+_PL = (
+    "@@#####", "@@####@", "@@###@@", "@@#@###", "@@#@@##",
+    "@@@####", "@@@###@", "@@@##@@", "@@@#@##",
+)
+
+# Slovakia: BA-123AB (a two-letter district, 1997-2022) and, since 2023, the same layout with
+# two state-wide letters instead of the district (AA-001AA onwards).
+_SK = ("@@###@@",)
+
+# Czechia: since 2001 a digit, the region's letter, a letter or digit, four digits (1A2 3456,
+# 1AB 2345); the older Czechoslovak plates, still valid, AB 12-34 and ABC 12-34.
+_CZ = ("#@#####", "#@@####", "@@####", "@@@####")
+
+# United Kingdom: current AB12 CDE (since 2001); prefix A123 BCD (1983-2001); suffix ABC 123D
+# (1963-1983); dateless 1-3 letters and 1-4 digits either way round (ABC 123, 1234 AB);
+# Northern Ireland three letters (with I or Z) and 1-4 digits (ABZ 1234), within dateless.
+_UK = _unique([
+    "@@##@@@",
+    *("@" + "#" * n + "@@@" for n in (1, 2, 3)),
+    *("@@@" + "#" * n + "@" for n in (1, 2, 3)),
+    *("@" * a + "#" * d for a in (1, 2, 3) for d in (1, 2, 3, 4)),
+    *("#" * d + "@" * a for d in (1, 2, 3, 4) for a in (1, 2, 3)),
+])
+
+# Austria (since 1990): a district of 1 letter (the state capitals) or 2 letters, then the
+# serial, at most 7 characters in all: issued serials are digits then letters (W 12345 A,
+# W 1234 AB, GU 123 AB, FK 1 ABC); chosen ones are letters then digits (W NAME 1, 3-6
+# characters); authorities' plates are digits only (BP 12345).
+_AT = _unique([
+    *(
+        "@" * d + "#" * n + "@" * m
+        for d in (1, 2) for n in (1, 2, 3, 4, 5) for m in (1, 2, 3) if d + n + m <= 7
+    ),
+    *(
+        "@" * (d + m) + "#" * n
+        for d in (1, 2) for m in range(1, 6) for n in range(1, 6) if 3 <= m + n <= 7 - d
+    ),
+    *("@@" + "#" * n for n in (1, 2, 3, 4, 5)),
+])
+
+# Switzerland: the canton's two letters and a number of 1-6 digits (ZH 123456).
+_CH = tuple("@@" + "#" * n for n in range(1, 7))
+
+# US: common state serial formats (vanity plates fall back to generic)
+_US = (
+    "@@@###", "###@@@", "@@@####", "#@@@###", "###@###", "##@@###", "#@@####",
+    "@@####", "@##@@@", "@@@@###", "######", "#####",
+)
+
+# Europe for a user who knows no more: every pattern of the EU member states above.
+_EU = _unique([*_DE, *_NL, *_FR, *_BE, *_IT, *_ES, *_PL, *_SK, *_CZ, *_AT])
+
+REGIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "generic": (),
     # Brazil's grey plates (LLL NNNN, issued until 2018) and its Mercosur plates (LLL NLNN),
     # as two regions: the two patterns differ only where a digit and a letter look alike
@@ -33,29 +138,47 @@ REGIONS: dict[str, tuple[str, ...]] = {
     # sees both lists both, the likelier first.
     "br": ("@@@####",),
     "mercosur": ("@@@#@##",),
-    # UK current format: two letters, two digits, three letters
-    "uk": ("@@##@@@",),
-    # Netherlands sidecodes (dashes removed)
-    "nl": (
-        "##@@@#", "#@@@##", "@@###@", "@###@@", "@@@##@", "#@@###", "###@@#",
-        "@@##@@", "@@@@##", "##@@@@", "@@####", "##@@##",
-    ),
-    # Germany: 1-3 letter district, 1-2 letters, 1-4 digits (spaces removed)
-    "de": tuple(
-        "@" * d + "@" * s + "#" * n
-        for d in (1, 2, 3) for s in (1, 2) for n in (1, 2, 3, 4) if 3 <= d + s + n <= 8
-    ),
-    # Slovakia: district, three digits, two letters (BA123AB)
-    "sk": ("@@###@@",),
-    # Czechia: digit, letter, letter or digit, four digits (1A2 3456, 1AB 2345)
-    "cz": ("#@#####", "#@@####"),
-    # Poland: two- or three-letter district and a 4-5 character serial (WA12345, KR1234A)
-    "pl": ("@@#####", "@@####@", "@@###@@", "@@#@###", "@@#@@##", "@@@####", "@@@###@",
-           "@@@##@@", "@@@#@##"),
-    # US: common state serial formats (vanity plates fall back to generic)
-    "us": ("@@@###", "###@@@", "@@@####", "#@@@###", "###@###", "##@@###", "#@@####",
-           "@@####", "@##@@@", "@@@@###", "######", "#####"),
-}
+    "us": _US,
+    "eu": _EU,
+    "de": _DE,
+    "nl": _NL,
+    "fr": _FR,
+    "be": _BE,
+    "it": _IT,
+    "es": _ES,
+    "pl": _PL,
+    "sk": _SK,
+    "cz": _CZ,
+    "uk": _UK,
+    "gb": _UK,
+    "at": _AT,
+    "ch": _CH,
+})
+
+REGION_NOTES: Mapping[str, str] = MappingProxyType({
+    "generic": "No format prior: candidates ranked by confidence alone, nothing swapped.",
+    "br": "Brazil, grey plates issued until 2018: ABC 1234.",
+    "mercosur": "Brazil, Mercosur plates since 2018: ABC 1D23.",
+    "us": "United States, common state serials (ABC 1234, 1ABC234, 123 ABC, ...).",
+    "eu": "Europe, any of the EU member tables below (de nl fr be it es pl sk cz at).",
+    "de": "Germany: district 1-3 letters, 1-2 letters, 1-4 digits, at most 8 "
+          "(B AB 1234), E or H suffix (M AB 123E), Bundeswehr Y 123456.",
+    "nl": "Netherlands: sidecodes 1-14 (AB-12-34 ... 99-XXX-9, X-999-XX, XXX-99-X).",
+    "fr": "France: SIV AB-123-CD; FNI 1234 AB 56, 123 ABC 45, Corsica 2A/2B.",
+    "be": "Belgium: 1-ABC-123 (2010-), 123-ABC (2008-2010), ABC-123 (1973-2008).",
+    "it": "Italy: AB 123 CD (1994-); motorcycles AB 12345.",
+    "es": "Spain: 1234 BCD (2000-), C 1234 BCD (mopeds); provincial M-1234-AB.",
+    "pl": "Poland: WA 12345, WA 1234A, WA 123AB, WA 1A234, WA 1AB23; KRA 1234, "
+          "KRA 123A, KRA 12AB, KRA 1A23.",
+    "sk": "Slovakia: BA-123AB (district, 1997-2022) and AA-123AA (state-wide, 2023-).",
+    "cz": "Czechia: 1A2 3456, 1AB 2345 (2001-); Czechoslovak AB 12-34, ABC 12-34.",
+    "uk": "United Kingdom: AB12 CDE (2001-), A123 BCD, ABC 123D, dateless, "
+          "Northern Ireland ABZ 1234.",
+    "gb": "Same as uk.",
+    "at": "Austria: W 12345 A, GU 123 AB, chosen W NAME 1, authorities BP 12345; "
+          "at most 7 characters.",
+    "ch": "Switzerland: canton and 1-6 digits (ZH 123456).",
+})
 
 TO_DIGIT = {"O": "0", "D": "0", "Q": "0", "U": "0", "I": "1", "L": "1", "J": "1", "Z": "2",
             "S": "5", "B": "8", "G": "6", "A": "4", "T": "7"}
@@ -152,17 +275,37 @@ class _Kinds(dict[int, str]):
 _KINDS = _Kinds()
 
 
-@functools.lru_cache(maxsize=64)
-def _pattern_table(region_patterns: tuple[tuple[str, ...], ...]) -> dict[str, int] | None:
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """What ``rank_candidates`` needs of one list of specific regions, worked out once."""
+
+    shapes: dict[str, int] | None
     """Pattern -> index of the first region (in the given order) that lists it; None when a
     pattern has characters other than ``@`` and ``#`` (``fits`` is then asked per text)."""
-    table: dict[str, int] = {}
-    for index, patterns in enumerate(region_patterns):
-        for pattern in patterns:
-            if pattern.strip("@#"):
-                return None
-            table.setdefault(pattern, index)
-    return table
+    by_length: dict[int, tuple[tuple[str, ...], tuple[int, ...]]]
+    """Length -> its distinct patterns and, for each, the index of the first region listing
+    it. A pattern listed again (by that region or a later one) would offer the same text
+    with a score no higher, which ``offer`` ignores, so it is left out: the tables share many
+    patterns (``eu`` with every country in it, ``de`` with ``at``)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(specific: tuple[str, ...]) -> _Compiled:
+    """The ``_Compiled`` of ``specific`` (names of regions with patterns), keyed by the names:
+    sound because ``REGIONS`` is read-only."""
+    first: dict[str, int] = {}
+    for index, name in enumerate(specific):
+        for pattern in REGIONS[name]:
+            first.setdefault(pattern, index)
+    shapes = None if any(pattern.strip("@#") for pattern in first) else first
+    grouped: dict[int, list[tuple[str, int]]] = {}
+    for pattern, index in first.items():
+        grouped.setdefault(len(pattern), []).append((pattern, index))
+    by_length = {
+        length: (tuple(p for p, _ in items), tuple(i for _, i in items))
+        for length, items in grouped.items()
+    }
+    return _Compiled(shapes, by_length)
 
 
 def _pick(options: Sequence[tuple[str, float]], kind: str) -> tuple[str, float] | None:
@@ -193,22 +336,22 @@ def _best_for_patterns(
     if not all(alts):
         # an empty position: keep _best_for_pattern's exact behaviour (IndexError or None)
         return [_best_for_pattern(alts, pattern) for pattern in patterns]
-    columns = {
-        kind: [_pick(options, kind) for options in alts] for kind in set("".join(patterns))
-    }
+    kinds = set("".join(patterns))
+    # per position, kind -> that position's choice; a pattern's choices are then one map()
+    choices = [{kind: _pick(options, kind) for kind in kinds} for options in alts]
+    getitem = operator.getitem
     add = operator.add
+    first = itemgetter(0)
+    second = itemgetter(1)
     out: list[tuple[str, float] | None] = []
     for pattern in patterns:
-        picks = [columns[kind][i] for i, kind in enumerate(pattern)]
+        picks = list(map(getitem, choices, pattern))
         if None in picks:
             out.append(None)
             continue
         chosen = cast("list[tuple[str, float]]", picks)
         # a left-to-right sum from 0.0, as _best_for_pattern adds (sum() may compensate)
-        out.append((
-            "".join([ch for ch, _ in chosen]),
-            functools.reduce(add, [lq for _, lq in chosen], 0.0),
-        ))
+        out.append(("".join(map(first, chosen)), functools.reduce(add, map(second, chosen), 0.0)))
     return out
 
 
@@ -234,20 +377,16 @@ def rank_candidates(alts: Alternatives, regions: Sequence[str], top_n: int) -> l
         if old is None or score > old[1]:
             scored[text] = (-score, score, log_p, region, text)
 
-    if specific:
-        wanted = [
-            (rank, name, pattern)
-            for rank, name in enumerate(specific)
-            for pattern in REGIONS[name]
-            if len(pattern) == n
-        ]
-        if wanted:
-            bests = _best_for_patterns(alts, [pattern for _, _, pattern in wanted])
-            for (rank, name, _), best in zip(wanted, bests, strict=True):
+    compiled = _compiled(tuple(specific)) if specific else None
+    if compiled is not None:
+        patterns, ranks = compiled.by_length.get(n, ((), ()))
+        if patterns:
+            bests = _best_for_patterns(alts, patterns)
+            for rank, best in zip(ranks, bests, strict=True):
                 if best is not None:
                     text, log_p = best
                     # earlier regions in the list are preferred a little
-                    offer(text, log_p, exp((log_p + -0.01 * rank * n) / n), name)
+                    offer(text, log_p, exp((log_p + -0.01 * rank * n) / n), specific[rank])
 
     width = max(top_n * 4, 16)
     if not specific and 0 < top_n < width:
@@ -265,12 +404,12 @@ def rank_candidates(alts: Alternatives, regions: Sequence[str], top_n: int) -> l
                 ranked_generic.append(Ranked(text, confidence, "generic", confidence))
             return ranked_generic
     texts, log_ps, _ = _beam_lists(alts, width)
-    if not specific:
+    if compiled is None:
         for text, log_p in zip(texts, log_ps, strict=True):
             offer(text, log_p, exp((log_p + 0.0) / n), "generic")
     else:
         off_format = n * math.log(OFF_FORMAT_PENALTY)
-        table = _pattern_table(tuple(REGIONS[r] for r in specific))
+        table = compiled.shapes
         if table is not None:
             indexes = list(map(table.get, map(str.translate, texts, repeat(_KINDS))))
         else:
