@@ -17,6 +17,7 @@ from edge_anpr.ingest.protocol import (
     encode_legacy,
     encode_sequenced,
     key_bytes,
+    parse_header,
     parse_sequenced,
     seq_newer,
     tag_is_valid,
@@ -93,3 +94,45 @@ def test_encoder_refuses_what_the_format_cannot_carry() -> None:
         encode_sequenced(b"", camera=1, frame=0)
     with pytest.raises(ValueError):
         encode_sequenced(b"x", camera=70000, frame=0)
+
+
+def _header(**fields: int) -> bytes:
+    values = {"version": 2, "flags": 0, "camera": 1, "frame": 7, "index": 0, "count": 2,
+              "length": 100, "offset": 0, "time_us": 5, **fields}
+    return struct.pack(">4sBBHIHHIIQ", b"EANP", *values.values())
+
+
+@pytest.mark.parametrize(
+    ("datagram", "reason", "words"),
+    [
+        (_header(version=1) + b"x", "malformed", "unsupported version"),
+        (_header(flags=2) + b"x", "malformed", "unknown flag bits"),
+        (_header(flags=1) + b"x" * 15, "malformed", "too short for a tag"),
+        (_header(count=0) + b"x", "malformed", "count is 0"),
+        (_header(index=2) + b"x", "malformed", "index 2 >= count 2"),
+        (_header(length=0) + b"x", "bad_length", "frame length 0"),
+        (_header(length=5000) + b"x", "bad_length", "frame length 5000"),
+        (_header(count=3, length=2) + b"x", "malformed", "chunks cannot be empty"),
+        (_header(), "malformed", "no payload"),
+        (_header(offset=99) + b"xx", "malformed", r"offset 99 \+ 2 bytes > length 100"),
+    ],
+)
+def test_the_header_parser_names_each_broken_rule(
+    datagram: bytes, reason: str, words: str
+) -> None:
+    with pytest.raises(BadDatagram, match=words) as info:
+        parse_header(datagram, 1024)
+    assert info.value.reason == reason
+
+
+def test_the_header_parser_reads_a_datagram_inside_a_coalesced_receive() -> None:
+    chunks = encode_sequenced(b"y" * 5000, camera=3, frame=9, time_us=11, key=b"k" * 16)
+    buffer = b"".join(chunks)
+    size = len(chunks[0])
+    for i, chunk in enumerate(chunks):
+        alone = parse_header(chunk, 1 << 20)
+        assert parse_header(buffer, 1 << 20, i * size, len(chunk)) == alone
+        flags, camera, frame, index, count, length, offset, time_us, n = alone
+        assert (flags, camera, frame, index, length, time_us) == (1, 3, 9, i, 5000, 11)
+        assert count == len(chunks)
+        assert offset == sum(len(c) - 48 for c in chunks[:i]) and n == len(chunk) - 48

@@ -5,6 +5,10 @@ anything else is legacy. Whether a legacy 4-byte datagram is a header or the las
 depends on the sender's state, so that decision belongs to the reassembler, not to this module.
 
 Nothing here touches a socket or a clock. Parsing never raises anything but ``BadDatagram``.
+
+``parse_header`` is the one parser of the sequenced header: the reassembler's per-datagram path
+and its coalesced runs call it, and ``parse_sequenced`` (the chunk with its payload and tag, for
+tests and tools) is built on it.
 """
 
 from __future__ import annotations
@@ -77,17 +81,35 @@ class SequencedChunk:
     """Bytes covered by the tag (header + payload)."""
 
 
+SequencedHeader = tuple[int, int, int, int, int, int, int, int, int]
+"""A checked sequenced header: ``(flags, camera, frame, index, count, length, offset, time_us,
+payload_bytes)``, the wire fields in wire order, then the payload after the 32-byte header and
+before the tag. A plain tuple, unpacked into locals: the reassembler parses every datagram that
+does not continue a coalesced run, and a named tuple's construction and attribute reads cost
+more there than the checks themselves."""
+
+
 def is_sequenced(data: bytes) -> bool:
     return data[:4] == MAGIC
 
 
-def parse_sequenced(data: bytes, max_frame_bytes: int) -> SequencedChunk:
-    """Parse and check one sequenced datagram against every stateless rule of the format."""
-    size = len(data)
+def parse_header(
+    data: bytes, max_frame_bytes: int, pos: int = 0, size: int | None = None
+) -> SequencedHeader:
+    """Check the sequenced datagram ``data[pos:pos + size]`` (all of ``data`` by default)
+    against every stateless rule of the format; ``BadDatagram`` names the first broken one.
+
+    Invariant: a header this accepts has a payload of at least one byte that fits inside the
+    announced frame (``offset + payload_bytes <= length <= max_frame_bytes``), ``index < count
+    <= length``, and no flag but ``FLAG_TAG``; the tag itself is not checked (no key here).
+    ``tests/test_ingest_protocol.py`` holds each rule.
+    """
+    if size is None:
+        size = len(data) - pos
     if size < HEADER_BYTES:
         raise BadDatagram("malformed", f"sequenced datagram of {size} bytes is shorter than 32")
     magic, version, flags, camera, frame, index, count, length, offset, time_us = (
-        HEADER.unpack_from(data)
+        HEADER.unpack_from(data, pos)
     )
     if magic != MAGIC:
         raise BadDatagram("malformed", f"wrong magic {magic!r}")
@@ -95,14 +117,11 @@ def parse_sequenced(data: bytes, max_frame_bytes: int) -> SequencedChunk:
         raise BadDatagram("malformed", f"unsupported version {version}")
     if flags & ~FLAG_TAG:
         raise BadDatagram("malformed", f"unknown flag bits 0x{flags:02x}")
-    view = memoryview(data)
     end = size
-    tag: bytes | None = None
-    if flags & FLAG_TAG:
+    if flags:
         end = size - TAG_BYTES
         if end < HEADER_BYTES:
             raise BadDatagram("malformed", "tag flag set but datagram too short for a tag")
-        tag = bytes(view[end:])
     n = end - HEADER_BYTES
     if count == 0:
         raise BadDatagram("malformed", "chunk count is 0")
@@ -116,9 +135,19 @@ def parse_sequenced(data: bytes, max_frame_bytes: int) -> SequencedChunk:
         raise BadDatagram("malformed", "chunk carries no payload")
     if offset + n > length:
         raise BadDatagram("malformed", f"offset {offset} + {n} bytes > length {length}")
+    return flags, camera, frame, index, count, length, offset, time_us, n
+
+
+def parse_sequenced(data: bytes, max_frame_bytes: int) -> SequencedChunk:
+    """One sequenced datagram as a chunk: ``parse_header`` plus views of its payload and tag."""
+    flags, camera, frame, index, count, length, offset, time_us, n = parse_header(
+        data, max_frame_bytes
+    )
+    view = memoryview(data)
+    end = HEADER_BYTES + n
     return SequencedChunk(
         camera, frame, index, count, length, offset, time_us,
-        view[HEADER_BYTES:end], tag, view[:end],
+        view[HEADER_BYTES:end], bytes(view[end:]) if flags else None, view[:end],
     )
 
 

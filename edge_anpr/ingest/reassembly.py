@@ -23,19 +23,15 @@ from dataclasses import dataclass, field
 
 from edge_anpr.config import CameraConfig, IngestConfig
 from edge_anpr.ingest.protocol import (
-    FLAG_TAG,
-    HEADER,
     HEADER_BYTES,
     LEGACY_HEADER,
     MAGIC,
     SEQ_MODULO,
-    TAG_BYTES,
-    VERSION,
     BadDatagram,
     DropReason,
     compute_tag,
     key_bytes,
-    parse_sequenced,
+    parse_header,
     seq_newer,
 )
 from edge_anpr.values import Frame
@@ -314,11 +310,16 @@ class Reassembler:
         """Untagged sequenced chunks of one frame in progress with consecutive indexes and
         offsets, none received before, that leave the frame incomplete: their headers are
         compared with what the run's first one implies, their payloads copied in place.
-        Every check ``_feed_sequenced`` makes per chunk holds for the run as a whole."""
-        _, version, flags, cam_id, seq, index, count, length, off, time_us = HEADER.unpack_from(
-            data, pos
-        )
-        if flags or version != VERSION or size <= HEADER_BYTES or (
+        Every check ``_feed_sequenced`` makes per chunk holds for the run as a whole: the first
+        header goes through ``parse_header``, and each later one must equal it byte for byte
+        but for its index and offset, which step by one chunk within the bounds set here."""
+        try:
+            flags, cam_id, seq, index, count, length, off, time_us, _ = parse_header(
+                data, self._max_frame, pos, size
+            )
+        except BadDatagram:
+            return 0  # feed() counts it, with the reason
+        if flags or (
             self._cam_keys.get(cam_id, self._global_key) is not None or not self._allow_unauth
         ):
             return 0
@@ -470,40 +471,28 @@ class Reassembler:
     # -- sequenced --------------------------------------------------------------------------
 
     def _feed_sequenced(self, data: bytes, sender: Address, now_s: float) -> Sequence[Event]:
-        size = len(data)
-        payload: memoryview
-        flags = data[5] if size > 5 else 0xFF
-        end = size - TAG_BYTES if flags == FLAG_TAG else size
-        if flags <= FLAG_TAG and end > HEADER_BYTES:
-            # Fast path (untagged, or tagged): one unpack, no intermediate object. Anything
-            # irregular goes to _reject, whose parser names the exact reason.
-            _, version, _, cam_id, seq, index, count, length, off, time_us = HEADER.unpack_from(
-                data
+        try:
+            flags, cam_id, seq, index, count, length, off, time_us, n = parse_header(
+                data, self._max_frame
             )
-            if (
-                version != VERSION or index >= count or length == 0 or count > length
-                or length > self._max_frame or off + end - HEADER_BYTES > length
-            ):
-                return self._reject(data, sender)
-            name = self._cam_names.get(cam_id)
-            camera = name if name is not None else f"cam-{cam_id}"
-            key = self._cam_keys.get(cam_id, self._global_key)
-            view = memoryview(data)
-            if key is not None:
-                if not flags:
-                    return self._drop("unauthenticated", sender, camera, "untagged datagram")
-                if not hmac.compare_digest(compute_tag(key, view[:end]), view[end:]):
-                    return self._drop("bad_tag", sender, camera, "tag does not match the key")
-            elif not self._allow_unauth:
-                return self._drop(
-                    "unauthenticated", sender, camera,
-                    "no key configured for this camera and unauthenticated senders are not "
-                    "allowed",
-                )
-            payload = view[HEADER_BYTES:end]
-        else:
-            # Unknown flag bits, or too short for a header, a payload and the tag it announces.
-            return self._reject(data, sender)
+        except BadDatagram as exc:
+            return self._drop(exc.reason, sender, self._camera_of(data), exc.detail)
+        name = self._cam_names.get(cam_id)
+        camera = name if name is not None else f"cam-{cam_id}"
+        key = self._cam_keys.get(cam_id, self._global_key)
+        view = memoryview(data)
+        end = HEADER_BYTES + n
+        if key is not None:
+            if not flags:
+                return self._drop("unauthenticated", sender, camera, "untagged datagram")
+            if not hmac.compare_digest(compute_tag(key, view[:end]), view[end:]):
+                return self._drop("bad_tag", sender, camera, "tag does not match the key")
+        elif not self._allow_unauth:
+            return self._drop(
+                "unauthenticated", sender, camera,
+                "no key configured for this camera and unauthenticated senders are not allowed",
+            )
+        payload = view[HEADER_BYTES:end]
         events: list[Event] = []
         stream = self._streams.get((sender[0], cam_id))
         if stream is None:
@@ -627,14 +616,6 @@ class Reassembler:
             return None
         cam = int.from_bytes(data[6:8], "big")
         return self._cam_names.get(cam, f"cam-{cam}")
-
-    def _reject(self, data: bytes, sender: Address) -> list[Event]:
-        """Count a datagram the fast path refused, with the reason parse_sequenced gives."""
-        try:
-            parse_sequenced(data, self._max_frame)
-        except BadDatagram as exc:
-            return self._drop(exc.reason, sender, self._camera_of(data), exc.detail)
-        raise AssertionError("fast-path check refused a datagram the parser accepts")
 
     # -- bookkeeping ------------------------------------------------------------------------
 
