@@ -6,6 +6,7 @@ back into the state of the task that produced its input.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -55,13 +56,27 @@ class PlateText:
 
 @dataclass(frozen=True, slots=True)
 class PlateRead:
-    """One plate found and read in one frame."""
+    """One plate found and read: the one value for a read, from the recognizer to MQTT.
 
-    camera: str
+    The recognizer fills what it knows (text, box, detector score); a worker adds the frame's
+    context with ``in_frame``. A read of an image outside the appliance (``edge-anpr
+    recognize``) keeps the defaults: no camera, no capture time.
+    """
+
     text: PlateText
     box_px: BoxPx
     """x, y, width, height in frame pixels."""
-    capture_time_us: int
-    frame_sequence: int | None
-    completed_monotonic_s: float
+    detector_score: float = 0.0
+    """The detector's score of the box the text was read in (higher is surer)."""
+    camera: str = ""
+    capture_time_us: int = 0
+    frame_sequence: int | None = None
+    completed_monotonic_s: float = 0.0
     """Copied from the frame, so publish latency can be measured end to end."""
+
+    def in_frame(self, frame: Frame) -> PlateRead:
+        """This read with ``frame``'s camera, capture time, number and completion time."""
+        return dataclasses.replace(
+            self, camera=frame.camera, capture_time_us=frame.capture_time_us,
+            frame_sequence=frame.sequence, completed_monotonic_s=frame.completed_monotonic_s,
+        )

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from edge_anpr.lab.eval_scenes import score_image
-from edge_anpr.values import Candidate, PlateText
-from edge_anpr.vision.recognize import FoundPlate, MotionGate, decode_jpeg, plate_crop
+from edge_anpr.values import Candidate, PlateRead, PlateText
+from edge_anpr.vision.recognize import MotionGate, decode_jpeg, plate_crop
 
 
 def test_decode_jpeg_round_trip_and_garbage() -> None:
@@ -45,9 +45,9 @@ def test_motion_gate_sees_motion_and_ignores_noise() -> None:
     assert gate.moved(moved)
 
 
-def _found(box: tuple[int, int, int, int], text: str, alts: tuple[str, ...] = ()) -> FoundPlate:
+def _found(box: tuple[int, int, int, int], text: str, alts: tuple[str, ...] = ()) -> PlateRead:
     cands = (Candidate(text, 0.9), *(Candidate(a, 0.1) for a in alts))
-    return FoundPlate(box, PlateText(text, 0.9, (0.9,) * len(text), cands, "generic"), 1.0)
+    return PlateRead(PlateText(text, 0.9, (0.9,) * len(text), cands, "generic"), box, 1.0)
 
 
 def test_score_image_counts_hits_misreads_and_false_plates() -> None:

@@ -15,7 +15,7 @@ from edge_anpr.config import Config
 from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.values import Frame, PlateRead
 from edge_anpr.vision.recognize import FrameRecognizer, MotionGate
-from edge_anpr.vision.workers import FoundPlateLike, Recognizer, WorkerStats, run_workers
+from edge_anpr.vision.workers import Recognizer, WorkerStats, run_workers
 
 CRASH = b"\xff\xd8 this frame makes the recognizer raise"
 
@@ -29,7 +29,7 @@ class CrashesOnOneFrame:
 
     def recognize_jpeg(
         self, data: bytes, *, camera: str | None = None, gate: MotionGate | None = None
-    ) -> Sequence[FoundPlateLike] | None:
+    ) -> Sequence[PlateRead] | None:
         if data == CRASH:
             raise RuntimeError("boom")
         return self.real.recognize_jpeg(data, camera=camera, gate=gate)

@@ -13,12 +13,13 @@ import cv2
 
 from edge_anpr.config import Config
 from edge_anpr.logs import fields
-from edge_anpr.vision.recognize import FoundPlate, FrameRecognizer
+from edge_anpr.values import PlateRead
+from edge_anpr.vision.recognize import FrameRecognizer
 
 log = logging.getLogger(__name__)
 
 
-def found_to_json(found: FoundPlate) -> dict[str, object]:
+def found_to_json(found: PlateRead) -> dict[str, object]:
     return {
         "text": found.text.text,
         "confidence": round(found.text.confidence, 4),

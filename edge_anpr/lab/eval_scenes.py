@@ -42,7 +42,8 @@ from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError, ModelError
 from edge_anpr.lab.progress import show_progress
 from edge_anpr.lab.scenes import Scene, find_scenes, normalise, scale_box
-from edge_anpr.vision.recognize import FoundPlate, FrameRecognizer, decode_jpeg
+from edge_anpr.values import PlateRead
+from edge_anpr.vision.recognize import FrameRecognizer, decode_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class Tally:
 def score_image(
     labels: Sequence[tuple[BoxPx, str]],
     candidates: Sequence[BoxPx],
-    found: Sequence[FoundPlate],
+    found: Sequence[PlateRead],
 ) -> Tally:
     """Compare one image's detector candidates and reported plates with its labels."""
     t = Tally(images=1, plates=len(labels))

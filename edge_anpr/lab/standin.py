@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 
 from edge_anpr.config import Config
-from edge_anpr.vision.recognize import FoundPlate, FrameRecognizer, MotionGate, decode_jpeg
+from edge_anpr.values import PlateRead
+from edge_anpr.vision.recognize import FrameRecognizer, MotionGate, decode_jpeg
 from edge_anpr.vision.workers import Recognizer, RecognizerFactory
 
 CHUNK_SHAPE = (360, 640)
@@ -45,7 +46,7 @@ def frame_key(jpeg: bytes) -> FrameKey:
 class GilFreeLoad:
     """Decodes the frame, blurs ``chunks`` times, answers with the recorded reads."""
 
-    def __init__(self, chunks: int, answers: Mapping[FrameKey, Sequence[FoundPlate]]) -> None:
+    def __init__(self, chunks: int, answers: Mapping[FrameKey, Sequence[PlateRead]]) -> None:
         self.chunks = chunks
         self._answers = answers
         self._image = np.random.default_rng(0).random(CHUNK_SHAPE, dtype=np.float32)
@@ -53,7 +54,7 @@ class GilFreeLoad:
 
     def recognize_jpeg(
         self, data: bytes, *, camera: str | None = None, gate: MotionGate | None = None
-    ) -> list[FoundPlate] | None:
+    ) -> list[PlateRead] | None:
         """As ``FrameRecognizer.recognize_jpeg``: None when the bytes are not an image, and
         no reads for a frame that is not one of the calibration's."""
         if decode_jpeg(data, grey=True) is None:
@@ -81,7 +82,7 @@ class Calibration:
     stand_in_ms: float
     """The stand-in's, measured the same way with ``chunks`` units of load."""
     chunks: int
-    answers: Mapping[FrameKey, Sequence[FoundPlate]]
+    answers: Mapping[FrameKey, Sequence[PlateRead]]
 
     def factory(self) -> RecognizerFactory:
         def build() -> Recognizer:
@@ -99,7 +100,7 @@ def calibrate(cfg: Config, jpegs: Sequence[bytes]) -> Calibration:
     """
     cv2.setNumThreads(1)
     real = FrameRecognizer(cfg)
-    answers: dict[FrameKey, list[FoundPlate]] = {}
+    answers: dict[FrameKey, list[PlateRead]] = {}
     for jpeg in jpegs:  # warm-up: the first frame of a size builds the detector's plans
         answers[frame_key(jpeg)] = list(real.recognize_jpeg(jpeg) or [])
     if len(answers) != len(jpegs):

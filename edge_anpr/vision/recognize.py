@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from edge_anpr.boxes import BoxPx, crop_bounds, iou
 from edge_anpr.config import Config
 from edge_anpr.plates.formats import REGIONS
-from edge_anpr.values import PlateText
+from edge_anpr.values import PlateRead, PlateText
 from edge_anpr.vision.hog import (
     Detection,
     DetectorModel,
@@ -67,16 +67,6 @@ def decode_jpeg(data: bytes, *, grey: bool = False) -> NDArray[np.uint8] | None:
     if image is None or image.size == 0:
         return None
     return np.asarray(image, np.uint8)
-
-
-@dataclass(frozen=True, slots=True)
-class FoundPlate:
-    """One plate found and read in one frame."""
-
-    box_px: BoxPx
-    """x, y, width, height in frame pixels."""
-    text: PlateText
-    detector_score: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +177,7 @@ class FrameRecognizer:
         camera: str | None = None,
         gate: MotionGate | None = None,
         decode_ms: float = 0.0,
-    ) -> list[FoundPlate]:
+    ) -> list[PlateRead]:
         """Every plate read in the frame (BGR or grey), most confident first."""
         t0 = time.perf_counter()
         gray = (
@@ -211,7 +201,7 @@ class FrameRecognizer:
 
     def recognize_jpeg(
         self, data: bytes, *, camera: str | None = None, gate: MotionGate | None = None
-    ) -> list[FoundPlate] | None:
+    ) -> list[PlateRead] | None:
         """Decode (grey) then recognise; None when the bytes are not an image."""
         t0 = time.perf_counter()
         image = decode_jpeg(data, grey=True)
@@ -228,7 +218,7 @@ class FrameRecognizer:
 
     def read_candidates(
         self, image: NDArray[np.uint8], cands: Sequence[Detection], camera: str | None = None
-    ) -> list[FoundPlate]:
+    ) -> list[PlateRead]:
         """Read candidates best score first; keep what the reader accepts as a plate.
 
         A candidate is a plate when its read has at least ``reader.min_plate_confidence``
@@ -264,7 +254,7 @@ class FrameRecognizer:
             fitting = specific and in_format(text)
             return text.confidence >= (fit_conf if fitting else min_conf)
 
-        reads: list[FoundPlate] = []
+        reads: list[PlateRead] = []
         ranked = sorted(cands, key=lambda c: -c.score)
         # The candidates that will almost surely be read (the best ones, up to the rejection
         # limit) are read in one batch: the same reads as one by one, for less GIL-holding
@@ -318,7 +308,7 @@ class FrameRecognizer:
                 if (alt is not None and accepted(alt) and alt.text == best.text[1:]
                         and rank(alt) >= rank(best)):
                     best = alt
-            reads.append(FoundPlate(cand.box_px, best, cand.score))
+            reads.append(PlateRead(best, cand.box_px, cand.score))
         self.last_reads = calls
         reads.sort(key=lambda f: (-f.text.confidence, -f.detector_score))
         return reads
@@ -390,7 +380,6 @@ def _scaled_box(box: BoxPx, fw: float, fh: float, img_w: int, img_h: int) -> Box
 
 
 __all__ = [
-    "FoundPlate",
     "FrameRecognizer",
     "MotionGate",
     "StageTiming",

@@ -36,7 +36,7 @@ from edge_anpr.config import Config
 from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.logs import RateLimitedLog, fields
 from edge_anpr.system.notify import Liveness
-from edge_anpr.values import Frame, PlateRead, PlateText
+from edge_anpr.values import Frame, PlateRead
 
 if TYPE_CHECKING:
     from edge_anpr.vision.recognize import MotionGate
@@ -51,19 +51,12 @@ MAX_GATED_CAMERAS = 1024
 """Bound on per-camera motion state (a camera name comes from the network)."""
 
 
-class FoundPlateLike(Protocol):
-    @property
-    def box_px(self) -> tuple[int, int, int, int]: ...
-    @property
-    def text(self) -> PlateText: ...
-
-
 class Recognizer(Protocol):
     """What a worker needs of ``edge_anpr.vision.recognize.FrameRecognizer``."""
 
     def recognize_jpeg(
         self, data: bytes, *, camera: str | None = None, gate: MotionGate | None = None
-    ) -> Sequence[FoundPlateLike] | None: ...
+    ) -> Sequence[PlateRead] | None: ...
 
 
 RecognizerFactory = Callable[[], Recognizer]
@@ -161,23 +154,14 @@ def default_recognizer_factory(cfg: Config) -> RecognizerFactory:
 
 
 def reads_from(
-    frame: Frame, found: Sequence[FoundPlateLike], min_confidence: float, stats: WorkerStats
+    frame: Frame, found: Sequence[PlateRead], min_confidence: float, stats: WorkerStats
 ) -> list[PlateRead]:
     reads = []
     for plate in found:
         if plate.text.confidence < min_confidence:
             stats.reads_below_confidence += 1
             continue
-        reads.append(
-            PlateRead(
-                camera=frame.camera,
-                text=plate.text,
-                box_px=plate.box_px,
-                capture_time_us=frame.capture_time_us,
-                frame_sequence=frame.sequence,
-                completed_monotonic_s=frame.completed_monotonic_s,
-            )
-        )
+        reads.append(plate.in_frame(frame))
     stats.reads += len(reads)
     return reads
 
@@ -229,7 +213,7 @@ class _Job:
 @dataclass(frozen=True, slots=True)
 class _Done:
     job: _Job
-    found: Sequence[FoundPlateLike] | None
+    found: Sequence[PlateRead] | None
     failed: BaseException | None
     busy_s: float
     cpu_s: float
