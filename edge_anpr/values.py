@@ -80,3 +80,33 @@ class PlateRead:
             self, camera=frame.camera, capture_time_us=frame.capture_time_us,
             frame_sequence=frame.sequence, completed_monotonic_s=frame.completed_monotonic_s,
         )
+
+
+EventKind = Literal["start", "update", "end"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlateEvent:
+    """One step of one vehicle's event, as published."""
+
+    event_id: str
+    """Stable over the event's start, updates and end."""
+    kind: EventKind
+    camera: str
+    text: str
+    """Best (voted) plate text so far."""
+    confidence: float
+    candidates: tuple[Candidate, ...]
+    """Whole-text votes over the event's reads, best first; the first is (text, confidence)."""
+    region: str
+    box_px: BoxPx
+    """Box of the most recent read, frame pixels."""
+    capture_time_us: int
+    """Capture time of the read that triggered this step (0 when unknown)."""
+    first_seen_us: int
+    """Capture time of the first read, or the wall clock passed in when the camera gave none."""
+    last_seen_us: int
+    read_count: int
+    frame_sequence: int | None
+    latency_origin_s: float
+    """``completed_monotonic_s`` of the read that triggered this step (monotonic seconds)."""

@@ -11,7 +11,6 @@ import pytest
 
 from edge_anpr.config import config_from_dict
 from edge_anpr.plates.known import KnownPlates
-from edge_anpr.plates.tracker import PlateEvent
 from edge_anpr.publish.homeassistant import discovery_messages
 from edge_anpr.publish.topics import (
     Topics,
@@ -21,7 +20,7 @@ from edge_anpr.publish.topics import (
     plate_payload,
     topic_safe,
 )
-from edge_anpr.values import Candidate
+from edge_anpr.values import Candidate, PlateEvent
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "edge_anpr" / "publish" / "schemas"

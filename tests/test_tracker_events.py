@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from edge_anpr.boxes import iou
 from edge_anpr.config import TrackerConfig
-from edge_anpr.plates.tracker import PlateEvent, Tracker, vote
-from edge_anpr.values import Candidate, PlateRead, PlateText
+from edge_anpr.plates.tracker import Tracker, vote
+from edge_anpr.values import Candidate, PlateEvent, PlateRead, PlateText
 
 
 def read(

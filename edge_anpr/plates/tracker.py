@@ -52,47 +52,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import reduce
 from operator import add, attrgetter
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 from edge_anpr.boxes import BoxPx, iou
 from edge_anpr.config import TrackerConfig
 from edge_anpr.plates.known import edit_distance
-from edge_anpr.values import Candidate, PlateRead
-
-EventKind = Literal["start", "update", "end"]
+from edge_anpr.values import Candidate, EventKind, PlateEvent, PlateRead
 
 MAX_EVENT_CANDIDATES = 5
 RECENT_TEXTS = 8
 """Distinct recent read texts of an event that a new read is compared with."""
 DISTANCE_MEMO_SIZE = 4096
 """Edit distances a tracker remembers; the memo is emptied when it reaches this many."""
-
-
-@dataclass(frozen=True, slots=True)
-class PlateEvent:
-    """One step of one vehicle's event, as published."""
-
-    event_id: str
-    """Stable over the event's start, updates and end."""
-    kind: EventKind
-    camera: str
-    text: str
-    """Best (voted) plate text so far."""
-    confidence: float
-    candidates: tuple[Candidate, ...]
-    """Whole-text votes over the event's reads, best first; the first is (text, confidence)."""
-    region: str
-    box_px: BoxPx
-    """Box of the most recent read, frame pixels."""
-    capture_time_us: int
-    """Capture time of the read that triggered this step (0 when unknown)."""
-    first_seen_us: int
-    """Capture time of the first read, or the wall clock passed in when the camera gave none."""
-    last_seen_us: int
-    read_count: int
-    frame_sequence: int | None
-    latency_origin_s: float
-    """``completed_monotonic_s`` of the read that triggered this step (monotonic seconds)."""
 
 
 @dataclass(frozen=True, slots=True)

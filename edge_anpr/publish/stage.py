@@ -54,7 +54,7 @@ import trio
 from edge_anpr.config import Config
 from edge_anpr.logs import RateLimitedLog, fields
 from edge_anpr.plates.known import KnownMatch, KnownPlates
-from edge_anpr.plates.tracker import PlateEvent, Tracker
+from edge_anpr.plates.tracker import Tracker
 from edge_anpr.publish.mqtt import MqttPublisher
 from edge_anpr.publish.outbox import Outbox, default_outbox_path
 from edge_anpr.publish.topics import (
@@ -65,7 +65,7 @@ from edge_anpr.publish.topics import (
     plate_payload,
 )
 from edge_anpr.system.notify import Liveness
-from edge_anpr.values import PlateRead
+from edge_anpr.values import PlateEvent, PlateRead
 
 log = logging.getLogger(__name__)
 

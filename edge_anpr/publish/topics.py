@@ -14,7 +14,7 @@ from typing import Any
 
 from edge_anpr.config import Config, KnownPlateConfig
 from edge_anpr.plates.known import KnownMatch
-from edge_anpr.plates.tracker import PlateEvent
+from edge_anpr.values import PlateEvent
 
 SCHEMA_VERSION = 1
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
