@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cfg = sub.add_parser("config", help="check a config file or print the key reference")
     cfg.add_argument("file", type=Path, nargs="?", default=None)
-    cfg.add_argument("--markdown", action="store_true", help="print the key table of docs/configuration.md")
+    cfg.add_argument(
+        "--markdown", action="store_true", help="print the key table of docs/configuration.md"
+    )
     cfg.add_argument(
         "--root", default="/", metavar="DIR",
         help="look for the files the config names (TLS, models) under DIR, as in a system "
