@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from edge_anpr.cli import main
 from edge_anpr.errors import ConfigError
-from edge_anpr.lab.eval_crops import CropScore, cut_with_margin, edit_ops, read_label_rows
+from edge_anpr.lab.eval_crops import CropScore, cut_with_margin, edit_ops
+from edge_anpr.lab.labels import labelled_rows, read_label_rows
 from edge_anpr.plates.known import edit_distance
 from edge_anpr.values import Candidate, PlateText
 
@@ -61,6 +62,25 @@ def test_labels_csv_with_a_header_or_the_us_layout(tmp_path: Path) -> None:
     no_plate.write_text("file,text\na.jpg,ABC\n")
     with pytest.raises(ConfigError, match="plate"):
         read_label_rows(no_plate)
+
+
+def test_the_label_review_corrects_and_leaves_out(tmp_path: Path) -> None:
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    (folder / "labels.csv").write_text(
+        "file,plate\na.jpg,HIV2D20\nb.jpg,ABC1234\nc.jpg,XYZ9999\n"
+    )
+    reviews = tmp_path / "review"
+    reviews.mkdir()
+    (reviews / "crops.csv").write_text(
+        "file,label,reviewed,reason\na.jpg,HIV2D20,HIV2120,the plate shows 1\n"
+        "c.jpg,XYZ9999,,unreadable\n"
+    )
+    rows, review = labelled_rows(folder, review_dir=reviews)
+    assert rows == [("a.jpg", "HIV2120"), ("b.jpg", "ABC1234")]
+    assert review.corrected == {"a.jpg": "HIV2120"} and review.excluded == {"c.jpg"}
+    raw, _ = labelled_rows(folder, raw=True, review_dir=reviews)
+    assert raw == [("a.jpg", "HIV2D20"), ("b.jpg", "ABC1234"), ("c.jpg", "XYZ9999")]
 
 
 def test_cut_with_margin_grows_the_box_and_clips_to_the_image() -> None:

@@ -2,9 +2,8 @@
 
 Two sources, scored the same way:
 
-* a folder of crops with ``labels.csv``: a header row naming at least ``file`` and ``plate``
-  columns (any order, any case, more columns allowed, as in ``../shared/data/plate-crops-br``),
-  or headerless ``file,state,PLATE`` rows (``../shared/data/plate-crops``);
+* a folder of crops with a ``labels.csv`` (``lab.labels``: its layouts, and the project's
+  review of wrong labels, applied unless ``raw_labels``);
 * ``--scenes``: a scenes-layout folder (``lab.scenes``): each labelled box is cut out of the
   image, normalised to the width the appliance works at, with ``margin`` of the box's size added
   on every side, as a detector's box would hand it to the reader.
@@ -21,7 +20,6 @@ most (character edits aligned by edit distance, ``label>read``), and last one JS
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import statistics
@@ -40,6 +38,7 @@ from edge_anpr.boxes import BoxPx, crop_bounds
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError
 from edge_anpr.lab.datasplit import plate_in_split, shared_data_dir
+from edge_anpr.lab.labels import labelled_rows
 from edge_anpr.lab.progress import show_progress
 from edge_anpr.lab.scenes import find_scenes, normalise, scale_box
 from edge_anpr.plates.known import edit_distance
@@ -155,30 +154,10 @@ class LabelledCrop:
     group: str
 
 
-def read_label_rows(labels: Path) -> list[tuple[str, str]]:
-    """``(file, plate)`` of every row of a ``labels.csv`` (see the module docstring)."""
-    with labels.open(newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.reader(f) if r]
-    if not rows:
-        return []
-    header = [c.strip().lower() for c in rows[0]]
-    if "file" in header:
-        if "plate" not in header:
-            raise ConfigError(f"{labels}: the header has no 'plate' column: {rows[0]}")
-        fi, pi = header.index("file"), header.index("plate")
-        return [(r[fi], r[pi].strip().upper()) for r in rows[1:] if len(r) > max(fi, pi)]
-    if all(len(r) >= 3 for r in rows):
-        return [(r[0], r[2].strip().upper()) for r in rows]
-    raise ConfigError(f"{labels}: expected a header with 'file' and 'plate' columns")
-
-
 def crops_of_folder(
-    directory: Path, split: Split, group: str
+    directory: Path, rows: list[tuple[str, str]], split: Split, group: str
 ) -> Iterator[tuple[LabelledCrop, NDArray[np.uint8] | None]]:
-    labels = directory / "labels.csv"
-    if not labels.is_file():
-        raise ConfigError(f"{labels}: not found (a labels.csv with file and plate columns)")
-    for name, plate in read_label_rows(labels):
+    for name, plate in rows:
         if plate_in_split(plate, split):
             image = cv2.imread(str(directory / name), cv2.IMREAD_COLOR)
             yield LabelledCrop(name, plate, group), (
@@ -220,7 +199,7 @@ def regions_for(cfg: Config, camera: str | None) -> tuple[str, ...]:
 def eval_crops_main(
     cfg: Config, directory: Path | None, split: Split = "val",
     failures_sheet: Path | None = None, *, scenes: bool = False, margin: float = 0.15,
-    camera: str | None = None,
+    camera: str | None = None, raw_labels: bool = False,
 ) -> int:
     if directory is None:
         data = shared_data_dir()
@@ -232,8 +211,11 @@ def eval_crops_main(
     if scenes:
         items = list(crops_of_scenes(directory, split, margin))
     else:
-        group = camera or directory.name
-        items = list(crops_of_folder(directory, split, group))
+        rows, review = labelled_rows(directory, raw=raw_labels)
+        if review.corrected or review.excluded:
+            print(f"labels: {len(review.corrected)} corrected, {len(review.excluded)} left out "
+                  f"as unreadable by the review of {directory.name} (--raw-labels: as shipped)")
+        items = list(crops_of_folder(directory, rows, split, camera or directory.name))
     reader = make_reader(cfg)
     groups: dict[str, CropScore] = {}
     images: dict[str, NDArray[np.uint8]] = {}

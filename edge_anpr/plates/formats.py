@@ -425,6 +425,11 @@ def rank_candidates(alts: Alternatives, regions: Sequence[str], top_n: int) -> l
     ]
 
 
+def fits_any(text: str, regions: Sequence[str]) -> bool:
+    """``text`` fits a pattern of one of ``regions`` (``generic`` has none)."""
+    return _first_fitting(text, [r for r in regions if r != "generic"]) is not None
+
+
 def _first_fitting(text: str, specific: list[str]) -> int | None:
     """Index in ``specific`` of the first region with a pattern ``text`` fits, or None."""
     region = next((r for r in specific if any(fits(text, p) for p in REGIONS[r])), None)

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from edge_anpr.lab.datasplit import shared_data_dir, split_of, split_of_plate
-from edge_anpr.lab.eval_crops import read_label_rows
+from edge_anpr.lab.labels import labelled_rows
 from edge_anpr.lab.scenes import find_scenes, read_labels
 from edge_anpr.train.augment import degrade_plate
 from edge_anpr.train.render import render_plate
@@ -49,7 +49,7 @@ from edge_anpr.vision.reader import (
 GH, GW = SEG_H // SEG_STRIDE, SEG_W // SEG_STRIDE
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
-RENDER_VERSION = 3
+RENDER_VERSION = 4
 """Bump when the renderer or augmentation changes, so cached synthetic sets are rebuilt."""
 
 
@@ -180,7 +180,8 @@ def real_train_items() -> list[tuple[np.ndarray, str, str]]:
         crops = data / folder
         if not (crops / "labels.csv").is_file():
             continue
-        for name, label in read_label_rows(crops / "labels.csv"):
+        rows, _ = labelled_rows(crops)  # with the project's review of wrong labels
+        for name, label in rows:
             if split_of_plate(label) != "train":
                 continue
             img = cv2.imread(str(crops / name), cv2.IMREAD_GRAYSCALE)

@@ -1,0 +1,83 @@
+"""Labelled crop folders: their ``labels.csv`` and the project's review of those labels.
+
+A ``labels.csv`` has a header row naming at least ``file`` and ``plate`` columns (any order,
+any case, more columns allowed, as in ``../shared/data/plate-crops-br``), or headerless
+``file,state,PLATE`` rows (``../shared/data/plate-crops``).
+
+Labels taken from file names can be wrong. What the project found wrong, by looking at each
+suspect (``python -m edge_anpr.lab.suspects``), is in ``data/label-review/<folder>.csv`` at the
+repository's top: ``file,label,reviewed,reason``, where ``reviewed`` is the plate as the image
+shows it, or empty when no one can read it (the crop is then left out). Training and
+evaluation read labels through ``labelled_rows``, which applies the review; ``raw=True`` gives
+the labels as shipped, to measure what the review changes.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_anpr.errors import ConfigError
+
+REVIEW_DIR = Path(__file__).resolve().parents[2] / "data" / "label-review"
+"""Where the reviews live in a checkout (absent from an installed package: no review)."""
+
+
+def read_label_rows(labels: Path) -> list[tuple[str, str]]:
+    """``(file, plate)`` of every row of a ``labels.csv`` (see the module docstring)."""
+    with labels.open(newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.reader(f) if r]
+    if not rows:
+        return []
+    header = [c.strip().lower() for c in rows[0]]
+    if "file" in header:
+        if "plate" not in header:
+            raise ConfigError(f"{labels}: the header has no 'plate' column: {rows[0]}")
+        fi, pi = header.index("file"), header.index("plate")
+        return [(r[fi], r[pi].strip().upper()) for r in rows[1:] if len(r) > max(fi, pi)]
+    if all(len(r) >= 3 for r in rows):
+        return [(r[0], r[2].strip().upper()) for r in rows]
+    raise ConfigError(f"{labels}: expected a header with 'file' and 'plate' columns")
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """What looking at the images changed in one folder's labels."""
+
+    corrected: dict[str, str]
+    """file -> the plate the image shows."""
+    excluded: frozenset[str]
+    """Files no one can read: left out."""
+
+    def apply(self, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(f, self.corrected.get(f, p)) for f, p in rows if f not in self.excluded]
+
+
+def read_review(folder_name: str, review_dir: Path = REVIEW_DIR) -> Review:
+    """The review of the folder named ``folder_name`` (empty when there is none)."""
+    path = review_dir / f"{folder_name}.csv"
+    corrected: dict[str, str] = {}
+    excluded: set[str] = set()
+    if path.is_file():
+        with path.open(newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                fixed = (row.get("reviewed") or "").strip().upper()
+                if fixed:
+                    corrected[row["file"]] = fixed
+                else:
+                    excluded.add(row["file"])
+    return Review(corrected, frozenset(excluded))
+
+
+def labelled_rows(
+    directory: Path, *, raw: bool = False, review_dir: Path = REVIEW_DIR
+) -> tuple[list[tuple[str, str]], Review]:
+    """``(file, plate)`` of a labelled folder with its review applied (unless ``raw``), and
+    the review itself (to report what it changed)."""
+    labels = directory / "labels.csv"
+    if not labels.is_file():
+        raise ConfigError(f"{labels}: not found (a labels.csv with file and plate columns)")
+    rows = read_label_rows(labels)
+    review = Review({}, frozenset()) if raw else read_review(directory.name, review_dir)
+    return review.apply(rows), review
