@@ -276,3 +276,26 @@ def test_a_candidate_credited_to_a_region_fits_it(
     for r in ranked:
         assert r.region == "generic" or any(fits(r.text, p) for p in REGIONS[r.region])
         assert r.region == "generic" or r.region in regions
+
+
+def test_a_look_alike_takes_the_kind_of_its_group() -> None:
+    from edge_anpr.plates.formats import prefer_group_kind
+
+    def alts(*chars: tuple[str, float, str, float]) -> list[list[tuple[str, float]]]:
+        return [[(a, p), (b, q)] for a, p, b, q in chars]
+
+    # N0X 218: the unsure 0 between two sure letters becomes O, with the top probability
+    nox = alts(("N", 0.9, "M", 0.1), ("0", 0.6, "O", 0.4), ("X", 0.9, "K", 0.1),
+               ("2", 0.9, "Z", 0.05), ("1", 0.9, "7", 0.05), ("8", 0.9, "3", 0.05))
+    fixed = prefer_group_kind(nox, [0, 0, 0, 1, 1, 1])
+    assert [a[0][0] for a in fixed] == list("NOX218")
+    assert fixed[1] == [("O", 0.6), ("0", 0.4)]
+    # a sure character is never changed, and a group of mixed sure kinds decides nothing
+    sure = alts(("2", 0.95, "Z", 0.01), ("U", 0.9, "V", 0.1), ("Q", 0.9, "O", 0.1))
+    assert prefer_group_kind(sure, [0, 0, 0]) == sure
+    mixed = alts(("5", 0.9, "S", 0.01), ("G", 0.55, "6", 0.45), ("9", 0.9, "8", 0.1),
+                 ("A", 0.9, "4", 0.01))
+    assert prefer_group_kind(mixed, [0, 0, 0, 0]) == mixed
+    # far apart in probability: not a look-alike question
+    clear = alts(("A", 0.9, "B", 0.1), ("0", 0.9, "O", 0.1), ("C", 0.9, "G", 0.1))
+    assert prefer_group_kind(clear, [0, 0, 0]) == clear

@@ -219,3 +219,14 @@ def test_batched_reads_equal_single_reads() -> None:
     assert single[3] is None and sum(r is not None for r in single) >= 8
     for size in (4, 2, 11, 4, 1):
         assert reader.read_many(crops[:size]) == single[:size]
+
+
+def test_char_groups_split_at_gaps_and_lines() -> None:
+    from edge_anpr.vision.reader import char_groups
+
+    h = 20.0
+    one_line = [[x, 0, x + 10, h] for x in (0, 12, 24, 44, 56, 68)]  # NOX 218: a 10 px gap
+    assert char_groups(one_line) == [0, 0, 0, 1, 1, 1]
+    two_lines = [[0, 0, 10, h], [12, 0, 22, h], [0, 30, 10, 30 + h], [12, 30, 22, 30 + h]]
+    assert char_groups(two_lines) == [0, 0, 1, 1]
+    assert char_groups([]) == []

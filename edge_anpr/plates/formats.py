@@ -203,6 +203,53 @@ class Ranked:
     """What candidates are ranked by: the confidence with the format prior applied."""
 
 
+GROUP_KIND_RATIO = 0.2
+"""A character is unsure between look-alikes of the two kinds when its best alternative of the
+other kind has at least this share of its top probability (``prefer_group_kind``)."""
+
+
+def _kind(ch: str) -> bool:
+    return ch.isdigit()
+
+
+def prefer_group_kind(
+    alts: Alternatives, groups: Sequence[int], ratio: float = GROUP_KIND_RATIO
+) -> list[list[tuple[str, float]]]:
+    """Look-alikes decided by their group: the characters of one printed group (``groups``:
+    one id per character, equal within a group of characters set apart by a gap or a line)
+    are, on nearly every plate, all letters or all digits (NOX 218, WH0 515 -> WHO 515,
+    HIV 2I20 -> HIV 2120).
+
+    A character whose top alternative and a look-alike of the other kind (``TO_DIGIT`` /
+    ``TO_LETTER``) are close (the look-alike has at least ``ratio`` of the top probability)
+    takes the kind of the group's sure characters when those all agree: the two exchange
+    probabilities, so the beam and the region patterns after it see the swap with the
+    probability the classifier gave the winner. A sure character is never changed, so mixed
+    groups of sure characters (2UQ, 5G93) read as the classifier saw them.
+
+    Invariant: the result has the same characters and probabilities per position as ``alts``,
+    only possibly exchanged between a character and its look-alike.
+    """
+    out = [list(a) for a in alts]
+    unsure: dict[int, int] = {}
+    for i, options in enumerate(out):
+        if not options:
+            continue
+        top, p = options[0]
+        twin = TO_LETTER.get(top) if _kind(top) else TO_DIGIT.get(top)
+        for k, (ch, q) in enumerate(options[1:], 1):
+            if ch == twin and q >= ratio * p:
+                unsure[i] = k
+                break
+    for i, k in unsure.items():
+        sure = {_kind(out[j][0][0]) for j in range(len(out))
+                if j != i and groups[j] == groups[i] and j not in unsure and out[j]}
+        if len(sure) == 1 and sure != {_kind(out[i][0][0])}:
+            (a, pa), (b, pb) = out[i][0], out[i][k]
+            out[i][0], out[i][k] = (b, pa), (a, pb)
+    return out
+
+
 def check_regions(regions: Sequence[str]) -> None:
     """ValueError naming the unknown regions, if any (and for an empty list)."""
     unknown = [r for r in regions if r not in REGIONS]

@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError, ModelError
-from edge_anpr.plates.formats import check_regions, rank_candidates
+from edge_anpr.plates.formats import check_regions, prefer_group_kind, rank_candidates
 from edge_anpr.values import Candidate, PlateText
 from edge_anpr.vision.tflite import Int8Model, bundled_models_dir
 
@@ -51,6 +51,9 @@ HEAT_THRESHOLD = 0.3
 JUNK_THRESHOLD = 0.25
 """A box is dropped when its "not a character" probability reaches this (chosen on the
 training split: 0.25 read 89.4% exactly there, 0.5 read 88.1%)."""
+GROUP_GAP = 0.45
+"""Characters further apart than this share of their height belong to different printed
+groups (``char_groups``)."""
 MIN_HEIGHT_RATIO = 0.6
 """Boxes shorter than this share of the median box height are small print, not characters
 (stacked two-letter prefixes, sticker digits): US labels leave them out."""
@@ -293,6 +296,20 @@ def _reading_order(boxes: list[Box5], h: float) -> list[Box5]:
     return sorted(boxes, key=lambda b: b[0] + b[2])
 
 
+def char_groups(boxes: Sequence[Sequence[float]]) -> list[int]:
+    """A group id per character box (boxes in reading order, x0, y0, x1, y1 first): a new
+    group starts on a new line or after a gap wider than ``GROUP_GAP`` of the median
+    character height (the space, dash or emblem between a plate's printed groups)."""
+    if not boxes:
+        return []
+    h = _median([b[3] - b[1] for b in boxes])
+    ids = [0]
+    for a, b in itertools.pairwise(boxes):
+        new_line = (b[1] + b[3] - a[1] - a[3]) / 2 > 0.6 * h or b[0] + b[2] < a[0] + a[2]
+        ids.append(ids[-1] + (new_line or b[0] - a[2] > GROUP_GAP * h))
+    return ids
+
+
 @dataclass(frozen=True, slots=True)
 class ReadTiming:
     segment_ms: float
@@ -388,7 +405,8 @@ class PlateReader:
         owners = [greys[i] for i, bs in zip(usable, boxes, strict=True) for _ in range(len(bs))]
         if not owners:
             return results
-        probs = self._cls.run(normalise_chars(char_crops(owners, np.concatenate(boxes))))
+        every_box = np.concatenate(boxes)
+        probs = self._cls.run(normalise_chars(char_crops(owners, every_box)))
         t2 = time.perf_counter()
         self.last_timing = ReadTiming((t1 - t0) * 1000, (t2 - t1) * 1000)
         # Every character of every crop at once, then plain Python values: per-crop numpy
@@ -403,15 +421,17 @@ class PlateReader:
             for ks, ps in zip(top.tolist(), top_p, strict=True)
         ]
         rows = char_probs.tolist()
+        box_rows = every_box.tolist()
         start = 0
         for i, bs in zip(usable, boxes, strict=True):
             end = start + len(bs)
             keep = [j for j in range(start, end) if is_char[j]]
             start = end
             if len(keep) >= max(1, self.min_chars):
+                groups = char_groups([box_rows[j] for j in keep])
                 results[i] = self._text(
-                    [alternatives[j] for j in keep], [rows[j] for j in keep],
-                    regions or self.regions,
+                    prefer_group_kind([alternatives[j] for j in keep], groups),
+                    [rows[j] for j in keep], regions or self.regions,
                 )
         return results
 
