@@ -1,1 +1,2 @@
-"""Service: worker pool, systemd notification and the whole-pipeline benchmark."""
+"""System plumbing of the service: systemd readiness and watchdog (``notify``), stop signals
+(``signals``), and restarting a crashed stage with backoff (``supervise``)."""
