@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="--scenes: share of the box's width and height added on every side (default 0.15)",
     )
     eval_crops.add_argument(
+        "--labels", type=Path, default=None,
+        help="labels file (file and plate columns) kept outside DIRECTORY (default: "
+             "DIRECTORY/labels.csv)",
+    )
+    eval_crops.add_argument(
         "--raw-labels", action="store_true",
         help="score against the labels as shipped, without the review in data/label-review/",
     )
@@ -228,7 +233,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return eval_crops_main(
             cfg, args.directory, split=args.split, failures_sheet=args.failures_sheet,
             scenes=args.scenes, margin=args.margin, camera=args.camera,
-            raw_labels=args.raw_labels,
+            raw_labels=args.raw_labels, labels=args.labels,
         )
     if command == "bench":
         return _bench(cfg, args)

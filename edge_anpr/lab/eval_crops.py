@@ -199,7 +199,7 @@ def regions_for(cfg: Config, camera: str | None) -> tuple[str, ...]:
 def eval_crops_main(
     cfg: Config, directory: Path | None, split: Split = "val",
     failures_sheet: Path | None = None, *, scenes: bool = False, margin: float = 0.15,
-    camera: str | None = None, raw_labels: bool = False,
+    camera: str | None = None, raw_labels: bool = False, labels: Path | None = None,
 ) -> int:
     if directory is None:
         data = shared_data_dir()
@@ -211,7 +211,7 @@ def eval_crops_main(
     if scenes:
         items = list(crops_of_scenes(directory, split, margin))
     else:
-        rows, review = labelled_rows(directory, raw=raw_labels)
+        rows, review = labelled_rows(directory, raw=raw_labels, labels=labels)
         if review.corrected or review.excluded:
             print(f"labels: {len(review.corrected)} corrected, {len(review.excluded)} left out "
                   f"as unreadable by the review of {directory.name} (--raw-labels: as shipped)")

@@ -10,6 +10,10 @@ repository's top: ``file,label,reviewed,reason``, where ``reviewed`` is the plat
 shows it, or empty when no one can read it (the crop is then left out). Training and
 evaluation read labels through ``labelled_rows``, which applies the review; ``raw=True`` gives
 the labels as shipped, to measure what the review changes.
+
+``data/labels/plate-crops-eu-unlabelled.csv`` holds the project's own labels of 94 crops of
+``plate-crops-eu-unlabelled`` (48 two-line), read by a person from the images: a validation
+set of European plates of many countries, never trained on (``EU_LABELLED``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from edge_anpr.errors import ConfigError
 
 REVIEW_DIR = Path(__file__).resolve().parents[2] / "data" / "label-review"
 """Where the reviews live in a checkout (absent from an installed package: no review)."""
+EU_LABELLED = REVIEW_DIR.parent / "labels" / "plate-crops-eu-unlabelled.csv"
+"""The project's labels of part of ``plate-crops-eu-unlabelled`` (validation only)."""
 
 
 def read_label_rows(labels: Path) -> list[tuple[str, str]]:
@@ -71,11 +77,14 @@ def read_review(folder_name: str, review_dir: Path = REVIEW_DIR) -> Review:
 
 
 def labelled_rows(
-    directory: Path, *, raw: bool = False, review_dir: Path = REVIEW_DIR
+    directory: Path, *, raw: bool = False, review_dir: Path = REVIEW_DIR,
+    labels: Path | None = None,
 ) -> tuple[list[tuple[str, str]], Review]:
     """``(file, plate)`` of a labelled folder with its review applied (unless ``raw``), and
-    the review itself (to report what it changed)."""
-    labels = directory / "labels.csv"
+    the review itself (to report what it changed). ``labels`` names a labels file kept
+    elsewhere (the project's own labels of an unlabelled folder, ``data/labels/``); the
+    default is the folder's ``labels.csv``."""
+    labels = labels or directory / "labels.csv"
     if not labels.is_file():
         raise ConfigError(f"{labels}: not found (a labels.csv with file and plate columns)")
     rows = read_label_rows(labels)
