@@ -13,7 +13,7 @@ from edge_anpr.train.render.common import Box, Colour, jitter, pick, small_text
 from edge_anpr.train.render.formats import BR_FORMATS, expand, label
 from edge_anpr.train.render.glyph_pages import GlyphLibrary
 from edge_anpr.train.render.paint import place_line
-from edge_anpr.train.render.typefaces import choose
+from edge_anpr.train.render.typefaces import Typeface, choose
 
 CITIES = (
     "SP - SAO PAULO", "RJ - RIO DE JANEIRO", "MG - BELO HORIZONTE", "PR - CURITIBA",
@@ -48,21 +48,9 @@ def render_old(
     typeface = choose(rng, "br", text, glyphs)
     squeeze = typeface.squeeze(rng)
     spacing = float(rng.uniform(0.06, 0.14))
-    if moto:
-        top, bottom = text_face.split("/")
-        ch1 = h * 0.3
-        y1 = band_h + h * 0.04
-        ch2 = h * 0.36
-        y2 = y1 + ch1 + h * 0.06
-        b1 = place_line(rng, img, top, (w * 0.15, y1, w * 0.85, y1 + ch1), ink, typeface,
-                        squeeze, spacing)
-        b2 = place_line(rng, img, bottom, (w * 0.06, y2, w * 0.94, y2 + ch2), ink, typeface,
-                        squeeze, spacing)
-        return img, b1 + b2, text
-    ch = h * float(rng.uniform(0.58, 0.66))
-    y = band_h + (h - band_h - ch) * 0.45
-    boxes = place_line(rng, img, text_face, (w * 0.04, y, w * 0.96, y + ch), ink, typeface,
-                       squeeze, spacing)
+    boxes = _characters(rng, img, text_face, band_h, ink, typeface, squeeze, spacing,
+                        two_lines=(0.3, 0.04, 0.36, 0.06) if moto else None,
+                        one_line=((0.58, 0.66), 0.45, 0.04))
     return img, boxes, text
 
 
@@ -91,22 +79,40 @@ def render_mercosur(
     typeface = choose(rng, "br_mercosur", text, glyphs)
     squeeze = typeface.squeeze(rng)
     spacing = float(rng.uniform(0.05, 0.12))
-    if moto:
+    boxes = _characters(rng, img, text_face, band_h, ink, typeface, squeeze, spacing,
+                        two_lines=(0.32, 0.05, 0.34, 0.05) if moto else None,
+                        one_line=((0.56, 0.64), 0.5, 0.05))
+    return img, boxes, text
+
+
+def _characters(
+    rng: np.random.Generator, img: Image.Image, text_face: str, band_h: float, ink: Colour,
+    typeface: Typeface, squeeze: float, spacing: float, *,
+    two_lines: tuple[float, float, float, float] | None,
+    one_line: tuple[tuple[float, float], float, float],
+) -> list[Box]:
+    """The characters below the band, boxes in reading order. ``two_lines`` (motorcycle
+    plates, ``TOP/BOTTOM`` faces): top line height, its offset below the band, bottom line
+    height and the gap between, as shares of the plate height. ``one_line``: the height
+    range (shares of the plate height), where it sits in the space below the band, and the
+    side margin (share of the width)."""
+    w, h = img.size
+    if two_lines is not None:
         top, bottom = text_face.split("/")
-        ch1 = h * 0.32
-        y1 = band_h + h * 0.05
-        ch2 = h * 0.34
-        y2 = y1 + ch1 + h * 0.05
+        top_h, offset, bottom_h, gap = two_lines
+        ch1, y1 = h * top_h, band_h + h * offset
+        ch2 = h * bottom_h
+        y2 = y1 + ch1 + h * gap
         b1 = place_line(rng, img, top, (w * 0.15, y1, w * 0.85, y1 + ch1), ink, typeface,
                         squeeze, spacing)
         b2 = place_line(rng, img, bottom, (w * 0.06, y2, w * 0.94, y2 + ch2), ink, typeface,
                         squeeze, spacing)
-        return img, b1 + b2, text
-    ch = h * float(rng.uniform(0.56, 0.64))
-    y = band_h + (h - band_h - ch) * 0.5
-    boxes = place_line(rng, img, text_face, (w * 0.05, y, w * 0.95, y + ch), ink, typeface,
-                       squeeze, spacing)
-    return img, boxes, text
+        return b1 + b2
+    (lo, hi), place, margin = one_line
+    ch = h * float(rng.uniform(lo, hi))
+    y = band_h + (h - band_h - ch) * place
+    return place_line(rng, img, text_face, (w * margin, y, w * (1 - margin), y + ch), ink,
+                      typeface, squeeze, spacing)
 
 
 def pick_ink(rng: np.random.Generator) -> Colour:
