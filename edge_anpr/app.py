@@ -38,7 +38,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import trio
 
@@ -60,6 +60,9 @@ from edge_anpr.vision.workers import (
     worker_count,
     worker_stage,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
@@ -185,16 +188,21 @@ async def run_pipeline(
     log.info("%s", fields(event="stopped", **_flat(pipeline.snapshot())))
 
 
+class PipelineOptions(TypedDict, total=False):
+    """``run_pipeline``'s keyword options, as ``running_pipeline`` passes them on."""
+
+    sinks: Sinks | None
+    recognizer_factory: RecognizerFactory | None
+    outbox_path: str | None
+    stall_after_s: float
+
+
 @asynccontextmanager
 async def running_pipeline(
-    cfg: Config,
-    *,
-    sinks: Sinks | None = None,
-    outbox_path: str | None = None,
-    recognizer_factory: RecognizerFactory | None = None,
-    stall_after_s: float = STALL_AFTER_S,
+    cfg: Config, **options: Unpack[PipelineOptions]
 ) -> AsyncIterator[tuple[Pipeline, trio.Nursery]]:
-    """A started pipeline and a nursery for helper tasks (signals, watchdog, a sender).
+    """A started pipeline (``run_pipeline`` with ``options``) and a nursery for helper tasks
+    (signals, watchdog, a sender).
 
     Leaving the block waits until the pipeline has stopped and drained (someone must call
     ``Pipeline.stop``); when it has, the helpers are cancelled: they have nothing left to do.
@@ -204,11 +212,7 @@ async def running_pipeline(
         async def run_then_cancel_helpers(
             task_status: trio.TaskStatus[Pipeline] = trio.TASK_STATUS_IGNORED,
         ) -> None:
-            await run_pipeline(
-                cfg, sinks=sinks, outbox_path=outbox_path,
-                recognizer_factory=recognizer_factory, stall_after_s=stall_after_s,
-                task_status=task_status,
-            )
+            await run_pipeline(cfg, task_status=task_status, **options)
             helpers.cancel_scope.cancel()
 
         pipeline: Pipeline = await helpers.start(run_then_cancel_helpers)
