@@ -83,6 +83,22 @@ def test_the_label_review_corrects_and_leaves_out(tmp_path: Path) -> None:
     assert raw == [("a.jpg", "HIV2D20"), ("b.jpg", "ABC1234"), ("c.jpg", "XYZ9999")]
 
 
+def test_the_review_corrects_one_plate_of_a_scene(tmp_path: Path) -> None:
+    from edge_anpr.lab.scenes import find_scenes
+
+    scenes = tmp_path / "scenes"
+    (scenes / "eu").mkdir(parents=True)
+    (scenes / "eu" / "a.jpg").write_bytes(b"")
+    (scenes / "eu" / "a.txt").write_text("a.jpg 1 2 30 10 RKO26AJ\na.jpg 50 2 30 10 BA123CD\n")
+    reviews = tmp_path / "review"
+    reviews.mkdir()
+    (reviews / "scenes.csv").write_text("file,label,reviewed,reason\neu/a.jpg,RKO26AJ,RK026AJ,x\n")
+    (found,) = find_scenes(scenes, review_dir=reviews)
+    assert [p.text for p in found.plates] == ["RK026AJ", "BA123CD"]
+    (raw,) = find_scenes(scenes, raw=True, review_dir=reviews)
+    assert [p.text for p in raw.plates] == ["RKO26AJ", "BA123CD"]
+
+
 def test_cut_with_margin_grows_the_box_and_clips_to_the_image() -> None:
     image = np.zeros((100, 200, 3), np.uint8)
     crop = cut_with_margin(image, (50, 40, 100, 20), 0.1)

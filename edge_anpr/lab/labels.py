@@ -19,6 +19,7 @@ set of European plates of many countries, never trained on (``EU_LABELLED``).
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,8 @@ class Review:
     """file -> the plate the image shows."""
     excluded: frozenset[str]
     """Files no one can read: left out."""
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    """file -> the label the review found wrong (to find it among several in one file)."""
 
     def apply(self, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
         return [(f, self.corrected.get(f, p)) for f, p in rows if f not in self.excluded]
@@ -65,15 +68,17 @@ def read_review(folder_name: str, review_dir: Path = REVIEW_DIR) -> Review:
     path = review_dir / f"{folder_name}.csv"
     corrected: dict[str, str] = {}
     excluded: set[str] = set()
+    labels: dict[str, str] = {}
     if path.is_file():
         with path.open(newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f):
+                labels[row["file"]] = (row.get("label") or "").strip().upper()
                 fixed = (row.get("reviewed") or "").strip().upper()
                 if fixed:
                     corrected[row["file"]] = fixed
                 else:
                     excluded.add(row["file"])
-    return Review(corrected, frozenset(excluded))
+    return Review(corrected, frozenset(excluded), labels)
 
 
 def labelled_rows(

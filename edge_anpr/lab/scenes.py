@@ -9,6 +9,7 @@ configured for (in 1280-wide frame pixels) cover the photographs, whatever their
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from numpy.typing import NDArray
 
 from edge_anpr.boxes import BoxPx
 from edge_anpr.lab.datasplit import in_split
+from edge_anpr.lab.labels import REVIEW_DIR, read_review
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +59,16 @@ def read_labels(txt: Path) -> tuple[LabelledPlate, ...]:
     return tuple(plates)
 
 
-def find_scenes(root: Path, split: Literal["train", "val", "all"] = "all") -> list[Scene]:
-    """Every labelled image under ``root`` in the wanted split, sorted by group then name."""
+def find_scenes(
+    root: Path, split: Literal["train", "val", "all"] = "all", *, raw: bool = False,
+    review_dir: Path = REVIEW_DIR,
+) -> list[Scene]:
+    """Every labelled image under ``root`` in the wanted split, sorted by group then name,
+    with the project's review of wrong plate texts applied (``lab.labels``; a review row's
+    ``file`` is ``GROUP/IMAGE``), unless ``raw``."""
     groups = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     dirs = [(g.name, g) for g in groups] or [("all", root)]
+    review = read_review(root.name, review_dir) if not raw else None
     scenes = []
     for name, folder in dirs:
         for img in sorted(folder.iterdir()):
@@ -69,8 +77,16 @@ def find_scenes(root: Path, split: Literal["train", "val", "all"] = "all") -> li
             txt = img.with_suffix(".txt")
             if not txt.exists():
                 continue
-            scenes.append(Scene(img, name, read_labels(txt)))
+            plates = read_labels(txt)
+            key = f"{name}/{img.name}"
+            if review is not None and key in review.corrected:
+                wrong, fixed = review.labels[key], review.corrected[key]
+                plates = tuple(
+                    dataclasses.replace(p, text=fixed) if p.text == wrong else p for p in plates
+                )
+            scenes.append(Scene(img, name, plates))
     return scenes
+
 
 
 def normalise(image: NDArray[np.uint8], width: int = WORK_WIDTH) -> tuple[NDArray[np.uint8], float]:
