@@ -38,7 +38,7 @@ from edge_anpr.boxes import BoxPx, crop_bounds
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError
 from edge_anpr.lab.datasplit import plate_in_split, shared_data_dir
-from edge_anpr.lab.labels import labelled_rows
+from edge_anpr.lab.labels import labelled_rows, read_label_column
 from edge_anpr.lab.progress import show_progress
 from edge_anpr.lab.scenes import find_scenes, normalise, scale_box
 from edge_anpr.plates.known import edit_distance
@@ -152,15 +152,22 @@ class LabelledCrop:
     name: str
     label: str
     group: str
+    """What the figures are reported under."""
+    camera: str
+    """Whose regions the crop is read with (``regions_for``)."""
 
 
 def crops_of_folder(
-    directory: Path, rows: list[tuple[str, str]], split: Split, group: str
+    directory: Path, rows: list[tuple[str, str]], split: Split, camera: str,
+    lines: dict[str, str],
 ) -> Iterator[tuple[LabelledCrop, NDArray[np.uint8] | None]]:
+    """The folder's crops of ``split``; with a ``lines`` column in the labels, one-line and
+    two-line plates are reported apart (``CAMERA 2-line``)."""
     for name, plate in rows:
         if plate_in_split(plate, split):
             image = cv2.imread(str(directory / name), cv2.IMREAD_COLOR)
-            yield LabelledCrop(name, plate, group), (
+            group = f"{camera} {lines[name]}-line" if name in lines else camera
+            yield LabelledCrop(name, plate, group, camera), (
                 None if image is None else np.asarray(image, np.uint8)
             )
 
@@ -172,7 +179,9 @@ def crops_of_scenes(
         raw = cv2.imread(str(scene.image_path), cv2.IMREAD_COLOR)
         image, factor = (None, 1.0) if raw is None else normalise(np.asarray(raw, np.uint8))
         for k, plate in enumerate(scene.plates):
-            crop = LabelledCrop(f"{scene.image_path.name}#{k}", plate.text, scene.group)
+            crop = LabelledCrop(
+                f"{scene.image_path.name}#{k}", plate.text, scene.group, scene.group
+            )
             if image is None:
                 yield crop, None
                 continue
@@ -215,9 +224,11 @@ def eval_crops_main(
         if review.corrected or review.excluded:
             print(f"labels: {len(review.corrected)} corrected, {len(review.excluded)} left out "
                   f"as unreadable by the review of {directory.name} (--raw-labels: as shipped)")
-        items = list(crops_of_folder(directory, rows, split, camera or directory.name))
+        lines = read_label_column(labels or directory / "labels.csv", "lines")
+        items = list(crops_of_folder(directory, rows, split, camera or directory.name, lines))
     reader = make_reader(cfg)
     groups: dict[str, CropScore] = {}
+    group_regions: dict[str, tuple[str, ...]] = {}
     images: dict[str, NDArray[np.uint8]] = {}
     for i, (crop, image) in enumerate(items, 1):
         show_progress(i, len(items), "crops", final=i == len(items))
@@ -225,7 +236,9 @@ def eval_crops_main(
             log.warning("cannot read %s", crop.name)
             continue
         t0 = time.perf_counter()
-        result = reader.read(image, regions_for(cfg, crop.group))
+        regions = regions_for(cfg, crop.camera)
+        group_regions[crop.group] = regions
+        result = reader.read(image, regions)
         groups.setdefault(crop.group, CropScore()).add(
             crop.name, crop.label, result, (time.perf_counter() - t0) * 1000
         )
@@ -234,23 +247,25 @@ def eval_crops_main(
     overall = CropScore()
     for score in groups.values():
         overall.merge(score)
-    _report(directory, split, cfg, groups, overall)
+    _report(directory, split, cfg, groups, group_regions, overall)
     if failures_sheet is not None:
         _sheet(images, overall.failures, failures_sheet)
     return 0
 
 
 def _report(
-    directory: Path, split: Split, cfg: Config, groups: dict[str, CropScore], overall: CropScore
+    directory: Path, split: Split, cfg: Config, groups: dict[str, CropScore],
+    group_regions: dict[str, tuple[str, ...]], overall: CropScore,
 ) -> None:
     print(f"eval-crops {directory} split={split} top_n={cfg.reader.top_n}")
-    print(f"{'set':<14} {'regions':<14} {'crops':>6} {'exact':>7} {'top-N':>7} "
-          f"{'char':>7} {'char/ed':>7} {'no read':>7} {'ms':>6}")
     rows = [*((name, score) for name, score in sorted(groups.items())), ("overall", overall)]
+    width = max(len(name) for name, _ in rows)
+    print(f"{'set':<{width}} {'regions':<14} {'crops':>6} {'exact':>7} {'top-N':>7} "
+          f"{'char':>7} {'char/ed':>7} {'no read':>7} {'ms':>6}")
     for name, score in rows:
         s = score.summary()
-        regions = ",".join(regions_for(cfg, name)) if name != "overall" else ""
-        print(f"{name:<14} {regions:<14} {s['images']:>6} {s['exact_accuracy']:>7.4f} "
+        regions = ",".join(group_regions.get(name, ()))
+        print(f"{name:<{width}} {regions:<14} {s['images']:>6} {s['exact_accuracy']:>7.4f} "
               f"{s['top_n_accuracy']:>7.4f} {s['char_accuracy_aligned']:>7.4f} "
               f"{s['char_accuracy_edit']:>7.4f} {s['no_read']:>7} {s['median_ms']:>6.2f}")
     costly = overall.top_confusions()
@@ -258,7 +273,7 @@ def _report(
           + (", ".join(f"{pair} x{n}" for pair, n in costly) or "none"))
     print(json.dumps({
         "eval_crops": str(directory), "split": split,
-        "groups": {name: {**score.summary(), "regions": list(regions_for(cfg, name))}
+        "groups": {name: {**score.summary(), "regions": list(group_regions[name])}
                    for name, score in sorted(groups.items())},
         **overall.summary(),
         "confusions": dict(costly),

@@ -48,6 +48,19 @@ def read_label_rows(labels: Path) -> list[tuple[str, str]]:
     raise ConfigError(f"{labels}: expected a header with 'file' and 'plate' columns")
 
 
+def read_label_column(labels: Path, column: str) -> dict[str, str]:
+    """file -> the value of ``column`` in a ``labels.csv`` with a header (empty without)."""
+    if not labels.is_file():
+        return {}
+    with labels.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        fields = {(n or "").strip().lower(): n for n in reader.fieldnames or ()}
+        if "file" not in fields or column not in fields:
+            return {}
+        return {row[fields["file"]]: row[fields[column]] for row in reader
+                if row.get(fields[column])}
+
+
 @dataclass(frozen=True, slots=True)
 class Review:
     """What looking at the images changed in one folder's labels."""
