@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
 
     reader = PlateReader(args.models)
     items = real_train_items()
-    crops, labels, boxes_out, junk_out = [], [], [], []
+    crops, labels, boxes_out, junk_out, sources = [], [], [], [], []
     kept = 0
     per_source: dict[str, int] = {}
     for grey_in, label, _src in items:
@@ -86,6 +86,7 @@ def main(argv: list[str]) -> int:
         per_source[_src] = per_source.get(_src, 0) + 1
         crops.append(grey)
         labels.append(label)
+        sources.append(_src)
         boxes_out.append(boxes[chosen, :4])
         junk_out.append(np.delete(boxes[:, :4], chosen, axis=0))
     n_junk = sum(len(j) for j in junk_out)
@@ -96,5 +97,6 @@ def main(argv: list[str]) -> int:
         args.out,
         crops=np.array(crops, dtype=object), labels=np.array(labels),
         boxes=np.array(boxes_out, dtype=object), junk=np.array(junk_out, dtype=object),
+        sources=np.array(sources),
     )
     return 0

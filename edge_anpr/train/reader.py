@@ -47,6 +47,7 @@ from edge_anpr.vision.reader import (
 )
 
 GH, GW = SEG_H // SEG_STRIDE, SEG_W // SEG_STRIDE
+DEFAULT_REAL_REPS = 4
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
 RENDER_VERSION = 4
@@ -223,9 +224,11 @@ def _count(items: list[tuple[np.ndarray, str, str]]) -> list[tuple[str, int]]:
     return sorted(counts.items())
 
 
-def shrunk_copies(
-    rng: np.random.Generator, kept: list[tuple[np.ndarray, str, np.ndarray, np.ndarray]]
-) -> list[tuple[np.ndarray, str, np.ndarray, np.ndarray]]:
+Mined = tuple[np.ndarray, str, np.ndarray, np.ndarray, str]
+"""A real training crop: grey image, label, character boxes, junk boxes, source tag."""
+
+
+def shrunk_copies(rng: np.random.Generator, kept: list[Mined]) -> list[Mined]:
     """Each wide real crop once more as a distant camera sees it: 48..100 px wide, re-encoded.
 
     Most real training crops are 150+ px wide, but whole-frame misreads concentrate on plates
@@ -233,7 +236,7 @@ def shrunk_copies(
     Boxes scale with the crop; the crop is read at that size at run time too.
     """
     out = []
-    for grey, label, boxes, junk in kept:
+    for grey, label, boxes, junk, source in kept:
         h, w = grey.shape[:2]
         if w < 110:
             continue
@@ -246,7 +249,7 @@ def shrunk_copies(
         fx, fy = small.shape[1] / w, small.shape[0] / h
         scale = np.float32([fx, fy, fx, fy])
         out.append((small, label, np.asarray(boxes, np.float32) * scale,
-                    np.asarray(junk, np.float32).reshape(-1, 4) * scale))
+                    np.asarray(junk, np.float32).reshape(-1, 4) * scale, source))
     say(f"shrunk copies of real crops: {len(out)}")
     return out
 
@@ -375,7 +378,12 @@ def main(argv: list[str]) -> int:
                     help="output of `python -m edge_anpr.train mine` (used when present)")
     ap.add_argument("--init-segmenter", type=Path, default=None,
                     help="start from this Keras segmenter (then --seg-epochs more epochs)")
+    ap.add_argument("--real-reps", default="crops=4,scenes=4,crops-br=2",
+                    help="jittered copies of each real crop's characters per source: the "
+                         "Brazilian crops outnumber the others three to one, and a classifier "
+                         "fed them four times each learned their font at the others' cost")
     args = ap.parse_args(argv)
+    real_reps = {k: int(v) for k, v in (part.split("=") for part in args.real_reps.split(","))}
     tf = _tf()
     tf.keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -399,24 +407,25 @@ def main(argv: list[str]) -> int:
         seg.fit(sx, st, batch_size=64, epochs=args.seg_epochs, validation_split=0.05,
                 callbacks=[sched], verbose=2)
         seg.save(seg_ckpt)
-    kept: list[tuple[np.ndarray, str, np.ndarray, np.ndarray]] = []
+    kept: list[Mined] = []
     if args.no_real:
         pass
     elif args.mined.is_file():
         m = np.load(args.mined, allow_pickle=True)
-        kept = list(zip(m["crops"], m["labels"], m["boxes"], m["junk"], strict=True))
+        sources = m["sources"] if "sources" in m.files else ["crops"] * len(m["labels"])
+        kept = list(zip(m["crops"], m["labels"], m["boxes"], m["junk"], sources, strict=True))
         say(f"mined real crops (training split): {len(kept)} from {args.mined}")
     else:
         real = real_train_items()
-        kept = [(g, lab, b, np.zeros((0, 4), np.float32))
-                for g, lab, b, _ in pseudo_label(seg, real)]
+        kept = [(g, lab, b, np.zeros((0, 4), np.float32), src)
+                for g, lab, b, src in pseudo_label(seg, real)]
         say(f"pseudo-labelled real crops kept: {len(kept)} of {len(real)}")
     kept += shrunk_copies(rng, kept)
     # classifier data
     cx, cy = [syn["cx"]], [syn["cy"]]
     rx, ry = [], []
-    for grey, label, boxes, junk in kept:
-        for _ in range(4):
+    for grey, label, boxes, junk, source in kept:
+        for _ in range(real_reps.get(source, DEFAULT_REAL_REPS)):
             for b, ch in zip(boxes, label, strict=True):
                 rx.append(char_crop(grey, jitter_box(rng, b)))
                 ry.append(CLASSES.index(ch))
@@ -444,7 +453,7 @@ def main(argv: list[str]) -> int:
     # segmenter fine-tune on synthetic + real pseudo-labels
     if kept and args.finetune_epochs > 0:
         rxs, rts = [], []
-        for grey, _, boxes, _ in kept:
+        for grey, _, boxes, _, _ in kept:
             lb_img, lb = letterbox(grey)
             rxs.append(lb_img)
             rts.append(seg_target(boxes_to_lb(boxes, lb)))
