@@ -115,7 +115,7 @@ class Pipeline:
 
     def frames_done(self) -> int:
         w = self.worker_stats
-        return w.frames_recognized + w.frames_undecodable + w.frames_failed
+        return w.frames_recognized + w.frames_undecodable + w.frames_too_large + w.frames_failed
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -96,6 +96,11 @@ class IngestConfig:
     max_frame_bytes: int = _key(
         4 * 1024 * 1024, "Largest frame accepted; larger headers are rejected.", lo=1024, hi=1 << 28
     )
+    max_frame_pixels: int = _key(
+        10_000_000, "Largest image decoded, in pixels (width x height, read from the JPEG "
+        "header first); larger frames are refused undecoded. 3840x2160 is 8.3 million.",
+        lo=4096, hi=1 << 28,
+    )
     frame_timeout_s: float = _key(
         1.0, "An incomplete frame with no datagram for this long is dropped.", lo=0.01, hi=60
     )

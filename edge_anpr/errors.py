@@ -27,3 +27,16 @@ class ModelError(EdgeAnprError):
 
 class PublishError(EdgeAnprError):
     """The MQTT side cannot work as configured (bad TLS files, refused credentials...)."""
+
+
+class ImageTooLarge(EdgeAnprError):
+    """An image whose header announces more pixels than allowed: refused before decoding."""
+
+    def __init__(self, width: int, height: int, max_pixels: int) -> None:
+        super().__init__(
+            f"image of {width}x{height} pixels is above the limit of {max_pixels} pixels "
+            "(ingest.max_frame_pixels): refused without decoding"
+        )
+        self.width = width
+        self.height = height
+        self.max_pixels = max_pixels

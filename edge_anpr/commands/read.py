@@ -10,12 +10,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge_anpr.config import Config
+from edge_anpr.errors import ImageTooLarge
 from edge_anpr.logs import fields
 from edge_anpr.vision.reader import make_reader
+from edge_anpr.vision.recognize import decode_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,14 @@ def read_main(cfg: Config, crops: Sequence[Path]) -> int:
     failures = 0
     timings: list[float] = []
     for path in crops:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+        try:
+            image = decode_jpeg(path.read_bytes(), max_pixels=cfg.ingest.max_frame_pixels)
+        except ImageTooLarge as exc:
+            print(f"edge-anpr: error: {path}: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        except OSError:
+            image = None
         if image is None:
             print(f"edge-anpr: error: {path}: cannot read image", file=sys.stderr)
             failures += 1

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 
 from edge_anpr.config import Config
+from edge_anpr.errors import ImageTooLarge
 from edge_anpr.logs import fields
 from edge_anpr.values import PlateRead
 from edge_anpr.vision.recognize import FrameRecognizer
@@ -45,7 +46,12 @@ def recognize_main(cfg: Config, images: Sequence[Path], *, as_json: bool) -> int
             print(f"edge-anpr: error: {path}: cannot read: {exc.strerror}", file=sys.stderr)
             failures += 1
             continue
-        found = recognizer.recognize_jpeg(data)
+        try:
+            found = recognizer.recognize_jpeg(data)
+        except ImageTooLarge as exc:
+            print(f"edge-anpr: error: {path}: {exc}", file=sys.stderr)
+            failures += 1
+            continue
         if found is None:
             print(f"edge-anpr: error: {path}: not a decodable image", file=sys.stderr)
             failures += 1

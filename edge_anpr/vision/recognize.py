@@ -39,6 +39,7 @@ from edge_anpr.vision.hog import (
     default_model_path,
     load_detector,
 )
+from edge_anpr.vision.imagesize import check_pixels
 
 if TYPE_CHECKING:
     from edge_anpr.vision.reader import PlateReader
@@ -53,11 +54,20 @@ GROUP_IOU = 0.1
 """Reads whose boxes overlap more than this are the same plate; the best one is kept."""
 
 
-def decode_jpeg(data: bytes, *, grey: bool = False) -> NDArray[np.uint8] | None:
+def decode_jpeg(
+    data: bytes, *, grey: bool = False, max_pixels: int | None = None
+) -> NDArray[np.uint8] | None:
     """The BGR (or with ``grey``, single-channel) image of a JPEG or any format OpenCV reads;
     None when it does not decode. Grey decoding skips the colour conversion (~25% faster) and
-    is all detection and reading need."""
+    is all detection and reading need.
+
+    With ``max_pixels`` (any input from outside: frames, the command line) the size is read
+    from the header first (``vision.imagesize``): above the limit raises ``ImageTooLarge``
+    before any pixel is allocated, and an image whose size the header does not tell is None.
+    """
     if not data:
+        return None
+    if max_pixels is not None and check_pixels(data, max_pixels) is None:
         return None
     flags = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR
     try:
@@ -202,9 +212,10 @@ class FrameRecognizer:
     def recognize_jpeg(
         self, data: bytes, *, camera: str | None = None, gate: MotionGate | None = None
     ) -> list[PlateRead] | None:
-        """Decode (grey) then recognise; None when the bytes are not an image."""
+        """Decode (grey) then recognise; None when the bytes are not an image. An image above
+        ``ingest.max_frame_pixels`` raises ``ImageTooLarge`` without being decoded."""
         t0 = time.perf_counter()
-        image = decode_jpeg(data, grey=True)
+        image = decode_jpeg(data, grey=True, max_pixels=self.cfg.ingest.max_frame_pixels)
         decode_ms = (time.perf_counter() - t0) * 1000
         if image is None:
             self.last_timing = StageTiming(decode_ms, 0.0, 0.0, decode_ms, 0)

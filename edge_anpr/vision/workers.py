@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Protocol
 import trio
 
 from edge_anpr.config import Config
+from edge_anpr.errors import ImageTooLarge
 from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.logs import RateLimitedLog, fields
 from edge_anpr.system.notify import Liveness
@@ -52,7 +53,8 @@ MAX_GATED_CAMERAS = 1024
 
 
 class Recognizer(Protocol):
-    """What a worker needs of ``edge_anpr.vision.recognize.FrameRecognizer``."""
+    """What a worker needs of ``edge_anpr.vision.recognize.FrameRecognizer``: reads, None for
+    bytes that are not an image, ``ImageTooLarge`` for one refused before decoding."""
 
     def recognize_jpeg(
         self, data: bytes, *, camera: str | None = None, gate: MotionGate | None = None
@@ -95,6 +97,8 @@ class MotionGates:
 class WorkerStats:
     frames_recognized: int = 0
     frames_undecodable: int = 0
+    frames_too_large: int = 0
+    """Refused undecoded: the header announced more than ``ingest.max_frame_pixels``."""
     frames_failed: int = 0
     reads: int = 0
     reads_below_confidence: int = 0
@@ -108,6 +112,7 @@ class WorkerStats:
         return {
             "frames_recognized": self.frames_recognized,
             "frames_undecodable": self.frames_undecodable,
+            "frames_too_large": self.frames_too_large,
             "frames_failed": self.frames_failed,
             "reads": self.reads,
             "reads_below_confidence": self.reads_below_confidence,
@@ -215,6 +220,7 @@ class _Done:
     job: _Job
     found: Sequence[PlateRead] | None
     failed: BaseException | None
+    too_large: ImageTooLarge | None
     busy_s: float
     cpu_s: float
 
@@ -261,12 +267,14 @@ async def _work(
                 found = recognizer.recognize_jpeg(
                     job.frame.jpeg, camera=job.frame.camera, gate=job.gate
                 )
-                failed = None
+                failed = too_large = None
+            except ImageTooLarge as exc:
+                found, failed, too_large = None, None, exc
             except Exception as exc:
                 # A bug on one strange frame must not kill the worker: report it, go on.
-                found, failed = None, exc
+                found, failed, too_large = None, exc, None
             token.run_sync_soon(deliver, _Done(
-                job, found, failed, time.perf_counter() - started,
+                job, found, failed, too_large, time.perf_counter() - started,
                 time.thread_time() - cpu_started,
             ))
 
@@ -320,6 +328,19 @@ async def _work(
                 log.error(
                     "recognition failed %s", fields(worker=index, camera=frame.camera),
                     exc_info=done.failed,
+                )
+                continue
+            if done.too_large is not None:
+                stats.frames_too_large += 1
+                big = done.too_large
+                bad_input.warning(
+                    "too_many_pixels",
+                    "frame dropped "
+                    + fields(
+                        reason="too_many_pixels", camera=frame.camera,
+                        sender=f"{frame.sender[0]}:{frame.sender[1]}",
+                        pixels=f"{big.width}x{big.height}", max_pixels=big.max_pixels,
+                    ),
                 )
                 continue
             if done.found is None:
