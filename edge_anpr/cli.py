@@ -14,7 +14,13 @@ import sys
 from pathlib import Path
 
 from edge_anpr import __version__
-from edge_anpr.config import Config, config_reference_markdown, load_config, log_level_name
+from edge_anpr.config import (
+    Config,
+    config_reference_markdown,
+    config_warnings,
+    load_config,
+    log_level_name,
+)
 from edge_anpr.errors import ConfigError, EdgeAnprError
 from edge_anpr.logs import setup_logging
 from edge_anpr.system.signals import held_stop_signals
@@ -188,7 +194,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.markdown:
             sys.stdout.write(config_reference_markdown())
             return 0
-        load_config(args.file, root=args.root)
+        checked = load_config(args.file, root=args.root)
+        for warning in config_warnings(checked):
+            print(f"edge-anpr: warning: {warning}", file=sys.stderr)
         print(f"{args.file or 'embedded defaults'}: ok")
         return 0
     if command == "send":

@@ -121,7 +121,9 @@ class IngestConfig:
         2, "Complete frames waiting per camera; the oldest is dropped when full.", lo=1, hi=64
     )
     allow_unauthenticated: bool = _key(
-        True, "Accept untagged sequenced datagrams from cameras with no key."
+        True, "Accept frames that carry no valid tag: untagged sequenced datagrams of "
+        "cameras with no key, and legacy frames of senders that are not a keyed camera. "
+        "They are read but never open a gate.",
     )
     key: str = _key("", "Global HMAC key for sequenced datagrams ('' = none).")
     legacy: bool = _key(True, "Accept the legacy length-prefixed format.")
@@ -136,6 +138,15 @@ class CameraConfig:
     min_plate_width_px: int = _key(0, "Override of detector.min_plate_width_px (0 = none).", lo=0)
     max_plate_width_px: int = _key(0, "Override of detector.max_plate_width_px (0 = none).", lo=0)
     regions: list[str] = _key([], "Override of reader.regions for this camera ([] = none).")
+    allow_unauthenticated: bool = _key(
+        False, "Accept this camera's unauthenticated frames (legacy ones from its source; "
+        "untagged ones with its id when it has no key) even with "
+        "ingest.allow_unauthenticated = false. Anyone can forge them.",
+    )
+    allow_gate_unauthenticated: bool = _key(
+        False, "RISKY: let unauthenticated frames of this camera open the gate. Anyone on the "
+        "network can then open it with a forged frame of a known plate.",
+    )
 
 
 @dataclass(frozen=True)
@@ -386,6 +397,34 @@ def _check_ingest(cfg: Config, source: str) -> None:
                 f"{source}: {key} must be at least {MIN_KEY_BYTES} bytes (or '' for none), "
                 f"got {len(value.encode('utf-8'))}"
             )
+
+
+def config_warnings(cfg: Config) -> list[str]:
+    """Valid but unsafe combinations, one line each (``edge-anpr config`` and ``serve`` show
+    them; neither refuses to run)."""
+    warnings: list[str] = []
+    gate_plates = [k.name or k.plate for k in cfg.known_plates if k.gate]
+    keyed = bool(cfg.ingest.key) or any(cam.key for cam in cfg.cameras.values())
+    if gate_plates:
+        risky = [n for n, cam in cfg.cameras.items() if cam.allow_gate_unauthenticated]
+        for name in risky:
+            warnings.append(
+                f"cameras.{name}.allow_gate_unauthenticated = true: anyone on the network can "
+                f"open the gate with a forged frame of a gate plate ({gate_plates[0]}...)"
+            )
+        if not keyed and not risky:
+            warnings.append(
+                "known_plates with gate = true but no camera has a key (ingest.key or "
+                "cameras.<name>.key): unauthenticated frames never open the gate, so no gate "
+                "command will be sent"
+            )
+    if not keyed and not ipaddress.ip_address(cfg.ingest.bind).is_loopback:
+        warnings.append(
+            f"ingest.bind = {cfg.ingest.bind!r} is not a loopback address and no camera has a "
+            "key: anyone who can reach the port can send frames (set ingest.key or "
+            "cameras.<name>.key)"
+        )
+    return warnings
 
 
 def check_topic_name(value: str, key: str) -> None:

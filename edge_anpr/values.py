@@ -30,6 +30,9 @@ class Frame:
     """Capture time from the sender, microseconds since the Unix epoch; 0 when unknown."""
     completed_monotonic_s: float
     """``time.monotonic()`` when the last datagram of the frame arrived (latency origin)."""
+    authenticated: bool = False
+    """Every datagram of the frame carried a valid tag of its camera's key. Only such frames
+    may open a gate (unless the camera's config says otherwise); the default is the safe one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +76,16 @@ class PlateRead:
     frame_sequence: int | None = None
     completed_monotonic_s: float = 0.0
     """Copied from the frame, so publish latency can be measured end to end."""
+    authenticated: bool = False
+    """Copied from the frame (``Frame.authenticated``)."""
 
     def in_frame(self, frame: Frame) -> PlateRead:
-        """This read with ``frame``'s camera, capture time, number and completion time."""
+        """This read with ``frame``'s camera, capture time, number, completion time and
+        authentication."""
         return dataclasses.replace(
             self, camera=frame.camera, capture_time_us=frame.capture_time_us,
             frame_sequence=frame.sequence, completed_monotonic_s=frame.completed_monotonic_s,
+            authenticated=frame.authenticated,
         )
 
 
@@ -110,3 +117,6 @@ class PlateEvent:
     frame_sequence: int | None
     latency_origin_s: float
     """``completed_monotonic_s`` of the read that triggered this step (monotonic seconds)."""
+    authenticated: bool = False
+    """Every read of the event so far came from an authenticated frame: only then may the
+    event open a gate (unless its camera's config says otherwise)."""

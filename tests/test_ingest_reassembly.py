@@ -550,3 +550,46 @@ def test_stats_count_datagrams_frames_and_drops() -> None:
     assert snap["datagrams"] == len(chunks) + 1
     assert snap["frames_completed"] == 1 and snap["frame_bytes"] == 3000
     assert snap["dropped"] == {"bad_length": 1}
+
+
+def test_only_frames_tagged_with_a_key_are_authenticated() -> None:
+    r = make({"key": GLOBAL.decode()}, cameras={"gate": {"id": 3, "key": OWN.decode()},
+                                                "open": {"id": 4}})
+    (tagged,) = ready(feed(r, encode_sequenced(payload(100), camera=3, frame=1, key=OWN)))
+    (global_key,) = ready(feed(r, encode_sequenced(payload(100), camera=9, frame=1, key=GLOBAL)))
+    assert tagged.authenticated and global_key.authenticated
+    r = make(cameras={"open": {"id": 4}})
+    (untagged,) = ready(feed(r, encode_sequenced(payload(100), camera=4, frame=1)))
+    # a tag with no key to check it against proves nothing
+    (unchecked,) = ready(feed(r, encode_sequenced(payload(100), camera=4, frame=2, key=OWN)))
+    (legacy,) = ready(feed(r, encode_legacy(payload(100))))
+    assert not (untagged.authenticated or unchecked.authenticated or legacy.authenticated)
+
+
+def test_legacy_frames_follow_the_authentication_rules() -> None:
+    cams = {
+        "keyed": {"id": 3, "key": OWN.decode(), "source": A[0]},
+        "old": {"source": B[0]},
+    }
+    lenient = make(cameras=cams)
+    # a legacy frame claiming a keyed camera's address is refused: it cannot carry a tag
+    events = feed(lenient, encode_legacy(payload(100)), sender=A)
+    assert ready(events) == [] and set(reasons(events)) == {"unauthenticated"}
+    assert ready(feed(lenient, encode_legacy(payload(100)), sender=B))
+    assert ready(feed(lenient, encode_legacy(payload(100)), sender=("10.0.0.7", 1)))
+    strict = make({"allow_unauthenticated": False}, cameras=cams)
+    for sender in (A, B, ("10.0.0.7", 1)):
+        events = feed(strict, encode_legacy(payload(100)), sender=sender)
+        assert ready(events) == [] and set(reasons(events)) == {"unauthenticated"}
+    assert strict.tracked_senders() == 0
+    # a camera may opt in, by name, to unauthenticated frames: legacy and untagged ones
+    cams["old"]["allow_unauthenticated"] = True
+    cams["new"] = {"id": 5, "allow_unauthenticated": True}
+    strict = make({"allow_unauthenticated": False}, cameras=cams)
+    (old,) = ready(feed(strict, encode_legacy(payload(100)), sender=B))
+    (new,) = ready(feed(strict, encode_sequenced(payload(100), camera=5, frame=1)))
+    assert (old.camera, new.camera) == ("old", "new")
+    assert not (old.authenticated or new.authenticated)
+    assert reasons(feed(strict, encode_sequenced(payload(100), camera=6, frame=1))) == [
+        "unauthenticated"
+    ]

@@ -66,6 +66,7 @@ def plate_read(text: str, t: float, camera: str = "gate", conf: float = 0.9,
                        candidates or (Candidate(text, conf),), "generic"),
         box_px=box, capture_time_us=1_700_000_000_000_000 + int(t * 1e6),
         frame_sequence=int(t * 10), completed_monotonic_s=time.monotonic(),
+        authenticated=True,  # as from a camera with a key: only such reads open the gate
     )
 
 

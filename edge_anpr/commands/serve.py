@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -11,10 +12,13 @@ from typing import Any
 import trio
 
 from edge_anpr.app import Sinks, run_trio, running_pipeline, stop_on_signals
-from edge_anpr.config import Config, with_overrides
+from edge_anpr.config import Config, config_warnings, with_overrides
+from edge_anpr.logs import fields
 from edge_anpr.system.notify import SystemdNotifier, run_watchdog
 from edge_anpr.system.signals import STOP_SIGNALS
 from edge_anpr.values import PlateRead
+
+log = logging.getLogger(__name__)
 
 
 class JsonLines:
@@ -55,6 +59,8 @@ def serve_main(
     ``--port`` is a ``ConfigError`` (exit 2) before anything binds or loads.
     """
     cfg = with_overrides(cfg, port=port, mqtt=mqtt, source="--port")
+    for warning in config_warnings(cfg):
+        log.warning("%s", fields(event="config_warning", warning=warning))
     run_trio(_serve, cfg, JsonLines(stdout_json), early)
     return 0
 

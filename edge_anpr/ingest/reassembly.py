@@ -190,12 +190,24 @@ class Reassembler:
         self._cam_keys: dict[int, bytes | None] = {}
         self._global_key = global_key
         self._legacy_names: dict[str, str] = {}
+        self._unauth_ids: set[int] = set()
+        """Camera ids whose unauthenticated datagrams are taken even when unauthenticated
+        senders are not (``cameras.<name>.allow_unauthenticated``)."""
+        self._legacy_ok: dict[str, bool] = {}
+        """Per configured legacy source: may its frames be taken (``_legacy_allowed``)."""
         for name, cam in (cameras or {}).items():
             if cam.id >= 0:
                 self._cam_names[cam.id] = name
                 self._cam_keys[cam.id] = key_bytes(cam.key) or global_key
+                if cam.allow_unauthenticated:
+                    self._unauth_ids.add(cam.id)
             if cam.source:
                 self._legacy_names[cam.source] = name
+                # A legacy frame carries no tag: a camera with a key of its own is one that
+                # authenticates, so a legacy frame claiming its address is refused.
+                self._legacy_ok[cam.source] = cam.allow_unauthenticated or (
+                    ing.allow_unauthenticated and not cam.key
+                )
         self.stats = IngestStats()
         self._legacy: dict[Address, _Partial] = {}
         self._streams: dict[tuple[str, int], _Stream] = {}
@@ -231,6 +243,11 @@ class Reassembler:
             return self._feed_sequenced(data, sender, now_s)
         if not self._legacy_on:
             return self._drop("legacy_disabled", sender, None, "legacy format is disabled")
+        if not self._legacy_ok.get(sender[0], self._allow_unauth):
+            return self._drop(
+                "unauthenticated", sender, self._legacy_name(sender[0]),
+                "legacy frames carry no tag and this sender may not send unauthenticated ones",
+            )
         return self._feed_legacy(data, sender, now_s)
 
     def feed_coalesced(
@@ -320,7 +337,8 @@ class Reassembler:
         except BadDatagram:
             return 0  # feed() counts it, with the reason
         if flags or (
-            self._cam_keys.get(cam_id, self._global_key) is not None or not self._allow_unauth
+            self._cam_keys.get(cam_id, self._global_key) is not None
+            or not (self._allow_unauth or cam_id in self._unauth_ids)
         ):
             return 0
         stream = self._streams.get((sender[0], cam_id))
@@ -487,7 +505,7 @@ class Reassembler:
                 return self._drop("unauthenticated", sender, camera, "untagged datagram")
             if not hmac.compare_digest(compute_tag(key, view[:end]), view[end:]):
                 return self._drop("bad_tag", sender, camera, "tag does not match the key")
-        elif not self._allow_unauth:
+        elif not (self._allow_unauth or cam_id in self._unauth_ids):
             return self._drop(
                 "unauthenticated", sender, camera,
                 "no key configured for this camera and unauthenticated senders are not allowed",
@@ -622,11 +640,16 @@ class Reassembler:
     def _ready(self, part: _Partial, sender: Address, seq: int | None, now_s: float) -> FrameReady:
         self.stats.frames_completed += 1
         self.stats.frame_bytes += part.length
+        # A stream is one camera id, whose key (or none) every chunk was checked against.
+        stream = part.stream
+        authenticated = stream is not None and (
+            self._cam_keys.get(stream.key[2], self._global_key) is not None
+        )
         return FrameReady(Frame(
             camera=part.camera, sender=sender,
             wire_format="legacy" if seq is None else "sequenced",
             sequence=seq, jpeg=bytes(part.buf), capture_time_us=part.time_us,
-            completed_monotonic_s=now_s,
+            completed_monotonic_s=now_s, authenticated=authenticated,
         ))
 
     def _drop(

@@ -199,8 +199,8 @@ def _vote(items: Sequence[_Item]) -> Vote:
 
 class _Track:
     __slots__ = (
-        "box", "camera", "event_id", "first_seen_us", "items", "last_now_s", "last_read",
-        "last_seen_us", "last_vote_text", "published", "read_count", "recent",
+        "authenticated", "box", "camera", "event_id", "first_seen_us", "items", "last_now_s",
+        "last_read", "last_seen_us", "last_vote_text", "published", "read_count", "recent",
         "recent_published", "suppressed", "texts",
     )
 
@@ -210,6 +210,8 @@ class _Track:
     ) -> None:
         self.event_id = event_id
         self.camera = read.camera
+        self.authenticated = read.authenticated
+        """Every read so far was authenticated: one that was not taints the event for good."""
         self.items: deque[_Item] = deque([_item(read)], maxlen=max_reads)
         """The last ``max_reads`` reads, prepared for voting."""
         self.texts = {read.text.text: 1}
@@ -228,6 +230,7 @@ class _Track:
         self.last_vote_text = read.text.text
 
     def add(self, read: PlateRead, now_s: float, seen_us: int) -> None:
+        self.authenticated = self.authenticated and read.authenticated
         items = self.items
         texts = self.texts
         if len(items) == items.maxlen:
@@ -480,4 +483,5 @@ class Tracker:
             read_count=track.read_count,
             frame_sequence=read.frame_sequence,
             latency_origin_s=read.completed_monotonic_s,
+            authenticated=track.authenticated,
         )

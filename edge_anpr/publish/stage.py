@@ -22,7 +22,9 @@ Per event step (see ``plates/tracker.py``) it writes, in this order, to the outb
 ``<camera>/event``; ``<camera>/plate`` (retained) when the camera's best text changed;
 ``<camera>/known`` the first time the event matches a known-plate entry; ``<camera>/gate``
 (``{"command": "open"}``, with a time to live of ``mqtt.gate_command_ttl_s``) the first time it
-matches an entry with ``gate = true``. Known-plate matching compares the best text and then the
+matches an entry with ``gate = true`` and every read of the event came from authenticated frames
+(or the camera sets ``allow_gate_unauthenticated``); otherwise the command is withheld and
+counted (``gate_refused_unauthenticated``). Known-plate matching compares the best text and then the
 event's candidates. The stage has no stats loop of its own: while it runs, its ``StatsReport``
 adds the tracker's, the outbox's and the connection's counters to the report ``app`` builds
 every ``device.stats_interval_s``, and ``StatsReport.send`` publishes that report to
@@ -92,8 +94,10 @@ class EventSink:
     events: int = 0
     known_matches: int = 0
     gate_commands: int = 0
+    gate_refused_unauthenticated: int = 0
     outbox_errors: int = 0
     _bad_disk: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
+    _refused_gate: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
     _state: OrderedDict[str, _EventState] = field(default_factory=OrderedDict)
     _last_plate: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -134,6 +138,15 @@ class EventSink:
             self._put(self.topics.known(event.camera), known_payload(event, match))
         if match.entry.gate and not state.gate_sent:
             state.gate_sent = True
+            if not self._may_open_gate(event):
+                self.gate_refused_unauthenticated += 1
+                self._refused_gate.warning(
+                    "gate_refused",
+                    "gate command withheld "
+                    + fields(reason="unauthenticated", camera=event.camera, plate=event.text,
+                             name=match.entry.name, event_id=event.event_id),
+                )
+                return
             self.gate_commands += 1
             self._put(
                 self.topics.gate(event.camera), gate_payload(event, match),
@@ -144,6 +157,14 @@ class EventSink:
                 fields(camera=event.camera, plate=event.text, name=match.entry.name,
                        event_id=event.event_id),
             )
+
+    def _may_open_gate(self, event: PlateEvent) -> bool:
+        """Only an event read from authenticated frames alone opens the gate, unless its camera
+        is configured to take the risk (``cameras.<name>.allow_gate_unauthenticated``)."""
+        if event.authenticated:
+            return True
+        cam = self.cfg.cameras.get(event.camera)
+        return cam is not None and cam.allow_gate_unauthenticated
 
     def _put(
         self, topic: str, payload: dict[str, Any], retain: bool = False, ttl_s: float = 0.0
@@ -161,7 +182,9 @@ class EventSink:
     def stats(self) -> dict[str, int]:
         return {
             "events": self.events, "known_matches": self.known_matches,
-            "gate_commands": self.gate_commands, "outbox_errors": self.outbox_errors,
+            "gate_commands": self.gate_commands,
+            "gate_refused_unauthenticated": self.gate_refused_unauthenticated,
+            "outbox_errors": self.outbox_errors,
         }
 
 
