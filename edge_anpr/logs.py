@@ -40,7 +40,9 @@ def fields(**kv: object) -> str:
 class RateLimitedLog:
     """Log the first occurrence of each key, then at most once per interval with a count.
 
-    The clock is injected so the behaviour is testable without sleeping.
+    Keys must come from a fixed set (a drop reason), never from input: a key the network
+    chooses (a camera name, a sender address) turns a flood into as many lines. The clock is
+    injected so the behaviour is testable without sleeping.
     """
 
     def __init__(

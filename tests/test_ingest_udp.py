@@ -173,7 +173,7 @@ async def test_stale_frames_expire_without_traffic(nursery: trio.Nursery) -> Non
     assert reassembler.tracked_frames() == 0
 
 
-def test_drop_log_writes_one_line_per_reason_and_sender(caplog: pytest.LogCaptureFixture) -> None:
+def test_drop_log_writes_one_line_per_reason(caplog: pytest.LogCaptureFixture) -> None:
     from edge_anpr.ingest.reassembly import Dropped
     from edge_anpr.ingest.udp import DropLog
 
@@ -182,14 +182,51 @@ def test_drop_log_writes_one_line_per_reason_and_sender(caplog: pytest.LogCaptur
         for _ in range(500):
             drops.dropped(Dropped("overflow", ("1.2.3.4", 5000), None, "too many bytes"))
         drops.dropped(Dropped("lost", ("1.2.3.4", 5000), "gate", "frame 3", 7))
-        drops.dropped(Dropped("overflow", ("5.6.7.8", 1), None, "x"))
+        drops.dropped(Dropped("overflow", ("5.6.7.8", 1), None, "x"))  # another sender
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [
         'ingest drop reason=overflow sender=1.2.3.4:5000 camera=- detail="too many bytes"',
         "ingest drop reason=lost sender=1.2.3.4:5000 camera=gate detail=\"frame 3\" "
         "missing_chunks=7",
-        "ingest drop reason=overflow sender=5.6.7.8:1 camera=- detail=x",
     ]
+
+
+def test_a_flood_from_any_senders_and_cameras_writes_a_few_lines_a_second(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """2,000 drops a second for a minute, of every reason, from 400 ports of 50 addresses and
+    2,000 camera names: at most a couple of lines a second, then one summary counting all."""
+    from edge_anpr.ingest.protocol import DROP_REASONS
+    from edge_anpr.ingest.reassembly import Dropped
+    from edge_anpr.ingest.udp import DropLog
+
+    now = [0.0]
+    drops = DropLog(clock=lambda: now[0])
+    rng = random.Random(6)
+    total = 0
+    with caplog.at_level("WARNING", logger="edge_anpr.ingest.udp"):
+        for step in range(12_000):
+            now[0] = step / 200
+            for _ in range(10):
+                drops.dropped(Dropped(
+                    rng.choice(DROP_REASONS), (f"10.0.0.{rng.randrange(50)}",
+                                               rng.randrange(400)),
+                    f"cam-{rng.randrange(2000)}", "hostile",
+                ))
+                total += 1
+            drops.summarize()
+        now[0] = 60.0
+        drops.summarize()
+    lines = [r.getMessage() for r in caplog.records]
+    drop_lines = [ln for ln in lines if ln.startswith("ingest drop ")]
+    summaries = [ln for ln in lines if ln.startswith("ingest drops summary")]
+    # one line per reason per 10 s of the injected clock: 6 windows
+    assert len(drop_lines) <= 6 * len(DROP_REASONS)
+    assert len(drop_lines) / 60 <= 2.0
+    (summary,) = summaries
+    counted = sum(int(kv.split("=")[1]) for kv in summary.split() if kv.startswith("dropped."))
+    assert counted == total
+    assert f"not_logged={total - len(drop_lines)}" in summary
 
 
 async def test_a_reassembler_bug_is_logged_and_the_next_frames_still_arrive(
@@ -215,3 +252,37 @@ async def test_a_reassembler_bug_is_logged_and_the_next_frames_still_arrive(
     assert frame.jpeg == jpeg
     bugs = [r for r in caplog.records if "ingest bug" in r.getMessage()]
     assert len(bugs) == 1 and bugs[0].exc_info is not None
+
+
+async def test_a_hostile_flood_over_udp_writes_a_line_per_reason(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hostile datagrams of several kinds from 100 ports, posing as 1,000 camera ids: every
+    one is counted, and the log gets one line per reason, not one per sender or camera."""
+    rng = random.Random(9)
+    kinds = [
+        lambda i: b"EANP" + rng.randbytes(40),  # malformed
+        lambda i: encode_sequenced(b"x" * 3000, camera=i % 1000, frame=i)[0],  # timeout later
+        lambda i: b"\x00" * 100,  # legacy data with no frame
+        lambda i: encode_sequenced(b"x" * 100, camera=i % 1000, frame=i, key=b"k" * 16)[0],
+    ]
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(100)]
+    sent = 0
+    with caplog.at_level("WARNING", logger="edge_anpr.ingest.udp"):
+        try:
+            for i in range(4000):
+                send(receiver.port, [kinds[i % len(kinds)](i)], socks[i % len(socks)])
+                sent += 1
+                if i % 50 == 0:
+                    await trio.sleep(0.001)
+        finally:
+            for s in socks:
+                s.close()
+        with trio.fail_after(10):
+            while receiver.reassembler.stats.datagrams < sent:
+                await trio.sleep(0.02)
+    drops = receiver.reassembler.stats.drops
+    assert drops["malformed"] == 1000 and drops["no_frame"] == 1000
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ingest drop")]
+    reasons = {ln.split()[2] for ln in lines}
+    assert len(lines) == len(reasons) <= 8  # a handful of reasons, whatever the senders

@@ -346,7 +346,7 @@ async def _work(
             if done.found is None:
                 stats.frames_undecodable += 1
                 bad_input.warning(
-                    f"undecodable:{frame.camera}",
+                    "undecodable",  # never a camera name: those come from the network
                     "frame dropped "
                     + fields(
                         reason="undecodable", camera=frame.camera,
