@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import socket
@@ -286,3 +287,38 @@ async def test_a_hostile_flood_over_udp_writes_a_line_per_reason(
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ingest drop")]
     reasons = {ln.split()[2] for ln in lines}
     assert len(lines) == len(reasons) <= 8  # a handful of reasons, whatever the senders
+
+
+def test_kernel_drops_of_a_socket_are_read() -> None:
+    from edge_anpr.ingest.udp import kernel_drops, open_udp_socket
+
+    with open_udp_socket("127.0.0.1", 0, 65536) as sock:
+        if kernel_drops(sock) is None:
+            pytest.skip("no /proc/net/udp here")
+        assert kernel_drops(sock) == 0
+        port = sock.getsockname()[1]
+        send(port, [b"x" * 1400] * 400)  # 560 KB into a buffer of about 128 KB, unread
+        received = 0
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                sock.recv(2048)
+                received += 1
+        assert received > 0 and kernel_drops(sock) == 400 - received
+
+
+async def test_kernel_drops_reach_the_stats(nursery: trio.Nursery) -> None:
+    cfg = _cfg(recv_buffer_bytes=65536)
+    reassembler = Reassembler(cfg.ingest, cfg.cameras)
+    queue = FrameQueue(2, reassembler.stats)
+    port = await nursery.start(run_udp_ingest, cfg, queue, reassembler)
+    await trio.sleep(0.3)  # the first read of the count
+    if reassembler.stats.kernel_drops is None:
+        pytest.skip("no /proc/net/udp here")
+    # The event loop is held here, so nothing drains the socket while it overflows.
+    send(port, [b"\x00" * 1400] * 400)
+    stats = reassembler.stats
+    with trio.fail_after(5):
+        while (stats.kernel_drops or 0) + stats.datagrams < 400:
+            await trio.sleep(0.05)
+    assert stats.kernel_drops and stats.datagrams + stats.kernel_drops == 400
+    assert reassembler.stats.snapshot()["kernel_drops"] == stats.kernel_drops

@@ -107,3 +107,22 @@ def test_wildcards_in_prefixes_are_config_errors() -> None:
         config_from_dict({"mqtt": {"topic_prefix": "site/+/x"}})
     with pytest.raises(ConfigError, match=r"mqtt\.homeassistant_prefix"):
         config_from_dict({"mqtt": {"homeassistant_prefix": "ha/#"}})
+
+
+def test_the_stats_report_with_pipeline_counters_fits_its_schema() -> None:
+    from edge_anpr.ingest.reassembly import IngestStats
+    from edge_anpr.publish.stage import StatsReport
+
+    ingest = IngestStats(datagrams=10, kernel_drops=3)
+    ingest.drops["malformed"] = 2
+    report = StatsReport("dev")
+    report.attach(lambda: {
+        "tracker": {"open_events": 0, "suppressed_reads": 0, "events": 0, "known_matches": 0,
+                    "gate_commands": 0, "gate_refused_unauthenticated": 0},
+        "outbox": {"pending": 0, "written": 0, "acked": 0, "evicted": 0, "expired": 0},
+    }, None)
+    full = report.build(ingest.snapshot())
+    validator("stats").validate(full)
+    assert full["pipeline"]["kernel_drops"] == 3
+    full["pipeline"]["kernel_drops"] = -1
+    assert not validator("stats").is_valid(full)

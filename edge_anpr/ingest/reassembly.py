@@ -84,6 +84,9 @@ class IngestStats:
     duplicates: int = 0
     senders_evicted: int = 0
     streams_reset: int = 0
+    kernel_drops: int | None = None
+    """Datagrams the kernel dropped before they were read (a full socket receive buffer),
+    set by the socket's owner (``ingest.udp``); None where the system does not tell."""
     drops: Counter[str] = field(default_factory=Counter)
 
     def snapshot(self) -> dict[str, object]:
@@ -95,6 +98,7 @@ class IngestStats:
             "duplicates": self.duplicates,
             "senders_evicted": self.senders_evicted,
             "streams_reset": self.streams_reset,
+            **({} if self.kernel_drops is None else {"kernel_drops": self.kernel_drops}),
             "dropped": dict(sorted(self.drops.items())),
         }
 

@@ -86,6 +86,33 @@ def open_udp_socket(bind: str, port: int, recv_buffer_bytes: int) -> socket.sock
     return sock
 
 
+KERNEL_DROPS_EVERY_S = 1.0
+"""How often the socket's kernel drop count is read (a read of ``/proc/net/udp``)."""
+
+
+def kernel_drops(sock: socket.socket) -> int | None:
+    """Datagrams the kernel has dropped for ``sock`` since it was opened (receive buffer full,
+    mostly): the ``drops`` column of the socket's line in ``/proc/net/udp`` (or ``udp6``),
+    found by its inode. None where there is no such file (not Linux) or no such line.
+
+    Read on a timer rather than per receive (``SO_RXQ_OVFL`` would add a control message to
+    every ``recvmsg``): the count is cumulative, so nothing is missed between reads.
+    """
+    path = "/proc/net/udp6" if sock.family == socket.AF_INET6 else "/proc/net/udp"
+    try:
+        inode = str(os.fstat(sock.fileno()).st_ino)
+        with open(path, encoding="ascii") as table:
+            next(table, None)  # the header line
+            for line in table:
+                # sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+                cols = line.split()
+                if len(cols) >= 13 and cols[9] == inode:
+                    return int(cols[12])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def _is_root() -> bool:
     return sys.platform.startswith("linux") and os.geteuid() == 0
 
@@ -239,10 +266,16 @@ async def _expire_periodically(
     reassembler: Reassembler, queue: FrameQueue, drops: DropLog, every_s: float,
     sock: socket.socket, beat: Callable[[], None],
 ) -> None:
-    """Expire stale frames when no datagram arrives; beat for the idle drain loop."""
+    """Expire stale frames when no datagram arrives; beat for the idle drain loop; read the
+    kernel's drop count of the socket into the stats every ``KERNEL_DROPS_EVERY_S``."""
+    next_kernel_read = 0.0
     while True:
         await trio.sleep(every_s)
-        deliver(reassembler.expire(time.monotonic()), queue, drops)
+        now = time.monotonic()
+        deliver(reassembler.expire(now), queue, drops)
         drops.summarize()
+        if now >= next_kernel_read:
+            next_kernel_read = now + KERNEL_DROPS_EVERY_S
+            reassembler.stats.kernel_drops = kernel_drops(sock)
         if not select.select([sock], [], [], 0)[0]:
             beat()  # the drain loop is waiting, and there is nothing for it to read
