@@ -593,3 +593,39 @@ def test_legacy_frames_follow_the_authentication_rules() -> None:
     assert reasons(feed(strict, encode_sequenced(payload(100), camera=6, frame=1))) == [
         "unauthenticated"
     ]
+
+
+def test_one_spoofed_datagram_far_ahead_costs_a_stream_two_frames_not_a_thousand() -> None:
+    r = make()  # unauthenticated mode, the default
+    real = [encode_sequenced(payload(3000, i), camera=1, frame=100 + i) for i in range(20)]
+    assert ready(feed(r, real[0]))
+    # one datagram, from the camera's address, completing frame 1,100
+    assert ready(feed(r, encode_sequenced(b"spoof", camera=1, frame=1100)))
+    events = feed(r, [d for frame in real[1:] for d in frame])
+    got = [f.sequence for f in ready(events)]
+    assert got == list(range(100 + 3, 120))
+    assert reasons(events) == ["late", "late"] and r.stats.streams_reset == 1
+
+
+def test_reordered_late_frames_stay_late() -> None:
+    r = make()
+    frames = [encode_sequenced(payload(3000, i), camera=1, frame=i) for i in range(12)]
+    assert ready(feed(r, frames[10]))
+    # older frames, every one within what a stream can have in flight: late, never a reset
+    events = feed(r, [d for i in (7, 8, 9) for d in frames[i]])
+    assert ready(events) == [] and reasons(events) == ["late"] * 3
+    assert r.stats.streams_reset == 0
+
+
+def test_an_unauthenticated_datagram_cannot_move_an_authenticated_camera() -> None:
+    r = make(cameras={"gate": {"id": 3, "key": OWN.decode()}})
+    first = encode_sequenced(payload(3000, 1), camera=3, frame=10, key=OWN)
+    assert ready(feed(r, first))
+    for spoof in (encode_sequenced(b"x", camera=3, frame=5000),
+                  encode_sequenced(b"x", camera=3, frame=5001, key=b"not-the-key-at-all")):
+        assert ready(feed(r, spoof)) == []
+    following = [encode_sequenced(payload(3000, i), camera=3, frame=11 + i, key=OWN)
+                 for i in range(5)]
+    events = feed(r, [d for f in following for d in f])
+    assert [f.sequence for f in ready(events)] == list(range(11, 16))
+    assert all(f.authenticated for f in ready(events)) and dropped(events) == []

@@ -42,6 +42,13 @@ RESYNC_FRAMES = 1024
 """A frame number this far *behind* the last one handed on means the sender restarted its
 numbering (a late frame is never a thousand frames late): the stream starts over instead of
 dropping every frame as late until the counter catches up."""
+FAR_LATE_RESYNC = 3
+"""Frames in a row, each newer than the one before, arriving further behind the last frame
+handed on than a stream can have in flight, that make the stream start over. Reordering never
+does that (a late chunk belongs to a frame that was in flight); a stream that goes on below its
+last number does: a sender that restarted just behind its old numbers, or one spoofed datagram
+that completed a frame numbered far ahead. Without this, that one datagram made the next
+thousand frames of the stream ``late``; with it, two are."""
 LATE_MEMORY = 16
 """Frame numbers per stream remembered as already counted late, so a late frame of 140 chunks
 is one drop, not 140."""
@@ -158,7 +165,10 @@ def frame_cost(length: int, count: int) -> int:
 class _Stream:
     """One sequenced stream: (source address, camera id)."""
 
-    __slots__ = ("camera", "frames", "key", "last_handed", "last_s", "late_seen")
+    __slots__ = (
+        "camera", "far_late_last", "far_late_run", "frames", "key", "last_handed", "last_s",
+        "late_seen",
+    )
 
     def __init__(self, key: _Key, camera: str, now_s: float) -> None:
         self.key = key
@@ -166,6 +176,9 @@ class _Stream:
         self.frames: dict[int, _Partial] = {}
         self.last_handed: int | None = None
         self.late_seen: deque[int] = deque(maxlen=LATE_MEMORY)
+        self.far_late_run = 0
+        """Far-late frames in a row, each newer than the one before (``FAR_LATE_RESYNC``)."""
+        self.far_late_last: int | None = None
         self.last_s = now_s
 
 
@@ -533,7 +546,7 @@ class Reassembler:
                 if behind == 0:
                     self.stats.duplicates += 1
                     return events
-                if behind <= RESYNC_FRAMES:
+                if behind <= RESYNC_FRAMES and not self._goes_on_below(stream, seq, behind):
                     if seq not in stream.late_seen:
                         stream.late_seen.append(seq)
                         events.extend(self._drop(
@@ -548,6 +561,7 @@ class Reassembler:
                         events.append(self._discard(old, "lost", "sender restarted numbering"))
                     stream.last_handed = None
                     stream.late_seen.clear()
+                    stream.far_late_run, stream.far_late_last = 0, None
             if len(stream.frames) >= self._per_stream:
                 oldest = min(stream.frames.values(), key=lambda p: seq_distance(p.seq, seq))
                 if seq_distance(oldest.seq, seq) > 0:
@@ -630,8 +644,20 @@ class Reassembler:
         # Chunks of frames at or before last_handed are refused on arrival, so a frame that
         # completes here is always newer than the last one handed on.
         stream.last_handed = seq
+        stream.far_late_run, stream.far_late_last = 0, None
         events.append(self._ready(part, part.sender, seq, now_s))
         return events
+
+    def _goes_on_below(self, stream: _Stream, seq: int, behind: int) -> bool:
+        """Whether the new frame ``seq``, ``behind`` numbers behind the last one handed on, is
+        the ``FAR_LATE_RESYNC``-th in a row of a stream going on below that number."""
+        if behind <= self._per_stream or seq == stream.far_late_last:
+            return False
+        last = stream.far_late_last
+        newer = last is not None and seq_newer(seq, last)
+        stream.far_late_run = stream.far_late_run + 1 if newer else 1
+        stream.far_late_last = seq
+        return stream.far_late_run >= FAR_LATE_RESYNC
 
     def _camera_of(self, data: bytes) -> str | None:
         if len(data) < 8:
