@@ -147,7 +147,10 @@ async def run_pipeline(
         stage_names.append("publish")
     liveness = Liveness(stage_names, stall_after_s)
     reassembler = Reassembler(cfg.ingest, cfg.cameras)
-    queue = FrameQueue(cfg.ingest.queue_frames_per_camera, reassembler.stats)
+    queue = FrameQueue(
+        cfg.ingest.queue_frames_per_camera, reassembler.stats,
+        total_frames=cfg.ingest.queue_frames_total, trusted_cameras=cfg.cameras,
+    )
     worker_stats = WorkerStats()
     reads_tx, reads_rx = trio.open_memory_channel[PlateRead](READS_BUFFER)
     ingest_scope = trio.CancelScope()

@@ -117,8 +117,16 @@ class IngestConfig:
     max_senders: int = _key(
         256, "Tracked senders/streams; the least recently active is evicted.", lo=1, hi=65536
     )
+    max_streams_per_source: int = _key(
+        16, "Unauthenticated streams of unconfigured camera ids one source address may have "
+        "at once; more are dropped (source_limit).", lo=1, hi=65536,
+    )
     queue_frames_per_camera: int = _key(
         2, "Complete frames waiting per camera; the oldest is dropped when full.", lo=1, hi=64
+    )
+    queue_frames_total: int = _key(
+        32, "Complete frames waiting over all cameras; configured and authenticated cameras "
+        "are served first and keep their places.", lo=1, hi=4096,
     )
     allow_unauthenticated: bool = _key(
         True, "Accept frames that carry no valid tag: untagged sequenced datagrams of "

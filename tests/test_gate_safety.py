@@ -39,7 +39,8 @@ def plate_jpeg() -> bytes:
 
 def make_cfg(tmp_path: Path, **ingest: Any) -> Config:
     return config_from_dict({
-        "ingest": {"bind": "127.0.0.1", "port": 0, **ingest},
+        # room for every try: this is about the gate, not about queue fairness
+        "ingest": {"bind": "127.0.0.1", "port": 0, "queue_frames_total": 1024, **ingest},
         "cameras": {"gate": {"id": 1, "key": KEY}},
         "workers": {"count": 1},
         "tracker": {"quiet_time_s": 0.5, "parked_suppress_s": 0},
@@ -90,9 +91,10 @@ def hostile_tries(jpeg: bytes) -> dict[str, list[tuple[str, list[bytes]]]]:
             ("127.0.0.1", encode_sequenced(jpeg, camera=1, frame=TRIES + i, key=wrong))
             for i in range(TRIES)
         ],
-        # untagged frames of unconfigured cameras, no key anywhere for them
+        # untagged frames of unconfigured cameras, no key anywhere for them, a source each
         "untagged_unkeyed": [
-            ("127.0.0.1", encode_sequenced(jpeg, camera=100 + i, frame=i)) for i in range(TRIES)
+            (f"127.0.1.{2 + i}", encode_sequenced(jpeg, camera=100 + i, frame=i))
+            for i in range(TRIES)
         ],
     }
 

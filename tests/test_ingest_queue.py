@@ -101,3 +101,44 @@ async def test_producer_never_waits() -> None:
         for n in range(1000):
             q.put_nowait(frame("a", n))
     assert len(q) == 1 and q.dropped == 999
+
+
+def authed(camera: str, n: int) -> Frame:
+    return Frame(camera=camera, sender=("10.0.0.1", 1), wire_format="sequenced", sequence=n,
+                 jpeg=b"x", capture_time_us=0, completed_monotonic_s=0.0, authenticated=True)
+
+
+async def test_one_frame_per_camera_keeps_the_camera_s_turn() -> None:
+    q = FrameQueue(1)
+    q.put_nowait(frame("a", 1))
+    q.put_nowait(frame("b", 1))
+    assert q.put_nowait(frame("a", 2)) is not None
+    assert drain(q) == [("a", 2), ("b", 1)] and len(q) == 0
+
+
+async def test_a_flood_of_made_up_cameras_cannot_take_a_trusted_camera_s_place() -> None:
+    stats = IngestStats()
+    q = FrameQueue(2, stats, total_frames=8, trusted_cameras={"gate"})
+    q.put_nowait(frame("gate", 0))  # configured, by name
+    q.put_nowait(authed("cam-7", 0))  # unconfigured, but authenticated
+    for n in range(2000):  # one source posing as 2,000 camera ids
+        q.put_nowait(frame(f"cam-{100 + n}", n))
+    assert len(q) == 8 and stats.drops["queue_full"] == 2000 - 6
+    q.put_nowait(frame("gate", 1))
+    # trusted cameras first, whatever waited before them; then the newest of the flood
+    order = drain(q)
+    assert order[:3] == [("gate", 0), ("cam-7", 0), ("gate", 1)]
+    assert [c for c, _ in order[3:]] == [f"cam-{100 + n}" for n in range(1995, 2000)]
+
+
+async def test_a_full_queue_of_trusted_frames_drops_an_untrusted_newcomer() -> None:
+    q = FrameQueue(4, total_frames=3, trusted_cameras={"gate", "lane"})
+    for n in range(2):
+        q.put_nowait(frame("gate", n))
+    q.put_nowait(frame("lane", 0))
+    newcomer = frame("cam-9", 0)
+    assert q.put_nowait(newcomer) is newcomer
+    # a trusted one pushes out the oldest frame of the trusted camera next in turn
+    pushed = q.put_nowait(frame("lane", 1))
+    assert pushed is not None and (pushed.camera, pushed.sequence) == ("gate", 0)
+    assert drain(q) == [("gate", 1), ("lane", 0), ("lane", 1)]

@@ -629,3 +629,30 @@ def test_an_unauthenticated_datagram_cannot_move_an_authenticated_camera() -> No
     events = feed(r, [d for f in following for d in f])
     assert [f.sequence for f in ready(events)] == list(range(11, 16))
     assert all(f.authenticated for f in ready(events)) and dropped(events) == []
+
+
+def test_one_source_cannot_make_up_more_than_its_share_of_camera_ids() -> None:
+    r = make({"max_streams_per_source": 16, "key": ""}, cameras={"gate": {"id": 3}})
+    chunk = payload(3000)
+    first = [encode_sequenced(chunk, camera=100 + i, frame=1)[0] for i in range(2000)]
+    events = feed(r, first)
+    assert r.stats.drops["source_limit"] == 2000 - 16
+    assert r.tracked_senders() == 16
+    assert {d.camera for d in dropped(events)} >= {"cam-2099"}
+    # the configured camera, and other sources, are not held to that share
+    assert ready(feed(r, encode_sequenced(chunk, camera=3, frame=1)))
+    assert ready(feed(r, encode_sequenced(chunk, camera=100, frame=1), sender=B))
+    # the share frees up as the made-up streams are forgotten
+    r.expire(0.5)
+    r.expire(100.0)
+    assert ready(feed(r, encode_sequenced(chunk, camera=5000, frame=1), now=100.0))
+
+
+def test_share_of_camera_ids_is_given_back_when_streams_are_evicted() -> None:
+    r = make({"max_streams_per_source": 4, "max_senders": 4})
+    for round_ in range(3):
+        for i in range(4):
+            sender = A if (i + round_) % 2 else B
+            assert ready(feed(r, encode_sequenced(b"x", camera=10 * round_ + i, frame=1),
+                              sender=sender))
+    assert r.stats.drops["source_limit"] == 0 and r.stats.senders_evicted == 8

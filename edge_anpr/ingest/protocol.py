@@ -50,6 +50,7 @@ DropReason = Literal[
     "unauthenticated",  # untagged datagram where a key (or authentication) is required
     "bad_tag",  # tag does not match the key
     "queue_full",  # complete frame pushed out of the per-camera queue by a newer one
+    "source_limit",  # new unauthenticated, unconfigured camera id beyond a source's share
     "undecodable",  # complete frame that is not a decodable image
 ]
 DROP_REASONS: tuple[DropReason, ...] = DropReason.__args__  # type: ignore[attr-defined]

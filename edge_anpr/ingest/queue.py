@@ -5,11 +5,20 @@ draining the socket and the kernel then drops datagrams of *every* camera. So ``
 never blocks; each camera keeps at most ``ingest.queue_frames_per_camera`` frames and a new frame
 pushes that camera's oldest out (counted ``queue_full``), which keeps what is processed fresh.
 Consumers are served round-robin across cameras so one camera's flood cannot starve another.
+
+Camera names come from the network (``cam-<id>``: one source posing as 2,000 ids), so the queue
+also holds at most ``total_frames`` frames in all, and serves *trusted* cameras (configured by
+name, or sending authenticated frames) before the others: a flood of made-up cameras can fill
+the untrusted places and compete among itself, but never takes a turn or a place from a
+trusted camera. When the queue is full, the oldest frame of the untrusted camera next in turn
+is pushed out; a new untrusted frame with no untrusted frame to push out is itself dropped.
+Both count as ``queue_full``.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 
 import trio
 
@@ -18,55 +27,100 @@ from edge_anpr.values import Frame
 
 
 class FrameQueue:
-    """Per-camera bounded queues, drop-oldest, fair round-robin ``get()`` for many consumers."""
+    """Per-camera bounded queues, drop-oldest, fair round-robin ``get()`` for many consumers,
+    trusted cameras first (module docstring)."""
 
-    def __init__(self, frames_per_camera: int, stats: IngestStats | None = None) -> None:
+    def __init__(
+        self, frames_per_camera: int, stats: IngestStats | None = None, *,
+        total_frames: int | None = None, trusted_cameras: Collection[str] = (),
+    ) -> None:
         if frames_per_camera < 1:
             raise ValueError("frames_per_camera must be at least 1")
+        if total_frames is not None and total_frames < 1:
+            raise ValueError("total_frames must be at least 1")
         self._limit = frames_per_camera
+        self._total_limit = total_frames
+        self._trusted_names = frozenset(trusted_cameras)
         self._stats = stats
         self._by_camera: dict[str, deque[Frame]] = {}
-        self._turns: deque[str] = deque()
-        """Cameras with at least one frame waiting, in the order they will be served."""
+        self._trusted: dict[str, bool] = {}
+        """Per camera with frames waiting: is it served first (fixed while frames wait)."""
+        self._turns: dict[bool, deque[str]] = {True: deque(), False: deque()}
+        """Cameras with at least one frame waiting, trusted and not, in the order they will be
+        served."""
+        self._total = 0
         self._waiting = trio.lowlevel.ParkingLot()
         self._closed = False
         self.dropped = 0
 
     def __len__(self) -> int:
-        return sum(len(q) for q in self._by_camera.values())
+        return self._total
 
     def put_nowait(self, frame: Frame) -> Frame | None:
-        """Queue ``frame``; return the frame dropped to make room (or None). Never blocks."""
+        """Queue ``frame``; return the frame dropped to make room (possibly ``frame`` itself),
+        or None. Never blocks."""
         if self._closed:
             raise trio.ClosedResourceError("FrameQueue is closed")
-        q = self._by_camera.get(frame.camera)
-        if q is None:
-            q = self._by_camera[frame.camera] = deque()
+        camera = frame.camera
+        q = self._by_camera.get(camera)
+        trusted = self._trusted.get(camera)
+        if trusted is None:
+            trusted = frame.authenticated or camera in self._trusted_names
         dropped = None
-        if len(q) >= self._limit:
+        if q is not None and len(q) >= self._limit:
+            # the camera keeps its deque and its place in the turns: the new frame follows
             dropped = q.popleft()
-            self.dropped += 1
-            if self._stats is not None:
-                self._stats.drops["queue_full"] += 1
-        if not q:
-            self._turns.append(frame.camera)
+            self._total -= 1
+        elif self._total_limit is not None and self._total >= self._total_limit:
+            victims = self._turns[False] or (self._turns[True] if trusted else None)
+            if not victims:
+                self._count_drop()
+                return frame
+            dropped = self._pop(victims[0])
+        if dropped is not None:
+            self._count_drop()
+        q = self._by_camera.get(camera)
+        if q is None:
+            q = self._by_camera[camera] = deque()
+            self._trusted[camera] = trusted
+            self._turns[trusted].append(camera)
         q.append(frame)
+        self._total += 1
         self._waiting.unpark()
         return dropped
 
+    def _count_drop(self) -> None:
+        self.dropped += 1
+        if self._stats is not None:
+            self._stats.drops["queue_full"] += 1
+
+    def _pop(self, camera: str) -> Frame:
+        """The oldest frame of ``camera`` (which has one), keeping its turn while more wait."""
+        q = self._by_camera[camera]
+        frame = q.popleft()
+        self._total -= 1
+        if not q:
+            del self._by_camera[camera]
+            self._turns[self._trusted.pop(camera)].remove(camera)
+        return frame
+
     def get_nowait(self) -> Frame:
-        """The next frame in round-robin camera order; ``trio.WouldBlock`` when none waits."""
-        if not self._turns:
+        """The next frame, trusted cameras first, round-robin within each kind;
+        ``trio.WouldBlock`` when none waits."""
+        turns = self._turns[True] or self._turns[False]
+        if not turns:
             if self._closed:
                 raise trio.EndOfChannel
             raise trio.WouldBlock
-        camera = self._turns.popleft()
+        camera = turns.popleft()
         q = self._by_camera[camera]
         frame = q.popleft()
+        self._total -= 1
         if q:
-            self._turns.append(camera)
+            turns.append(camera)
         else:
             del self._by_camera[camera]
+            del self._trusted[camera]
         return frame
 
     async def get(self) -> Frame:

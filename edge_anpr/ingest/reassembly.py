@@ -166,8 +166,8 @@ class _Stream:
     """One sequenced stream: (source address, camera id)."""
 
     __slots__ = (
-        "camera", "far_late_last", "far_late_run", "frames", "key", "last_handed", "last_s",
-        "late_seen",
+        "camera", "capped", "far_late_last", "far_late_run", "frames", "key", "last_handed",
+        "last_s", "late_seen",
     )
 
     def __init__(self, key: _Key, camera: str, now_s: float) -> None:
@@ -179,6 +179,8 @@ class _Stream:
         self.far_late_run = 0
         """Far-late frames in a row, each newer than the one before (``FAR_LATE_RESYNC``)."""
         self.far_late_last: int | None = None
+        self.capped = False
+        """Counted in its source's share of unauthenticated streams (``_forget_stream``)."""
         self.last_s = now_s
 
 
@@ -201,6 +203,9 @@ class Reassembler:
         self._max_frames = ing.max_frames_in_flight_total
         self._max_bytes = ing.max_buffered_bytes
         self._max_senders = ing.max_senders
+        self._per_source = ing.max_streams_per_source
+        self._capped_streams: Counter[str] = Counter()
+        """Per source address: its unauthenticated streams of unconfigured camera ids."""
         self._allow_unauth = ing.allow_unauthenticated
         global_key = key_bytes(ing.key)
         self._cam_names: dict[int, str] = {}
@@ -441,7 +446,7 @@ class Reassembler:
             if owner.last_s > idle_cutoff or not isinstance(owner, _Stream) or owner.frames:
                 break
             del senders[owner.key]
-            del self._streams[(owner.key[1], owner.key[2])]
+            self._forget_stream(owner)
         return events
 
     # -- legacy -----------------------------------------------------------------------------
@@ -531,9 +536,21 @@ class Reassembler:
         events: list[Event] = []
         stream = self._streams.get((sender[0], cam_id))
         if stream is None:
+            # A source may make up camera ids, but only a bounded share of the tracked streams:
+            # ids that are configured, or that authenticate, are not the source's to invent.
+            capped = key is None and name is None
+            if capped and self._capped_streams[sender[0]] >= self._per_source:
+                return self._drop(
+                    "source_limit", sender, camera,
+                    f"{self._per_source} unauthenticated streams from this address already "
+                    "(ingest.max_streams_per_source)",
+                )
             events.extend(self._make_sender_room())
             skey: _Key = ("S", sender[0], cam_id)
             stream = _Stream(skey, camera, now_s)
+            if capped:
+                stream.capped = True
+                self._capped_streams[sender[0]] += 1
             self._streams[(sender[0], cam_id)] = stream
             self._senders_lru[skey] = stream
         else:
@@ -648,6 +665,16 @@ class Reassembler:
         events.append(self._ready(part, part.sender, seq, now_s))
         return events
 
+    def _forget_stream(self, stream: _Stream) -> None:
+        ip = stream.key[1]
+        del self._streams[(ip, stream.key[2])]
+        if stream.capped:
+            left = self._capped_streams[ip] - 1
+            if left:
+                self._capped_streams[ip] = left
+            else:
+                del self._capped_streams[ip]
+
     def _goes_on_below(self, stream: _Stream, seq: int, behind: int) -> bool:
         """Whether the new frame ``seq``, ``behind`` numbers behind the last one handed on, is
         the ``FAR_LATE_RESYNC``-th in a row of a stream going on below that number."""
@@ -734,7 +761,7 @@ class Reassembler:
             _, owner = self._senders_lru.popitem(last=False)
             self.stats.senders_evicted += 1
             if isinstance(owner, _Stream):
-                del self._streams[(owner.key[1], owner.key[2])]
+                self._forget_stream(owner)
                 for part in list(owner.frames.values()):
                     events.append(self._discard(part, "evicted", "least recently active stream"))
             else:
