@@ -46,8 +46,14 @@ from edge_anpr.config import Config
 from edge_anpr.errors import EdgeAnprError
 from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.ingest.reassembly import Reassembler
+from edge_anpr.ingest.replay_state import (
+    keep_replay_state,
+    load_replay_state,
+    replay_state_path,
+)
 from edge_anpr.ingest.udp import run_udp_ingest
 from edge_anpr.logs import fields
+from edge_anpr.publish.outbox import default_outbox_path
 from edge_anpr.publish.stage import StatsReport, report_log_fields, run_event_stage
 from edge_anpr.system.notify import Liveness, SystemdNotifier
 from edge_anpr.system.supervise import supervise
@@ -146,7 +152,14 @@ async def run_pipeline(
     if cfg.mqtt.enabled:
         stage_names.append("publish")
     liveness = Liveness(stage_names, stall_after_s)
-    reassembler = Reassembler(cfg.ingest, cfg.cameras)
+    # Replay protection's state lives beside the outbox, loaded before the first datagram and
+    # saved while it changes and once more after the last (keep_replay_state).
+    replay_path = replay_state_path(outbox_path or default_outbox_path(cfg.mqtt.outbox_path))
+    replay_last_us = (
+        load_replay_state(replay_path, time.time_ns() // 1000)
+        if cfg.ingest.replay_window_s > 0 else None
+    )
+    reassembler = Reassembler(cfg.ingest, cfg.cameras, replay_last_us=replay_last_us)
     queue = FrameQueue(
         cfg.ingest.queue_frames_per_camera, reassembler.stats,
         total_frames=cfg.ingest.queue_frames_total, trusted_cameras=cfg.cameras,
@@ -159,6 +172,9 @@ async def run_pipeline(
 
     with gil_switch_interval(cfg.workers.gil_switch_interval_ms / 1000):
         async with trio.open_nursery() as outer:
+            if reassembler.replay is not None:
+                # in the outer nursery: its last save comes after the ingest stage has stopped
+                outer.start_soon(keep_replay_state, reassembler.replay, replay_path)
             async with trio.open_nursery() as stages:
                 port: int = await stages.start(
                     _ingest, cfg, queue, reassembler, ingest_scope,

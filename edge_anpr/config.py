@@ -134,6 +134,12 @@ class IngestConfig:
         "They are read but never open a gate.",
     )
     key: str = _key("", "Global HMAC key for sequenced datagrams ('' = none).")
+    replay_window_s: float = _key(
+        5.0, "Authenticated frames must carry a capture time within this many seconds of the "
+        "appliance's clock, newer than the camera's last one; the last is kept across restarts "
+        "beside the outbox (0 = off: captured frames can be replayed). Cameras need NTP.",
+        lo=0, hi=3600,
+    )
     legacy: bool = _key(True, "Accept the legacy length-prefixed format.")
 
 
@@ -426,6 +432,11 @@ def config_warnings(cfg: Config) -> list[str]:
                 "cameras.<name>.key): unauthenticated frames never open the gate, so no gate "
                 "command will be sent"
             )
+    if keyed and cfg.ingest.replay_window_s == 0:
+        warnings.append(
+            "ingest.replay_window_s = 0: a captured authenticated frame can be sent again at "
+            "any later time and is read (and may open the gate) again"
+        )
     if not keyed and not ipaddress.ip_address(cfg.ingest.bind).is_loopback:
         warnings.append(
             f"ingest.bind = {cfg.ingest.bind!r} is not a loopback address and no camera has a "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,8 @@ async def test_no_unauthenticated_frame_opens_the_gate(
             drops = dict(pipeline.reassembler.stats.drops)
             # the control: one frame tagged with the camera's key
             sent += await send_all(pipeline.port, [
-                ("127.0.0.1", encode_sequenced(jpeg, camera=1, frame=5000, key=KEY.encode())),
+                ("127.0.0.1", encode_sequenced(jpeg, camera=1, frame=5000, key=KEY.encode(),
+                                               time_us=time.time_ns() // 1000)),
             ])
             await settle(pipeline, sent)
             pipeline.stop()
@@ -141,3 +143,66 @@ async def test_no_unauthenticated_frame_opens_the_gate(
         assert drops.get("unauthenticated") == (
             datagrams["legacy"] + datagrams["untagged_keyed"] + datagrams["untagged_unkeyed"]
         )
+
+
+async def test_replayed_frames_are_never_read_even_after_a_restart(tmp_path: Path) -> None:
+    """Authenticated frames of the gate plate, captured off the wire, sent again >= 100 times
+    while the appliance runs and >= 100 times right after it restarted: 0 reads, 0 gate
+    commands. The window is wide here so that every replay is fresh: only the last accepted
+    capture time, kept across the restart beside the outbox, refuses them."""
+    cfg = make_cfg(tmp_path, replay_window_s=60)
+    jpeg = plate_jpeg()
+    now_us = time.time_ns() // 1000
+    captured = [
+        encode_sequenced(jpeg, camera=1, frame=7000 + i, key=KEY.encode(),
+                         time_us=now_us + i * 40_000)
+        for i in range(3)
+    ]
+    rounds = 40  # x 3 frames: 120 replayed frames in each run
+    reads: list[PlateRead] = []
+    with trio.fail_after(90):
+        async with running_pipeline(cfg, sinks=Sinks(on_read=reads.append)) as (pipeline, _):
+            sent = await send_all(pipeline.port, [("127.0.0.1", d) for d in captured])
+            await settle(pipeline, sent)
+            genuine = len(reads)
+            gates_before = sum(t.endswith("/gate") for t in outbox_topics(
+                tmp_path / "outbox.sqlite"))
+            # replays from the camera's address (its stream takes them for late or duplicate
+            # frames) and from addresses of their own (refused as replayed)
+            replays = [(f"127.0.0.{1 + (r % 2) * (50 + r)}", d)
+                       for r in range(rounds) for d in captured]
+            sent += await send_all(pipeline.port, replays)
+            await settle(pipeline, sent)
+            first_run_reads = reads[genuine:]
+            first_run_drops = dict(pipeline.reassembler.stats.drops)
+            pipeline.stop()
+    gates_first_run = sum(t.endswith("/gate") for t in outbox_topics(tmp_path / "outbox.sqlite"))
+    assert (tmp_path / "edge-anpr-replay.json").exists()
+    reads.clear()
+    with trio.fail_after(90):
+        async with running_pipeline(cfg, sinks=Sinks(on_read=reads.append)) as (pipeline, _):
+            replays = [(f"127.0.0.{1 + (r % 2) * (50 + r)}", d)
+                       for r in range(rounds) for d in captured]
+            sent = await send_all(pipeline.port, replays)
+            await settle(pipeline, sent)
+            second_run_reads = list(reads)
+            second_run_drops = dict(pipeline.reassembler.stats.drops)
+            gates_second_run = sum(t.endswith("/gate") for t in outbox_topics(
+                tmp_path / "outbox.sqlite"))
+            # the control: the camera's next frame is read and opens the gate
+            sent += await send_all(pipeline.port, [("127.0.0.1", encode_sequenced(
+                jpeg, camera=1, frame=7003, key=KEY.encode(), time_us=time.time_ns() // 1000,
+            ))])
+            await settle(pipeline, sent)
+            pipeline.stop()
+    gates_after_control = sum(
+        t.endswith("/gate") for t in outbox_topics(tmp_path / "outbox.sqlite"))
+    # the genuine frames were read and opened the gate once: the harness sees a gate command
+    assert genuine >= 1 and gates_before == 1
+    replayed_datagrams = rounds * sum(len(d) for d in captured)
+    assert first_run_reads == [] and gates_first_run == gates_before
+    assert first_run_drops.get("replayed", 0) > 0
+    assert second_run_reads == [] and gates_second_run == gates_before
+    assert second_run_drops == {"replayed": replayed_datagrams}
+    assert [r.frame_sequence for r in reads] == [7003] * len(reads) and reads
+    assert gates_after_control == gates_before + 1

@@ -5,6 +5,8 @@ camera, and the frames waiting stay within ``ingest.queue_frames_total``."""
 from __future__ import annotations
 
 import socket
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -27,12 +29,12 @@ def jpeg(image: object) -> bytes:
     return buf.tobytes()
 
 
-async def test_a_2000_id_flood_does_not_starve_the_real_camera() -> None:
+async def test_a_2000_id_flood_does_not_starve_the_real_camera(tmp_path: Path) -> None:
     cfg = config_from_dict({
         "ingest": {"bind": "127.0.0.1", "port": 0},
         "cameras": {"gate": {"id": 1, "key": KEY}},
         "workers": {"count": 1},
-        "mqtt": {"enabled": False},
+        "mqtt": {"enabled": False, "outbox_path": str(tmp_path / "outbox.sqlite")},
     })
     scene = np.asarray(cv2.imread(str(DEMO_DIR / "frame_00.jpg")), np.uint8)
     plate = jpeg(scene[440:640, 380:800])
@@ -49,7 +51,9 @@ async def test_a_2000_id_flood_does_not_starve_the_real_camera() -> None:
                 dest = ("127.0.0.1", p.port)
                 per_real = FLOOD_IDS // REAL_FRAMES
                 for n in range(REAL_FRAMES):
-                    for d in encode_sequenced(plate, camera=1, frame=n, key=KEY.encode()):
+                    # a capture time of now: authenticated frames must be fresh
+                    for d in encode_sequenced(plate, camera=1, frame=n, key=KEY.encode(),
+                                              time_us=time.time_ns() // 1000):
                         real.sendto(d, dest)
                     for k in range(per_real):
                         cam = 100 + n * per_real + k  # 2,000 ids over 125 addresses

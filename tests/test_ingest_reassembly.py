@@ -38,7 +38,10 @@ B = ("10.0.0.2", 5001)
 def make(
     ingest: dict[str, Any] | None = None, cameras: dict[str, Any] | None = None
 ) -> Reassembler:
-    cfg = config_from_dict({"ingest": ingest or {}, "cameras": cameras or {}})
+    # The frames here carry no capture time: replay protection has its own tests
+    # (test_ingest_replay.py), so it is off unless a test turns it on.
+    ing = {"replay_window_s": 0, **(ingest or {})}
+    cfg = config_from_dict({"ingest": ing, "cameras": cameras or {}})
     return Reassembler(cfg.ingest, cfg.cameras)
 
 

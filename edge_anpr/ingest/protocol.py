@@ -51,6 +51,8 @@ DropReason = Literal[
     "bad_tag",  # tag does not match the key
     "queue_full",  # complete frame pushed out of the per-camera queue by a newer one
     "source_limit",  # new unauthenticated, unconfigured camera id beyond a source's share
+    "replayed",  # authenticated frame not newer than the last accepted from its camera
+    "stale",  # authenticated frame whose capture time is outside ingest.replay_window_s
     "undecodable",  # complete frame that is not a decodable image
 ]
 DROP_REASONS: tuple[DropReason, ...] = DropReason.__args__  # type: ignore[attr-defined]

@@ -1,9 +1,11 @@
 """Sans-IO frame reassembly for both wire formats (rules in docs/protocol.md).
 
-``Reassembler.feed(datagram, sender, now_s)`` and ``Reassembler.expire(now_s)`` return typed
-events, ``FrameReady`` or ``Dropped``; nothing here touches a socket, a thread or the time of day,
-so every rule is tested with plain calls, including adversarial input. ``feed_coalesced`` takes
-the datagrams of one UDP GRO receive at once, with exactly the results of ``feed`` on each.
+``Reassembler.feed(datagram, sender, now_s, wall_us=...)`` and ``Reassembler.expire(now_s)``
+return typed events, ``FrameReady`` or ``Dropped``; nothing here touches a socket, a thread or the
+time of day (both clocks come in as arguments), so every rule is tested with plain calls,
+including adversarial input. Authenticated frames also pass the replay rules of ``replay``.
+``feed_coalesced`` takes the datagrams of one UDP GRO receive at once, with exactly the results
+of ``feed`` on each.
 
 Memory is bounded whatever arrives: every frame in progress owns one preallocated buffer of its
 announced length (chunks are copied in through memoryviews, so assembly is O(bytes)); the number
@@ -34,6 +36,7 @@ from edge_anpr.ingest.protocol import (
     parse_header,
     seq_newer,
 )
+from edge_anpr.ingest.replay import ReplayGuard
 from edge_anpr.values import Frame
 
 Address = tuple[str, int]
@@ -188,11 +191,14 @@ class Reassembler:
     """Datagrams in, frames and counted drops out. One instance per listening socket.
 
     It reads its limits, keys and formats from ``ingest`` and, of ``cameras``, each camera's
-    name, sequenced ``id``, legacy ``source`` and ``key``.
+    name, sequenced ``id``, legacy ``source`` and ``key``. ``replay_last_us`` is the replay
+    state saved by an earlier run (``replay.last_us()``: camera id -> last accepted capture
+    time); ``replay`` is None when ``ingest.replay_window_s`` is 0.
     """
 
     def __init__(
-        self, ingest: IngestConfig, cameras: Mapping[str, CameraConfig] | None = None
+        self, ingest: IngestConfig, cameras: Mapping[str, CameraConfig] | None = None,
+        *, replay_last_us: Mapping[int, int] | None = None,
     ) -> None:
         ing = ingest
         self._legacy_on = ing.legacy
@@ -230,6 +236,9 @@ class Reassembler:
                 self._legacy_ok[cam.source] = cam.allow_unauthenticated or (
                     ing.allow_unauthenticated and not cam.key
                 )
+        self.replay = (
+            ReplayGuard(ing.replay_window_s, replay_last_us) if ing.replay_window_s > 0 else None
+        )
         self.stats = IngestStats()
         self._legacy: dict[Address, _Partial] = {}
         self._streams: dict[tuple[str, int], _Stream] = {}
@@ -256,13 +265,17 @@ class Reassembler:
 
     # -- input ------------------------------------------------------------------------------
 
-    def feed(self, data: bytes, sender: Address, now_s: float) -> Sequence[Event]:
-        """Take one datagram from ``sender`` received at monotonic time ``now_s``."""
+    def feed(
+        self, data: bytes, sender: Address, now_s: float, wall_us: int | None = None
+    ) -> Sequence[Event]:
+        """Take one datagram from ``sender`` received at monotonic time ``now_s`` and wall-clock
+        time ``wall_us`` (microseconds since the epoch; without it no authenticated frame is
+        fresh while replay protection is on)."""
         st = self.stats
         st.datagrams += 1
         st.datagram_bytes += len(data)
         if data[:4] == MAGIC:
-            return self._feed_sequenced(data, sender, now_s)
+            return self._feed_sequenced(data, sender, now_s, wall_us)
         if not self._legacy_on:
             return self._drop("legacy_disabled", sender, None, "legacy format is disabled")
         if not self._legacy_ok.get(sender[0], self._allow_unauth):
@@ -273,7 +286,7 @@ class Reassembler:
         return self._feed_legacy(data, sender, now_s)
 
     def feed_coalesced(
-        self, data: bytes, size: int, sender: Address, now_s: float
+        self, data: bytes, size: int, sender: Address, now_s: float, wall_us: int | None = None
     ) -> Sequence[Event]:
         """Take the datagrams of one coalesced receive (UDP GRO): ``size`` bytes each, the
         last one possibly shorter; ``size`` 0 means ``data`` is one datagram.
@@ -290,7 +303,7 @@ class Reassembler:
         """
         total = len(data)
         if size <= 0 or size >= total:
-            return self.feed(data, sender, now_s)
+            return self.feed(data, sender, now_s, wall_us)
         events: list[Event] = []
         pos = 0
         full_end = total - total % size  # where the full-size datagrams end
@@ -301,7 +314,7 @@ class Reassembler:
                     pos += taken * size
                     continue
             end = min(pos + size, total)
-            events.extend(self.feed(data[pos:end], sender, now_s))
+            events.extend(self.feed(data[pos:end], sender, now_s, wall_us))
             pos = end
         return events
 
@@ -510,7 +523,9 @@ class Reassembler:
 
     # -- sequenced --------------------------------------------------------------------------
 
-    def _feed_sequenced(self, data: bytes, sender: Address, now_s: float) -> Sequence[Event]:
+    def _feed_sequenced(
+        self, data: bytes, sender: Address, now_s: float, wall_us: int | None
+    ) -> Sequence[Event]:
         try:
             flags, cam_id, seq, index, count, length, off, time_us, n = parse_header(
                 data, self._max_frame
@@ -527,6 +542,10 @@ class Reassembler:
                 return self._drop("unauthenticated", sender, camera, "untagged datagram")
             if not hmac.compare_digest(compute_tag(key, view[:end]), view[end:]):
                 return self._drop("bad_tag", sender, camera, "tag does not match the key")
+            if self.replay is not None:
+                refused = self.replay.check(cam_id, time_us, wall_us)
+                if refused is not None and not self._late_or_duplicate(sender, cam_id, seq):
+                    return self._drop(refused[0], sender, camera, refused[1])
         elif not (self._allow_unauth or cam_id in self._unauth_ids):
             return self._drop(
                 "unauthenticated", sender, camera,
@@ -653,6 +672,14 @@ class Reassembler:
         self, stream: _Stream, part: _Partial, now_s: float, events: list[Event],
     ) -> list[Event]:
         seq = part.seq
+        cam_id = stream.key[2]
+        guard = self.replay
+        if guard is not None and self._cam_keys.get(cam_id, self._global_key) is not None:
+            refused = guard.check_newer(cam_id, part.time_us)
+            if refused is not None:  # a newer frame of the camera was handed on meanwhile
+                events.append(self._discard(part, refused[0], refused[1]))
+                return events
+            guard.accept(cam_id, part.time_us)
         self._remove_frame(part)
         older = [p for p in stream.frames.values() if seq_newer(seq, p.seq)]
         older.sort(key=lambda p: (seq - p.seq) % SEQ_MODULO, reverse=True)
@@ -674,6 +701,16 @@ class Reassembler:
                 self._capped_streams[ip] = left
             else:
                 del self._capped_streams[ip]
+
+    def _late_or_duplicate(self, sender: Address, cam_id: int, seq: int) -> bool:
+        """Whether a chunk the replay rules refuse is one the stream itself takes for a
+        duplicate of its last frame or a late chunk of a frame it could have had in flight:
+        network reordering, counted as such. Neither changes the stream's state, so a replay
+        can never reset a stream (``_goes_on_below``) or make its frames late."""
+        stream = self._streams.get((sender[0], cam_id))
+        if stream is None or stream.last_handed is None or seq in stream.frames:
+            return False
+        return (stream.last_handed - seq) % SEQ_MODULO <= self._per_stream
 
     def _goes_on_below(self, stream: _Stream, seq: int, behind: int) -> bool:
         """Whether the new frame ``seq``, ``behind`` numbers behind the last one handed on, is
