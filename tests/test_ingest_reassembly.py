@@ -355,6 +355,33 @@ def test_legacy_header_costs_no_memory_until_data_arrives() -> None:
     assert r.stats.drops["memory_limit"] == 100 - 16
 
 
+def test_sequenced_header_costs_only_the_data_that_arrived() -> None:
+    import tracemalloc
+
+    r = make()
+    body = b"x" * 1400
+    # 100 first chunks of frames announcing 4 MiB (2,996 chunks): 400 MiB if preallocated
+    datagrams = [raw(camera=cam, frame=1, count=2996, length=4 * 1024 * 1024, body=body)
+                 for cam in range(100)]
+    tracemalloc.start()
+    try:
+        for cam, d in enumerate(datagrams):
+            r.feed(d, (f"10.0.{cam}.1", 1), 0.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    # the budget still counts what was announced
+    fit = 64 * 1024 * 1024 // frame_cost(4 * 1024 * 1024, 2996)
+    assert r.tracked_frames() == fit == 14
+    assert r.stats.drops["memory_limit"] == 100 - fit
+    # chunks out of order still assemble: the ranges received are joined when complete
+    jpeg = payload(20000)
+    chunks = encode_sequenced(jpeg, camera=500, frame=1)
+    (f,) = ready(feed(r, chunks[::-1], sender=B))
+    assert f.jpeg == jpeg
+
+
 def test_global_frame_count_bound() -> None:
     r = make({"max_frames_in_flight_total": 3})
     for cam in range(6):

@@ -7,9 +7,10 @@ including adversarial input. Authenticated frames also pass the replay rules of 
 ``feed_coalesced`` takes the datagrams of one UDP GRO receive at once, with exactly the results
 of ``feed`` on each.
 
-Memory is bounded whatever arrives: every frame in progress owns one preallocated buffer of its
-announced length (chunks are copied in through memoryviews, so assembly is O(bytes)); the number
-of such frames and their bytes are capped globally (the least recently active frame is dropped
+Memory is bounded whatever arrives: every frame in progress is charged its announced length when
+it starts, but holds only the bytes that have arrived (so a header announcing 4 MiB costs what a
+small one does until its data comes; assembly is O(bytes)); the number of such frames and their
+charged bytes are capped globally (the least recently active frame is dropped
 to make room), frames per sequenced stream are capped, and tracked senders (legacy senders with a
 frame in progress plus sequenced streams) are capped with least-recently-active eviction.
 """
@@ -119,18 +120,20 @@ the byte budget up front so that a frame of 65,535 one-byte chunks is bounded li
 
 
 class _Partial:
-    """A frame in progress: its buffer and what has been copied into it.
+    """A frame in progress and the bytes of it that have arrived, never more.
 
-    Sequenced frames preallocate ``length`` bytes (chunks arrive in any order and are copied to
-    their offset). Legacy frames arrive in order, so their buffer grows with the data instead:
-    a 4-byte header, which costs a sender nothing, must not cost the receiver a 4 MiB memset.
-    Either way ``cost`` (charged to ``ingest.max_buffered_bytes`` when the frame starts) bounds
-    what the frame can ever hold.
+    A datagram that announces a frame costs a sender nothing, so it must not cost the receiver
+    an allocation (and a memset) of the announced size. Legacy frames arrive in order: their
+    buffer ``buf`` grows with the data. Sequenced chunks arrive in any order: each range of
+    bytes received is one entry of ``pieces``, in offset order like ``starts``/``ends``, joined
+    once the frame is complete (its ranges then cover ``0..length`` exactly, without gaps or
+    overlaps). Either way ``cost`` (charged to ``ingest.max_buffered_bytes`` when the frame
+    starts) bounds what the frame can ever hold.
     """
 
     __slots__ = (
         "buf", "camera", "cost", "count", "covered", "ends", "got", "key", "last_s", "length",
-        "received", "sender", "seq", "starts", "stream", "time_us",
+        "pieces", "received", "sender", "seq", "starts", "stream", "time_us",
     )
 
     def __init__(
@@ -141,7 +144,8 @@ class _Partial:
         self.sender = sender
         self.stream = stream
         self.camera = camera
-        self.buf = bytearray(length) if stream is not None else bytearray()
+        self.buf = bytearray()
+        self.pieces: list[bytes] = []
         self.cost = frame_cost(length, count)
         self.length = length
         self.count = count
@@ -419,12 +423,11 @@ class Reassembler:
             p += size
         if not taken:
             return 0
-        buf = part.buf
         view = memoryview(data)
-        o = off
-        for p in range(pos, pos + taken * size, size):
-            buf[o : o + payload] = view[p + HEADER_BYTES : p + size]
-            o += payload
+        part.pieces.insert(at, b"".join([
+            view[p + HEADER_BYTES : p + size] for p in range(pos, pos + taken * size, size)
+        ]))
+        o = off + taken * payload
         got[index : index + taken] = b"\x01" * taken
         starts.insert(at, off)
         part.ends.insert(at, o)
@@ -646,7 +649,7 @@ class Reassembler:
             return events
         starts.insert(pos, off)
         part.ends.insert(pos, end)
-        part.buf[off:end] = payload
+        part.pieces.insert(pos, bytes(payload))
         part.got[index] = 1
         part.received += 1
         part.covered += end - off
@@ -742,7 +745,8 @@ class Reassembler:
         return FrameReady(Frame(
             camera=part.camera, sender=sender,
             wire_format="legacy" if seq is None else "sequenced",
-            sequence=seq, jpeg=bytes(part.buf), capture_time_us=part.time_us,
+            sequence=seq, capture_time_us=part.time_us,
+            jpeg=bytes(part.buf) if stream is None else b"".join(part.pieces),
             completed_monotonic_s=now_s, authenticated=authenticated,
         ))
 
