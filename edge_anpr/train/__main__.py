@@ -21,12 +21,15 @@ COMMANDS = {
 }
 
 ALL_STEPS: list[tuple[str, list[str]]] = [
-    # reader: train on synthetic plates + pseudo labels, mine real boxes with the result,
-    # retrain starting from that segmenter (the shipped models came from these two rounds)
-    ("reader", []),
+    # reader, round 1: segmenter from scratch on rendered plates, classifier on rendered plates
+    # and the real crops whose segment count equals their label's length
+    ("reader", ["--seg-epochs", "6", "--cls-epochs", "6", "--finetune-epochs", "3"]),
+    # real character and junk boxes of every labelled training crop, with the round-1 models
     ("mine", []),
-    ("reader", ["--init-segmenter", f"{_CACHE}/seg_final.keras",
-                "--seg-epochs", "3", "--finetune-epochs", "3"]),
+    # reader, round 2: the round-1 segmenter fine-tuned on the mined boxes, the classifier
+    # trained again on rendered plates and the mined real characters, each source balanced
+    ("reader", ["--init-segmenter", f"{_CACHE}/seg_final.keras", "--seg-epochs", "0",
+                "--cls-epochs", "6", "--finetune-epochs", "3"]),
     # detector: HoG + linear SVMs on the training split of the scenes
     ("detector", []),
     # demo frames drawn last, so they are checked against the models just trained

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +24,8 @@ import numpy as np
 from edge_anpr.vision.reader import CLASSES, PlateReader, to_grey
 
 REPO = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
+"""The training cache, shared with ``train.reader`` (which reads ``mined.npz`` from it)."""
 
 
 def align(probs: np.ndarray, label: str) -> tuple[list[int], float] | None:
@@ -53,7 +56,7 @@ def align(probs: np.ndarray, label: str) -> tuple[list[int], float] | None:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m edge_anpr.train mine")
     ap.add_argument("--models", type=Path, default=REPO / "models")
-    ap.add_argument("--out", type=Path, default=Path("/tmp/edge_anpr_reader_cache/mined.npz"))
+    ap.add_argument("--out", type=Path, default=CACHE / "mined.npz")
     ap.add_argument("--min-prob", type=float, default=0.25)
     args = ap.parse_args(argv)
     from edge_anpr.train.reader import real_train_items
