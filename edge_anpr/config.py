@@ -392,6 +392,7 @@ def _check_cross_fields(cfg: Config, source: str, root: str = "/") -> None:
                 )
     _check_ingest(cfg, source)
     _check_mqtt(cfg, source, root)
+    _check_outbox(cfg, source, root)
     _check_models(cfg, source, root)
 
 
@@ -503,6 +504,36 @@ def _check_readable_file(path: str, key: str, source: str) -> None:
         raise ConfigError(f"{source}: {key}: no such file {path!r}")
     if not os.access(path, os.R_OK):
         raise ConfigError(f"{source}: {key}: {path!r} is not readable by this user")
+
+
+def _check_outbox(cfg: Config, source: str, root: str) -> None:
+    """``mqtt.outbox_path`` names a file the outbox can create or write, in a folder where it
+    can also write its journal and the replay state (``serve`` uses the outbox with MQTT off
+    too). '' is chosen at start ($STATE_DIRECTORY) and ``:memory:`` is no file: not checked."""
+    configured = cfg.mqtt.outbox_path
+    if not configured or configured == ":memory:":
+        return
+    path = os.path.abspath(_rooted(root, configured))
+    if os.path.isdir(path):
+        raise ConfigError(f"{source}: mqtt.outbox_path: {path!r} is a folder, not a file")
+    if os.path.lexists(path) and not os.access(path, os.W_OK):
+        raise ConfigError(f"{source}: mqtt.outbox_path: {path!r} is not writable by this user")
+    # the nearest folder that exists: the outbox creates the missing ones below it
+    folder = os.path.dirname(path)
+    while not os.path.lexists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{source}: mqtt.outbox_path: {folder!r} is not a folder")
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        raise ConfigError(f"{source}: mqtt.outbox_path: {folder!r} is on a read-only file system")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{source}: mqtt.outbox_path: folder {folder!r} is not writable by this user"
+        )
 
 
 def _check_models(cfg: Config, source: str, root: str) -> None:

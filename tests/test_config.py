@@ -102,6 +102,8 @@ def _bad_cases(tmp: Path) -> list[tuple[str, str]]:
     not_pem.write_text("this is not a certificate\n")
     empty_models = tmp / "empty-models"
     empty_models.mkdir(exist_ok=True)
+    a_file = tmp / "a-file"
+    a_file.write_text("")
     return [
         ('[mqtt]\ntls = true\nca_file = "/nonexistent/ca.pem"\n', "mqtt.ca_file"),
         (f'[mqtt]\ntls = true\ncert_file = "{tmp}"\n', "mqtt.cert_file"),
@@ -123,15 +125,18 @@ def _bad_cases(tmp: Path) -> list[tuple[str, str]]:
         (f'[models]\ndir = "{empty_models}"\n', "models.dir"),
         ('[[known_plates]]\nplate = "AB.*"\nmatch = "regex"\nmax_edit_distance = 2\n',
          "known_plates[0].max_edit_distance"),
+        # the outbox is used with MQTT off too (serve --no-mqtt), so it is always checked
+        (f'[mqtt]\noutbox_path = "{tmp}"\n', "mqtt.outbox_path"),
+        (f'[mqtt]\noutbox_path = "{a_file}/outbox.sqlite"\n', "mqtt.outbox_path"),
     ]
 
 
-@pytest.mark.parametrize("index", range(19))
+@pytest.mark.parametrize("index", range(21))
 def test_config_command_rejects_what_serve_would(
     tmp_path: Path, index: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cases = _bad_cases(tmp_path)
-    assert len(cases) == 19
+    assert len(cases) == 21
     text, key = cases[index]
     path = tmp_path / "c.toml"
     path.write_text(text)
@@ -230,6 +235,38 @@ def test_unreadable_tls_file_names_the_key(
     monkeypatch.setattr(os, "access", lambda path, mode: str(path) != str(ca))
     with pytest.raises(ConfigError, match=r"mqtt\.ca_file: .* is not readable"):
         config_from_dict({"mqtt": {"tls": True, "ca_file": str(ca)}})
+
+
+def test_unwritable_outbox_folder_or_file_names_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (as root everything is writable, so the permission is taken away in the check itself)
+    box = tmp_path / "box"
+    box.mkdir()
+    monkeypatch.setattr(os, "access", lambda path, mode: str(path) != str(box))
+    with pytest.raises(ConfigError, match=r"mqtt\.outbox_path: folder .* is not writable"):
+        config_from_dict({"mqtt": {"outbox_path": str(box / "sub" / "outbox.sqlite")}})
+    (box / "outbox.sqlite").write_text("")
+    monkeypatch.setattr(os, "access", lambda path, mode: not str(path).endswith(".sqlite"))
+    with pytest.raises(ConfigError, match=r"mqtt\.outbox_path: .* is not writable"):
+        config_from_dict({"mqtt": {"outbox_path": str(box / "outbox.sqlite")}})
+
+
+def test_outbox_on_a_read_only_file_system_names_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class ReadOnly:
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr(os, "statvfs", lambda path: ReadOnly())
+    with pytest.raises(ConfigError, match=r"mqtt\.outbox_path: .* read-only file system"):
+        config_from_dict({"mqtt": {"outbox_path": str(tmp_path / "outbox.sqlite")}})
+
+
+def test_outbox_paths_that_serve_can_use_pass(tmp_path: Path) -> None:
+    for path in ("", ":memory:", str(tmp_path / "new" / "folders" / "outbox.sqlite"),
+                 "relative-outbox.sqlite"):
+        assert config_from_dict({"mqtt": {"outbox_path": path}}).mqtt.outbox_path == path
 
 
 def test_tls_files_are_only_checked_when_used() -> None:
