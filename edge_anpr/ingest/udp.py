@@ -17,6 +17,7 @@ scope per pass cost receiver CPU well beyond the noise of ``edge-anpr bench inge
 from __future__ import annotations
 
 import logging
+import math
 import os
 import select
 import socket
@@ -118,21 +119,26 @@ def _is_root() -> bool:
 
 
 class DropLog:
-    """At most one line per drop reason per ``interval_s``, plus a periodic summary.
+    """At most one line per drop reason per ``interval_s`` and at most ``lines_per_s`` lines in
+    any second for all reasons together, plus a periodic summary.
 
     The key is the reason alone: sender addresses and camera names are chosen by the network,
     so keying by them let a flood from many ports or camera ids write thousands of lines a
-    second. Reasons are a fixed set (``protocol.DROP_REASONS``), so however drops arrive the
-    log gets at most ``len(DROP_REASONS) / interval_s`` lines a second (21 reasons / 15 s:
-    under 1.5), each naming the drop that was written. Every drop is still counted in the stats,
-    and ``summarize`` writes, every ``summary_interval_s`` in which some drops were not written,
-    one line counting them by reason. The clock is injected for tests.
+    second. Reasons are a fixed set (``protocol.DROP_REASONS``), so a long flood gets at most
+    ``len(DROP_REASONS) / interval_s`` lines a second (21 reasons / 15 s: under 1.5), and the
+    shared budget keeps the first second of a flood of every reason at once to ``lines_per_s``
+    too (a reason over budget is written in a later second). Every drop is still counted in
+    the stats, and ``summarize`` writes, every ``summary_interval_s`` in which some drops were
+    not written, one line counting them by reason. The clock is injected for tests.
     """
 
     def __init__(
         self, interval_s: float = 15.0, summary_interval_s: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, lines_per_s: int = 1,
     ) -> None:
+        self._lines_per_s = lines_per_s
+        self._second_start = -math.inf
+        self._second_lines = 0
         self._interval_s = interval_s
         self._summary_interval_s = summary_interval_s
         self._clock = clock
@@ -149,6 +155,12 @@ class DropLog:
         if last is not None and now - last < self._interval_s:
             self._unwritten += 1  # a dict lookup under a flood: no string is built
             return
+        if now - self._second_start >= 1.0:
+            self._second_start, self._second_lines = now, 0
+        if self._second_lines >= self._lines_per_s:
+            self._unwritten += 1
+            return
+        self._second_lines += 1
         self._written[ev.reason] = now
         extra = {"missing_chunks": ev.missing_chunks} if ev.missing_chunks else {}
         log.warning("ingest drop %s", fields(
