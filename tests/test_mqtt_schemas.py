@@ -1,4 +1,4 @@
-"""The README's MQTT payload examples and the payload builders agree with the JSON Schemas."""
+"""docs/mqtt.md's payload examples and the payload builders agree with the JSON Schemas."""
 
 from __future__ import annotations
 
@@ -32,9 +32,8 @@ def validator(name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
-def readme_examples() -> list[tuple[str, object]]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## MQTT topics", 1)[1].split("\n## ", 1)[0]
+def doc_examples() -> list[tuple[str, object]]:
+    section = (ROOT / "docs" / "mqtt.md").read_text()
     out = []
     previous_end = 0
     for block in re.finditer(r"```json\n(.*?)```", section, re.S):
@@ -46,15 +45,15 @@ def readme_examples() -> list[tuple[str, object]]:
     return out
 
 
-def test_readme_has_an_example_per_payload() -> None:
-    names = sorted(name for name, _ in readme_examples())
+def test_the_mqtt_doc_has_an_example_per_payload() -> None:
+    names = sorted(name for name, _ in doc_examples())
     assert names == sorted(
         ["event", "plate", "known", "gate", "discovery_sensor", "discovery_trigger"]
     )
 
 
-@pytest.mark.parametrize(("name", "example"), readme_examples())
-def test_readme_examples_are_valid(name: str, example: object) -> None:
+@pytest.mark.parametrize(("name", "example"), doc_examples())
+def test_doc_examples_are_valid(name: str, example: object) -> None:
     validator(name).validate(example)
 
 
