@@ -170,7 +170,7 @@ def test_eval_crops_on_a_rendered_folder(
     from edge_anpr.train.render import render_plate
 
     rows = []
-    for i, seed in enumerate(range(1_000_100, 1_000_106)):
+    for i, seed in enumerate(range(1_000_100, 1_000_112)):
         plate = render_plate(np.random.default_rng(seed), "us")
         grey, _ = plain_crop(plate)
         cv2.imwrite(str(tmp_path / f"r{i}.png"), grey)
@@ -179,8 +179,8 @@ def test_eval_crops_on_a_rendered_folder(
     assert main(["eval-crops", str(tmp_path), "--split", "all"]) == 0
     out = capsys.readouterr().out
     result = json.loads(out.strip().splitlines()[-1])
-    assert result["split"] == "all" and result["images"] == 6
-    assert result["exact_accuracy"] >= 0.83, out  # at least 5 of 6
+    assert result["split"] == "all" and result["images"] == 12
+    assert result["exact_accuracy"] >= 0.75, out  # at least 9 of 12 (the reader reads 10)
 
 
 def test_eval_crops_without_labels_is_a_usage_error(
