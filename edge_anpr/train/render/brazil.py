@@ -45,10 +45,8 @@ def render_old(
     small_text(rng, draw, pick(rng, CITIES), w / 2, band_h * 0.6, band_h * 0.55, ink)
     if rng.random() < 0.5:  # the seal wire and the small state emblem at the top left
         emblems.coat_of_arms(rng, draw, w * 0.06, band_h * 0.6, band_h * 0.7)
-    typeface = choose(rng, "br", text, glyphs)
-    squeeze = typeface.squeeze(rng)
-    spacing = float(rng.uniform(0.06, 0.14))
-    boxes = _characters(rng, img, text_face, band_h, ink, typeface, squeeze, spacing,
+    boxes = _characters(rng, img, text_face, band_h, ink, choose(rng, "br", text, glyphs),
+                        spacing=(0.06, 0.14),
                         two_lines=(0.3, 0.04, 0.36, 0.06) if moto else None,
                         one_line=((0.58, 0.66), 0.45, 0.04))
     return img, boxes, text
@@ -76,10 +74,8 @@ def render_mercosur(
                   (mx - fw * 0.45, my)], fill=(250, 210, 0))
     draw.ellipse((w * 0.04, band_h * 0.25, w * 0.04 + band_h * 0.5, band_h * 0.75),
                  outline=(245, 245, 245), width=1)
-    typeface = choose(rng, "br_mercosur", text, glyphs)
-    squeeze = typeface.squeeze(rng)
-    spacing = float(rng.uniform(0.05, 0.12))
-    boxes = _characters(rng, img, text_face, band_h, ink, typeface, squeeze, spacing,
+    boxes = _characters(rng, img, text_face, band_h, ink,
+                        choose(rng, "br_mercosur", text, glyphs), spacing=(0.05, 0.12),
                         two_lines=(0.32, 0.05, 0.34, 0.05) if moto else None,
                         one_line=((0.56, 0.64), 0.5, 0.05))
     return img, boxes, text
@@ -87,16 +83,19 @@ def render_mercosur(
 
 def _characters(
     rng: np.random.Generator, img: Image.Image, text_face: str, band_h: float, ink: Colour,
-    typeface: Typeface, squeeze: float, spacing: float, *,
+    typeface: Typeface, *, spacing: tuple[float, float],
     two_lines: tuple[float, float, float, float] | None,
     one_line: tuple[tuple[float, float], float, float],
 ) -> list[Box]:
-    """The characters below the band, boxes in reading order. ``two_lines`` (motorcycle
+    """The characters below the band in ``typeface`` (its squeeze and a letter spacing drawn
+    from the ``spacing`` range), boxes in reading order. ``two_lines`` (motorcycle
     plates, ``TOP/BOTTOM`` faces): top line height, its offset below the band, bottom line
     height and the gap between, as shares of the plate height. ``one_line``: the height
     range (shares of the plate height), where it sits in the space below the band, and the
     side margin (share of the width)."""
     w, h = img.size
+    squeeze = typeface.squeeze(rng)
+    letter_spacing = float(rng.uniform(*spacing))
     if two_lines is not None:
         top, bottom = text_face.split("/")
         top_h, offset, bottom_h, gap = two_lines
@@ -104,15 +103,15 @@ def _characters(
         ch2 = h * bottom_h
         y2 = y1 + ch1 + h * gap
         b1 = place_line(rng, img, top, (w * 0.15, y1, w * 0.85, y1 + ch1), ink, typeface,
-                        squeeze, spacing)
+                        squeeze, letter_spacing)
         b2 = place_line(rng, img, bottom, (w * 0.06, y2, w * 0.94, y2 + ch2), ink, typeface,
-                        squeeze, spacing)
+                        squeeze, letter_spacing)
         return b1 + b2
     (lo, hi), place, margin = one_line
     ch = h * float(rng.uniform(lo, hi))
     y = band_h + (h - band_h - ch) * place
     return place_line(rng, img, text_face, (w * margin, y, w * (1 - margin), y + ch), ink,
-                      typeface, squeeze, spacing)
+                      typeface, squeeze, letter_spacing)
 
 
 def pick_ink(rng: np.random.Generator) -> Colour:
