@@ -300,6 +300,12 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     known_plates: list[KnownPlateConfig] = field(default_factory=list)
 
+    def regions_of(self, camera: str | None) -> tuple[str, ...]:
+        """The plate-format regions a camera's plates are read with: its own list, else
+        ``reader.regions``."""
+        cam = self.cameras.get(camera) if camera else None
+        return tuple(cam.regions if cam is not None and cam.regions else self.reader.regions)
+
 
 def load_config(path: Path | None, *, root: str = "/") -> Config:
     """Read and validate a TOML file; None gives the embedded defaults.

@@ -5,10 +5,13 @@ with its country's regions), and real validation crops of each real set in ``../
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
+from edge_anpr.config import load_config
 from edge_anpr.lab.datasplit import plate_in_split, shared_data_dir
 from edge_anpr.lab.eval_crops import crops_of_scenes
 from edge_anpr.lab.labels import EU_LABELLED, labelled_rows
@@ -75,8 +78,8 @@ def _real_sets() -> dict[str, list[tuple[np.ndarray, str, tuple[str, ...]]]]:
         wanted = [r for r in rows if labels is not None or plate_in_split(r[1], "val")]
         sets[name] = [(cv2.imread(str(data / folder / f)), plate, regions)
                       for f, plate in wanted[:REAL_PER_SET]]
-    scene_regions = {"br": ("br",), "eu": ("sk", "cz", "pl")}
-    scenes = [(image, crop.label, scene_regions.get(crop.group, ("generic",)))
+    scene_cfg = load_config(Path(__file__).resolve().parents[1] / "models" / "eval-scenes.toml")
+    scenes = [(image, crop.label, scene_cfg.regions_of(crop.group))
               for crop, image in crops_of_scenes(data / "scenes", "val", 0.15)
               if image is not None]
     sets["scenes"] = scenes[:REAL_PER_SET]

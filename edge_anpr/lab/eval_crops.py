@@ -154,7 +154,7 @@ class LabelledCrop:
     group: str
     """What the figures are reported under."""
     camera: str
-    """Whose regions the crop is read with (``regions_for``)."""
+    """Whose regions the crop is read with (``Config.regions_of``)."""
 
 
 def crops_of_folder(
@@ -200,11 +200,6 @@ def cut_with_margin(
     return image[y0:y1, x0:x1]
 
 
-def regions_for(cfg: Config, camera: str | None) -> tuple[str, ...]:
-    cam = cfg.cameras.get(camera) if camera else None
-    return tuple(cam.regions if cam is not None and cam.regions else cfg.reader.regions)
-
-
 def eval_crops_main(
     cfg: Config, directory: Path | None, split: Split = "val",
     failures_sheet: Path | None = None, *, scenes: bool = False, margin: float = 0.15,
@@ -236,7 +231,7 @@ def eval_crops_main(
             log.warning("cannot read %s", crop.name)
             continue
         t0 = time.perf_counter()
-        regions = regions_for(cfg, crop.camera)
+        regions = cfg.regions_of(crop.camera)
         group_regions[crop.group] = regions
         result = reader.read(image, regions)
         groups.setdefault(crop.group, CropScore()).add(

@@ -26,7 +26,6 @@ import numpy as np
 
 from edge_anpr.config import load_config
 from edge_anpr.lab.datasplit import split_of_plate
-from edge_anpr.lab.eval_crops import regions_for
 from edge_anpr.lab.labels import labelled_rows
 from edge_anpr.lab.progress import show_progress
 from edge_anpr.plates.formats import fits_any
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="writes OUT.csv and OUT-N.png contact sheets")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
-    regions = regions_for(cfg, args.camera or args.directory.name)
+    regions = cfg.regions_of(args.camera or args.directory.name)
     specific = [r for r in regions if r != "generic"]
     reader = make_reader(cfg)
     rows, _ = labelled_rows(args.directory)

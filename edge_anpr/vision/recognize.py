@@ -223,9 +223,8 @@ class FrameRecognizer:
         return self.recognize(image, camera=camera, gate=gate, decode_ms=decode_ms)
 
     def regions(self, camera: str | None) -> tuple[str, ...]:
-        """The plate-format regions for a camera: its own list, else ``reader.regions``."""
-        cam = self.cfg.cameras.get(camera) if camera else None
-        return tuple(cam.regions if cam is not None and cam.regions else self.cfg.reader.regions)
+        """The plate-format regions for a camera (``Config.regions_of``)."""
+        return self.cfg.regions_of(camera)
 
     def read_candidates(
         self, image: NDArray[np.uint8], cands: Sequence[Detection], camera: str | None = None
