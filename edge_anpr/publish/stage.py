@@ -297,17 +297,19 @@ async def run_event_stage(
             return publisher.publish_direct(topics.stats, payload, qos=0)
 
         async with trio.open_nursery() as nursery:
-            # Shielded only once this block's ``finally`` is there to end it: a cancellation
-            # that arrives while the publisher is being started must reach it, or the shielded
-            # publisher would outlive the stage and the process would never exit.
-            publisher_scope = trio.CancelScope()
+            # Shielded from birth, ended only by this block's ``finally`` (which encloses the
+            # spawn) and started with ``start_soon``: ``nursery.start`` leaves a child that
+            # calls ``started`` inside an already cancelled caller where it was, and a shielded
+            # child there would never end. Flipping ``shield`` after the start instead, from
+            # this task while the publisher's task checks for cancellation, trips trio's
+            # internal assertions.
+            publisher_scope = trio.CancelScope(shield=True)
             publishing = False
             try:
                 if publisher is not None:
                     for camera in cfg.cameras:
                         publisher.add_camera(camera)
-                    await nursery.start(_run_in_scope, publisher.run, publisher_scope)
-                    publisher_scope.shield = True
+                    nursery.start_soon(_run_in_scope, publisher.run, publisher_scope)
                     publishing = True
                 beat_events = beat("events")
                 nursery.start_soon(
@@ -338,14 +340,10 @@ async def run_event_stage(
         outbox.close()
 
 
-async def _run_in_scope(
-    fn: Callable[..., Awaitable[None]],
-    scope: trio.CancelScope,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Run ``fn`` inside ``scope``: once the scope is shielded, only ``scope.cancel()`` stops it."""
+async def _run_in_scope(fn: Callable[[], Awaitable[None]], scope: trio.CancelScope) -> None:
+    """Run ``fn`` inside ``scope`` (shielded: only ``scope.cancel()`` stops it)."""
     with scope:
-        await fn(task_status=task_status)
+        await fn()
 
 
 async def _ticker(
