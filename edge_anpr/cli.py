@@ -103,7 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = with_config(sub.add_parser("eval", help="evaluate on a scenes-layout folder"))
     evaluate.add_argument("directory", type=Path)
-    evaluate.add_argument("--split", choices=["val", "train", "all"], default="val")
+    evaluate.add_argument(
+        "--split", choices=["val", "train", "all", "holdout"], default="val",
+        help="holdout: the fifth of the training photographs kept for choosing settings",
+    )
+    evaluate.add_argument(
+        "--negatives", action="store_true",
+        help="the folder holds photographs without plates: count the false plates",
+    )
 
     eval_crops = with_config(sub.add_parser("eval-crops", help="evaluate the reader on crops"))
     eval_crops.add_argument("directory", type=Path, nargs="?", default=None)
@@ -234,7 +241,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "eval":
         from edge_anpr.lab.eval_scenes import eval_scenes_main
 
-        return eval_scenes_main(cfg, args.directory, split=args.split)
+        return eval_scenes_main(cfg, args.directory, split=args.split, negatives=args.negatives)
     if command == "eval-crops":
         from edge_anpr.lab.eval_crops import eval_crops_main
 

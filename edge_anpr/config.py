@@ -165,6 +165,11 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
+    kind: Literal["hog", "cascade"] = _key(
+        "cascade", "hog: the HoG scanner alone, its boxes read with variants; cascade: HoG "
+        "proposals verified and re-boxed by the plate refiner network (models/"
+        "plate_refiner.tflite).",
+    )
     min_plate_width_px: int = _key(
         64, "Narrowest plate searched for, in frame pixels (the main cost: halve it, 4x work).",
         lo=16, hi=4096,
@@ -177,6 +182,14 @@ class DetectorConfig:
     max_rejected_reads: int = _key(
         2, "Stop reading a frame's candidates (best first) after this many are rejected "
         "(0 = read all).", lo=0, hi=64,
+    )
+    proposal_threshold: float = _key(
+        -0.6, "cascade: SVM margin above which a window is a proposal for the refiner (below "
+        "score_threshold: the refiner rejects what the scanner lets through).",
+    )
+    max_proposals: int = _key(16, "cascade: proposals refined per frame after NMS.", lo=1, hi=64)
+    min_refined_score: float = _key(
+        0.5, "cascade: the refiner's plate probability a proposal needs to be read.", lo=0, hi=1,
     )
 
 

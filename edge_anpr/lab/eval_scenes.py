@@ -12,6 +12,10 @@ Per sub-folder and overall:
 * found recall: labelled plates with a *reported* (read and verified) plate of IoU >= 0.3;
 * top-1 / top-N: labelled plates whose matching reported plate reads exactly the label
   (first candidate / any of the reader's candidates), over all labelled plates;
+* tight boxes: the share of found plates whose reported box has IoU >= 0.6 with the label
+  (a box that cuts characters off is found but not tight);
+* found recall per plate width (labelled width in the 1280-wide image: < 64, 64-100, 100-160,
+  > 160 px), printed on a line of its own;
 * false plates per image: reported plates matching no labelled box;
 * medians of decode (+ resize), detect, read and total milliseconds.
 
@@ -40,14 +44,23 @@ import cv2
 from edge_anpr.boxes import BoxPx, iou
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError, ModelError
+from edge_anpr.lab.datasplit import in_holdout, in_split
 from edge_anpr.lab.progress import show_progress
-from edge_anpr.lab.scenes import Scene, find_scenes, normalise, scale_box
+from edge_anpr.lab.scenes import IMAGE_SUFFIXES, Scene, find_scenes, normalise, scale_box
 from edge_anpr.values import PlateRead
 from edge_anpr.vision.recognize import FrameRecognizer, decode_jpeg
 
 log = logging.getLogger(__name__)
 
 MATCH_IOU = 0.3
+TIGHT_IOU = 0.6
+WIDTH_BINS: tuple[tuple[str, int, int], ...] = (
+    ("<64", 0, 64), ("64-100", 64, 100), ("100-160", 100, 160), (">160", 160, 1 << 30),
+)
+
+
+def width_bin(width: int) -> str:
+    return next(name for name, lo, hi in WIDTH_BINS if lo <= width < hi)
 
 
 @dataclass
@@ -56,6 +69,7 @@ class Tally:
     plates: int = 0
     detected: int = 0
     found: int = 0
+    tight: int = 0
     top1: int = 0
     topn: int = 0
     false_plates: int = 0
@@ -65,10 +79,17 @@ class Tally:
     total_ms: list[float] = field(default_factory=list)
     misreads: list[tuple[str, str]] = field(default_factory=list)
     """(label, read) pairs of found plates read wrongly."""
+    by_width: dict[str, list[int]] = field(default_factory=dict)
+    """Width bin -> [labelled plates, found plates]."""
 
     def add(self, other: Tally) -> None:
-        for name in ("images", "plates", "detected", "found", "top1", "topn", "false_plates"):
+        for name in ("images", "plates", "detected", "found", "tight", "top1", "topn",
+                     "false_plates"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        for key, (n, f) in other.by_width.items():
+            mine = self.by_width.setdefault(key, [0, 0])
+            mine[0] += n
+            mine[1] += f
         for name in ("decode_ms", "detect_ms", "read_ms", "total_ms", "misreads"):
             getattr(self, name).extend(getattr(other, name))
 
@@ -83,6 +104,7 @@ class Tally:
             "plates": self.plates,
             "detection_recall": round(self.detected / n, 4),
             "found_recall": round(self.found / n, 4),
+            "tight_share": round(self.tight / max(self.found, 1), 4),
             "top1": round(self.top1 / n, 4),
             "topn": round(self.topn / n, 4),
             "false_plates_per_image": round(self.false_plates / max(self.images, 1), 4),
@@ -105,6 +127,8 @@ def score_image(
             t.detected += 1
     used: set[int] = set()
     for box, text in labels:
+        counts = t.by_width.setdefault(width_bin(box[2]), [0, 0])
+        counts[0] += 1
         best, best_iou = -1, MATCH_IOU
         for i, f in enumerate(found):
             v = iou(box, f.box_px)
@@ -114,6 +138,9 @@ def score_image(
             continue
         used.add(best)
         t.found += 1
+        counts[1] += 1
+        if best_iou >= TIGHT_IOU:
+            t.tight += 1
         read = found[best].text
         if read.text == text:
             t.top1 += 1
@@ -156,16 +183,33 @@ def evaluate(
     return dict(per_group)
 
 
+def unlabelled_scenes(directory: Path, split: Literal["train", "val", "all"]) -> list[Scene]:
+    """Every image of a folder of photographs without plates (``--negatives``), as scenes with
+    no labelled plate, in the wanted split (by file name)."""
+    return [
+        Scene(p, directory.name, ())
+        for p in sorted(directory.iterdir())
+        if p.suffix.lower() in IMAGE_SUFFIXES and in_split(p.name, split)
+    ]
+
+
 def eval_scenes_main(
     cfg: Config,
     directory: Path,
     *,
-    split: Literal["train", "val", "all"] = "val",
+    split: Literal["train", "val", "all", "holdout"] = "val",
+    negatives: bool = False,
 ) -> int:
+    """``split="holdout"``: the fifth of the training photographs that the plate refiner is
+    not trained on (``datasplit.in_holdout``), for choosing settings. ``negatives``: the
+    folder holds photographs without plates (every reported plate is a false one)."""
     cv2.setNumThreads(1)
     if not directory.is_dir():
         raise ConfigError(f"{directory}: not a folder")
-    scenes = find_scenes(directory, split)
+    side: Literal["train", "val", "all"] = "train" if split == "holdout" else split
+    scenes = unlabelled_scenes(directory, side) if negatives else find_scenes(directory, side)
+    if split == "holdout":
+        scenes = [sc for sc in scenes if in_holdout(sc.image_path.name)]
     if not scenes:
         raise ConfigError(f"{directory}: no labelled images (NAME.jpg + NAME.txt) in split {split}")
     try:
@@ -179,13 +223,14 @@ def eval_scenes_main(
     overall = Tally()
     for tally in groups.values():
         overall.add(tally)
-    header = (f"{'set':8} {'images':>6} {'plates':>6} {'det.rec':>7} {'found':>6} {'top1':>6} "
-              f"{'topN':>6} {'FP/img':>6} {'decode':>7} {'detect':>7} {'read':>7} {'total':>7}")
+    header = (f"{'set':8} {'images':>6} {'plates':>6} {'det.rec':>7} {'found':>6} {'tight':>6} "
+              f"{'top1':>6} {'topN':>6} {'FP/img':>6} {'decode':>7} {'detect':>7} {'read':>7} "
+              f"{'total':>7}")
     regions = ",".join(cfg.reader.regions) + "".join(
         f" {g}={','.join(recognizer.regions(g))}" for g in sorted(groups)
         if g in cfg.cameras and cfg.cameras[g].regions
     )
-    print(f"eval {directory} split={split} width={1280} plate widths "
+    print(f"eval {directory} split={split} width={1280} detector={cfg.detector.kind} plate widths "
           f"{cfg.detector.min_plate_width_px}..{cfg.detector.max_plate_width_px} px "
           f"regions={regions}"
           f"{'' if reading else ' (detection only: no reader models)'}")
@@ -194,15 +239,21 @@ def eval_scenes_main(
     for name, tally in rows.items():
         s = tally.summary()
         print(f"{name:8} {s['images']:>6} {s['plates']:>6} {s['detection_recall']:>7.3f} "
-              f"{s['found_recall']:>6.3f} {s['top1']:>6.3f} {s['topn']:>6.3f} "
-              f"{s['false_plates_per_image']:>6.3f} {s['decode_ms']:>7.1f} {s['detect_ms']:>7.1f} "
-              f"{s['read_ms']:>7.1f} {s['total_ms']:>7.1f}")
+              f"{s['found_recall']:>6.3f} {s['tight_share']:>6.3f} {s['top1']:>6.3f} "
+              f"{s['topn']:>6.3f} {s['false_plates_per_image']:>6.3f} {s['decode_ms']:>7.1f} "
+              f"{s['detect_ms']:>7.1f} {s['read_ms']:>7.1f} {s['total_ms']:>7.1f}")
+    by_width = {name: overall.by_width.get(name, [0, 0]) for name, _, _ in WIDTH_BINS}
+    print("found recall by plate width (px): " + ", ".join(
+        f"{name} {f}/{n}" + (f" {f / n:.3f}" if n else "") for name, (n, f) in by_width.items()
+    ))
     if overall.misreads:
         shown = ", ".join(f"{a}->{b}" for a, b in overall.misreads[:20])
         print(f"misreads (label->read): {shown}")
     result = {
         "eval": str(directory), "split": split, "reader": reading, "regions": regions,
+        "detector": cfg.detector.kind,
         "groups": {name: tally.summary() for name, tally in rows.items()},
+        "found_by_width": {name: {"plates": n, "found": f} for name, (n, f) in by_width.items()},
     }
     print(json.dumps(result))
     return 0

@@ -17,6 +17,7 @@ COMMANDS = {
     "reader": "edge_anpr.train.reader",  # segmenter + character classifier -> models/*.tflite
     "mine": "edge_anpr.train.mine",  # real character/junk boxes from the training split
     "detector": "edge_anpr.train.detector",  # HoG + linear SVMs -> models/plate_hog.npz
+    "refiner": "edge_anpr.train.refiner",  # proposal verifier + box refiner -> models/*.tflite
     "demo_frames": "edge_anpr.train.demo_frames",  # edge_anpr/assets/demo/*.jpg + expected.json
 }
 
@@ -32,6 +33,8 @@ ALL_STEPS: list[tuple[str, list[str]]] = [
                 "--cls-epochs", "6", "--finetune-epochs", "3"]),
     # detector: HoG + linear SVMs on the training split of the scenes
     ("detector", []),
+    # refiner: verifies and re-boxes the detector's proposals (needs the detector above)
+    ("refiner", []),
     # demo frames drawn last, so they are checked against the models just trained
     ("demo_frames", []),
 ]

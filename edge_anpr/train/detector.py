@@ -33,7 +33,7 @@ import numpy as np
 
 from edge_anpr.boxes import BoxPx, iou
 from edge_anpr.config import DetectorConfig
-from edge_anpr.lab.datasplit import shared_data_dir
+from edge_anpr.lab.datasplit import in_holdout, shared_data_dir
 from edge_anpr.lab.scenes import Scene, find_scenes, normalise, scale_box
 from edge_anpr.vision.hog import (
     DetectorModel,
@@ -77,8 +77,7 @@ def plate_cells(shape: str) -> tuple[float, float, float, float]:
 
 def holdout(name: str) -> bool:
     """A fixed 20% of the TRAINING images, held out while choosing settings."""
-    digest = hashlib.sha256(("holdout:" + Path(name).name).encode()).digest()
-    return digest[0] < 51
+    return in_holdout(name)
 
 
 @dataclass

@@ -4,7 +4,11 @@
 ``PlateReader``, neither thread-safe). Per frame:
 
 1. detection on the grayscale frame (optionally inside the camera's ROI, with the camera's
-   plate-width overrides), NMS, at most ``detector.max_candidates`` boxes;
+   plate-width overrides), NMS, at most ``detector.max_candidates`` boxes. With
+   ``detector.kind = "cascade"`` (the default) the HoG scanner's proposals (a lower margin,
+   ``detector.proposal_threshold``, at most ``detector.max_proposals``) go through the plate
+   refiner (``vision/refine.py``), which keeps those it takes for plates
+   (``detector.min_refined_score``) with the box it finds around the whole plate;
 2. every candidate is cut out with a margin like the crops the reader was trained on and read;
    candidates the reader rejects (None, or confidence under ``reader.min_confidence``) are
    dropped: this verification is what removes most detector false alarms;
@@ -28,7 +32,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from edge_anpr.boxes import BoxPx, crop_bounds, iou
+from edge_anpr.boxes import BoxPx, crop_bounds, iou, nms
 from edge_anpr.config import Config
 from edge_anpr.plates.formats import REGIONS
 from edge_anpr.values import PlateRead, PlateText
@@ -40,6 +44,9 @@ from edge_anpr.vision.hog import (
     load_detector,
 )
 from edge_anpr.vision.imagesize import check_pixels
+from edge_anpr.vision.refine import MODEL_FILE as REFINER_FILE
+from edge_anpr.vision.refine import PlateRefiner
+from edge_anpr.vision.tflite import bundled_models_dir
 
 if TYPE_CHECKING:
     from edge_anpr.vision.reader import PlateReader
@@ -123,6 +130,15 @@ def detector_path(cfg: Config) -> Path:
     return default_model_path()
 
 
+def refiner_path(cfg: Config) -> Path:
+    """``plate_refiner.tflite`` in ``models.dir`` when it is there, else the bundled one."""
+    if cfg.models.dir:
+        candidate = Path(cfg.models.dir) / REFINER_FILE
+        if candidate.exists():
+            return candidate
+    return bundled_models_dir() / REFINER_FILE
+
+
 def plate_crop(image: NDArray[np.uint8], box: BoxPx) -> NDArray[np.uint8]:
     """The plate box with the reader's margin, clipped to the image."""
     img_h, img_w = image.shape[:2]
@@ -149,7 +165,12 @@ class FrameRecognizer:
             min_plate_width_px=det.min_plate_width_px,
             max_plate_width_px=det.max_plate_width_px,
             score_threshold=det.score_threshold,
+            verify=det.kind == "hog",
         )
+        self.refiner = PlateRefiner(refiner_path(cfg)) if det.kind == "cascade" else None
+        self.box_variants = det.kind == "hog"
+        """Read each accepted box again through shifted and widened variants (the HoG
+        scanner's boxes often cut a character off; the refiner's hold the whole plate)."""
         if reader is None and with_reader:
             from edge_anpr.vision.reader import make_reader
 
@@ -175,10 +196,22 @@ class FrameRecognizer:
             lo = cam.min_plate_width_px or lo
             hi = cam.max_plate_width_px or hi
             hi = max(hi, lo)
-        return self.detector.detect(
+        if self.refiner is None:
+            return self.detector.detect(
+                gray, min_plate_width_px=lo, max_plate_width_px=hi, roi=roi,
+                limit=det.max_candidates,
+            )
+        proposals = self.detector.detect(
             gray, min_plate_width_px=lo, max_plate_width_px=hi, roi=roi,
-            limit=det.max_candidates,
+            limit=det.max_proposals, threshold=det.proposal_threshold,
         )
+        refined = self.refiner.refine(gray, [p.box_px for p in proposals])
+        plates = [
+            Detection(r.box_px, r.score, p.shape)
+            for p, r in zip(proposals, refined, strict=True)
+            if r.score >= det.min_refined_score
+        ]
+        return nms(plates, self.detector.nms_iou, det.max_candidates)
 
     def recognize(
         self,
@@ -292,7 +325,8 @@ class FrameRecognizer:
             # (training split: 78.1% -> 79.7% exact).
             votes = [(text, cand.box_px)]
             boxes = _variants(cand.box_px, image.shape[1], image.shape[0])
-            for extension in (None, *WIDER_READ_EXTENSIONS):
+            extensions = (None, *WIDER_READ_EXTENSIONS) if self.box_variants else ()
+            for extension in extensions:
                 if extension is not None:
                     if any(in_format(t) for t, _ in votes):
                         break

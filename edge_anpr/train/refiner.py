@@ -1,0 +1,450 @@
+"""Train the plate refiner (``vision/refine.py``): is there a plate in this window, and where?
+
+Run: ``python -m edge_anpr.train refiner`` in the training venv (TensorFlow). Writes
+``models/plate_refiner.tflite`` (int8) and prints the holdout figures. Prepared windows are
+cached in ``$EDGE_ANPR_TRAIN_CACHE`` (``refiner_windows_v1.npz``); the Keras model is
+checkpointed there after every epoch and a run resumes from it (``--resume``).
+
+Data (all from ``../shared/data``, TRAINING side of the fixed split only):
+
+* scenes (``split_of`` by file name, minus the detector's 20% ``holdout`` kept for choosing
+  thresholds): windows around every labelled plate through jittered proposals (width 0.7-1.45x,
+  centre shifted up to 20% of the width and 60% of the height), a third of them from the scene
+  shrunk so the plate is 36-72 px wide (small, low-resolution plates), and the HoG detector's
+  real proposals (threshold -1, widths 40-640 px): a proposal whose window holds a labelled plate
+  whole is a positive with the plate's box, one whose window misses every plate a negative,
+  anything between is left out;
+* ``negatives/`` (``split_of`` by file name: the validation quarter is never opened here): the
+  HoG detector's proposals and random windows, all negatives;
+* plate crops (``plate-crops-br`` and ``plate-crops`` by plate text, ``plate-crops-eu-unlabelled``
+  by file name): pasted whole into a background window of a negative image, positives for the
+  plate/no-plate answer only (their exact plate box is not known); random patches of negative
+  images pasted the same way are negatives, so a pasted rectangle alone means nothing.
+
+Every window gets photometric noise (brightness, contrast, blur, JPEG re-compression). The
+network: five 3x3 convolution stages (stride 2 in four), a dense layer, five sigmoid outputs
+(plate probability; left, top, right, bottom in window shares). Loss: binary cross-entropy on
+the probability (windows with weight 0 are ignored) plus 10x the L1 error of the edges on the
+windows with a known box.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from edge_anpr.boxes import BoxPx
+from edge_anpr.lab.datasplit import in_split, plate_in_split, shared_data_dir
+from edge_anpr.lab.scenes import find_scenes, normalise, scale_box
+from edge_anpr.train.detector import holdout
+from edge_anpr.vision.hog import PlateDetector, load_detector
+from edge_anpr.vision.refine import WINDOW_H, WINDOW_W, Window, cut_window, window_of
+from edge_anpr.vision.tflite import bundled_models_dir
+
+CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
+WINDOWS_FILE = "refiner_windows_v1.npz"
+HARD_FILE = "refiner_hard_v1.npz"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+
+
+def say(msg: str) -> None:
+    print(f"[refiner {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Windows:
+    """Window pixels and targets: ``y`` is (obj, left, top, right, bottom, w_obj, w_box)."""
+
+    x: list[np.ndarray]
+    y: list[np.ndarray]
+
+    def add(self, pixels: np.ndarray, obj: float, edges: tuple[float, float, float, float],
+            w_obj: float, w_box: float) -> None:
+        self.x.append(pixels)
+        self.y.append(np.array([obj, *edges, w_obj, w_box], np.float32))
+
+
+def photometric(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    out = img.astype(np.float32)
+    out = out * rng.uniform(0.6, 1.4) + rng.uniform(-40, 40)
+    if rng.random() < 0.3:
+        k = int(rng.choice([3, 5]))
+        out = cv2.GaussianBlur(out, (k, k), 0)
+    out = out + rng.normal(0, rng.uniform(0, 6), out.shape)
+    out8 = np.clip(out, 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        ok, enc = cv2.imencode(".jpg", out8, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
+        if ok:
+            out8 = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE)
+    return out8
+
+
+def label_window(win: Window, plates: list[BoxPx]) -> tuple[str, tuple[float, float, float, float]]:
+    """'pos' with the plate's edges in window shares, 'neg', or 'skip' (ambiguous)."""
+    x0, y0, ww, wh = win
+    best: tuple[float, BoxPx] | None = None
+    for p in plates:
+        px, py, pw, ph = p
+        ix = max(0.0, min(x0 + ww, px + pw) - max(x0, px))
+        iy = max(0.0, min(y0 + wh, py + ph) - max(y0, py))
+        inside = ix * iy / max(1.0, pw * ph)
+        if best is None or inside > best[0]:
+            best = (inside, p)
+    if best is None or best[0] < 0.15:
+        return "neg", (0.0, 0.0, 0.0, 0.0)
+    inside, (px, py, pw, ph) = best
+    ratio = pw / ww
+    if inside < 0.97 or not 0.3 <= ratio <= 0.95:
+        return "skip", (0.0, 0.0, 0.0, 0.0)
+    edges = ((px - x0) / ww, (py - y0) / wh, (px + pw - x0) / ww, (py + ph - y0) / wh)
+    return "pos", tuple(float(min(max(e, 0.0), 1.0)) for e in edges)  # type: ignore[return-value]
+
+
+def scene_windows(rng: np.random.Generator, data: Path, out: Windows, detector: PlateDetector,
+                  jitters: int) -> None:
+    scenes = [s for s in find_scenes(data / "scenes", "train") if not holdout(s.image_path.name)]
+    for sc in tqdm(scenes, desc="scenes", unit="img"):
+        img = cv2.imread(str(sc.image_path), cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            continue
+        gray, factor = normalise(img)
+        plates = [scale_box(p.box_px, factor) for p in sc.plates]
+        for p in plates:
+            for j in range(jitters):
+                g, f = gray, 1.0
+                if j % 3 == 0 and p[2] > 80:
+                    f = rng.uniform(36, 72) / p[2]
+                    g = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+                    ok, enc = cv2.imencode(".jpg", g, [cv2.IMWRITE_JPEG_QUALITY,
+                                                       int(rng.integers(30, 85))])
+                    g = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE) if ok else g
+                pb = tuple(v * f for v in p)
+                pw = pb[2] * float(np.exp(rng.uniform(np.log(0.7), np.log(1.45))))
+                cx = pb[0] + pb[2] / 2 + rng.uniform(-0.2, 0.2) * pb[2]
+                cy = pb[1] + pb[3] / 2 + rng.uniform(-0.6, 0.6) * pb[3]
+                win = window_of((cx - pw / 2, cy - pb[3] / 2, pw, pb[3]))
+                kind, edges = label_window(win, [tuple(v * f for v in q) for q in plates])  # type: ignore[misc]
+                if kind == "pos":
+                    out.add(photometric(rng, cut_window(g, win)), 1.0, edges, 1.0, 1.0)
+        props = detector.detect(gray, min_plate_width_px=40, max_plate_width_px=640,
+                                threshold=-1.0, limit=40)
+        for d in props:
+            win = window_of(d.box_px)
+            kind, edges = label_window(win, plates)
+            if kind == "pos":
+                out.add(photometric(rng, cut_window(gray, win)), 1.0, edges, 1.0, 1.0)
+            elif kind == "neg":
+                out.add(photometric(rng, cut_window(gray, win)), 0.0, edges, 1.0, 0.0)
+
+
+def negative_images(data: Path) -> list[Path]:
+    folder = data / "negatives"
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and in_split(p.name, "train"))
+
+
+def negative_windows(rng: np.random.Generator, data: Path, out: Windows,
+                     detector: PlateDetector) -> None:
+    for path in tqdm(negative_images(data), desc="negatives", unit="img"):
+        img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            continue
+        gray, _ = normalise(img)
+        props = detector.detect(gray, min_plate_width_px=40, max_plate_width_px=640,
+                                threshold=-1.0, limit=30)
+        boxes = [d.box_px for d in props]
+        h, w = gray.shape
+        for _ in range(8):
+            bw = float(np.exp(rng.uniform(np.log(40), np.log(500))))
+            boxes.append((rng.uniform(0, w - bw / 2), rng.uniform(0, h - 10), bw, bw / 3))
+        for b in boxes:
+            out.add(photometric(rng, cut_window(gray, window_of(b))), 0.0, (0, 0, 0, 0), 1.0, 0.0)
+
+
+def crop_files(data: Path) -> list[Path]:
+    files: list[Path] = []
+    br = data / "plate-crops-br"
+    with open(br / "labels.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            if plate_in_split(row["plate"], "train"):
+                files.append(br / row["file"])
+    us = data / "plate-crops"
+    with open(us / "labels.csv", newline="") as fh:
+        for row in csv.reader(fh):
+            if len(row) >= 3 and plate_in_split(row[2], "train"):
+                files.append(us / row[0])
+    eu = data / "plate-crops-eu-unlabelled"
+    files += [p for p in sorted(eu.iterdir())
+              if p.suffix.lower() in IMAGE_SUFFIXES and in_split(p.name, "train")]
+    return files
+
+
+def pasted_windows(rng: np.random.Generator, data: Path, out: Windows) -> None:
+    """Real plate crops pasted into negative backgrounds (plate/no-plate target only), and as
+    many pasted background patches (negatives)."""
+    backgrounds = []
+    for path in negative_images(data)[:120]:
+        img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if img is not None:
+            backgrounds.append(normalise(img)[0])
+    for path in tqdm(crop_files(data), desc="crops", unit="crop"):
+        crop = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if crop is None or crop.shape[0] < 8 or crop.shape[1] < 16:
+            continue
+        for positive in (True, False):
+            bg = backgrounds[int(rng.integers(len(backgrounds)))]
+            h, w = bg.shape
+            win_w = float(rng.uniform(150, min(600, w - 1)))
+            win_h = win_w * WINDOW_H / WINDOW_W
+            x0 = rng.uniform(0, w - win_w)
+            y0 = rng.uniform(0, max(1.0, h - win_h))
+            canvas = cut_window(bg, (x0, y0, win_w, win_h)).copy()
+            if positive:
+                patch = crop
+            else:
+                other = backgrounds[int(rng.integers(len(backgrounds)))]
+                ph, pw = crop.shape
+                oy = int(rng.integers(0, max(1, other.shape[0] - ph)))
+                ox = int(rng.integers(0, max(1, other.shape[1] - pw)))
+                patch = other[oy : oy + ph, ox : ox + pw]
+                if patch.shape[0] < 4 or patch.shape[1] < 4:
+                    continue
+            share = rng.uniform(0.45, 0.85)
+            tw = int(share * WINDOW_W)
+            th = max(4, min(WINDOW_H - 2, round(tw * patch.shape[0] / patch.shape[1])))
+            small = cv2.resize(patch, (tw, th), interpolation=cv2.INTER_AREA)
+            px = int(rng.integers(0, WINDOW_W - tw + 1))
+            py = int(rng.integers(0, WINDOW_H - th + 1))
+            canvas[py : py + th, px : px + tw] = small
+            out.add(photometric(rng, canvas), 1.0 if positive else 0.0, (0, 0, 0, 0), 1.0, 0.0)
+
+
+def build_windows(data: Path, jitters: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    detector = PlateDetector(load_detector(), verify=False)
+    out = Windows([], [])
+    scene_windows(rng, data, out, detector, jitters)
+    n_scene = len(out.x)
+    negative_windows(rng, data, out, detector)
+    n_neg = len(out.x) - n_scene
+    pasted_windows(rng, data, out)
+    y = np.stack(out.y)
+    say(f"windows: {len(out.x)} (scenes {n_scene}, negatives {n_neg}, pasted "
+        f"{len(out.x) - n_scene - n_neg}); positives {int((y[:, 0] * y[:, 5]).sum())}, "
+        f"with boxes {int(y[:, 6].sum())}")
+    return {"x": np.stack(out.x), "y": y}
+
+
+def mine_hard_negatives(data: Path, model_path: Path, seed: int) -> dict[str, np.ndarray]:
+    """Windows the cascade with the model at ``model_path`` takes for plates and that are not:
+    every refined proposal of a training scene (holdout excluded) or a training negative
+    image with a plate probability >= 0.3 and no labelled plate in its window, four jittered
+    windows each. Each scene is read as a camera of its folder's country
+    (``models/eval-scenes.toml``), so stickers reported as plates are among them."""
+    from edge_anpr.config import load_config
+    from edge_anpr.vision.refine import PlateRefiner
+
+    rng = np.random.default_rng(seed)
+    cfg = load_config(bundled_models_dir() / "eval-scenes.toml")
+    detector = PlateDetector(load_detector(), verify=False)
+    refiner = PlateRefiner(model_path)
+    det = cfg.detector
+    out = Windows([], [])
+    items: list[tuple[Path, list[BoxPx]]] = []
+    for sc in find_scenes(data / "scenes", "train"):
+        if not holdout(sc.image_path.name):
+            items.append((sc.image_path, [p.box_px for p in sc.plates]))
+    items += [(p, []) for p in negative_images(data)]
+    for path, raw_plates in tqdm(items, desc="mining", unit="img"):
+        img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            continue
+        gray, factor = normalise(img)
+        plates = [scale_box(b, factor) for b in raw_plates]
+        props = detector.detect(gray, min_plate_width_px=40, max_plate_width_px=640,
+                                threshold=det.proposal_threshold, limit=det.max_proposals)
+        for r in refiner.refine(gray, [p.box_px for p in props]):
+            if r.score < 0.3:
+                continue
+            for k in range(4):
+                x, y, w, h = r.box_px
+                s = float(np.exp(rng.uniform(-0.15, 0.15))) if k else 1.0
+                dx = rng.uniform(-0.1, 0.1) * w if k else 0.0
+                box = (x + dx + w / 2 - s * w / 2, y + h / 2 - s * h / 2, s * w, s * h)
+                win = window_of(box)
+                kind, _ = label_window(win, plates)
+                if kind == "neg":
+                    out.add(photometric(rng, cut_window(gray, win)), 0.0, (0, 0, 0, 0), 1.0, 0.0)
+    say(f"hard negatives: {len(out.x)}")
+    if not out.x:
+        return {"x": np.zeros((0, WINDOW_H, WINDOW_W), np.uint8), "y": np.zeros((0, 7), np.float32)}
+    return {"x": np.stack(out.x), "y": np.stack(out.y)}
+
+
+# ---------------------------------------------------------------- model
+
+def _tf():  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(2)
+    tf.config.threading.set_inter_op_parallelism_threads(2)
+    return tf
+
+
+def build_model():  # type: ignore[no-untyped-def]
+    tf = _tf()
+    L = tf.keras.layers
+
+    def conv(x, c, s=1):  # type: ignore[no-untyped-def]
+        x = L.Conv2D(c, 3, strides=s, padding="same", use_bias=False)(x)
+        x = L.BatchNormalization()(x)
+        return L.ReLU(6.0)(x)
+
+    inp = tf.keras.Input((WINDOW_H, WINDOW_W, 1))
+    x = conv(inp, 16, 2)  # 32x64
+    x = conv(x, 24, 2)  # 16x32
+    x = conv(x, 24)
+    x = conv(x, 32, 2)  # 8x16
+    x = conv(x, 32)
+    x = conv(x, 48, 2)  # 4x8
+    x = conv(x, 48)
+    x = L.Flatten()(x)
+    x = L.Dense(96)(x)
+    x = L.ReLU(6.0)(x)
+    out = L.Dense(5, activation="sigmoid")(x)
+    return tf.keras.Model(inp, out)
+
+
+def refiner_loss(y_true, y_pred):  # type: ignore[no-untyped-def]
+    tf = _tf()
+    obj_t, w_obj, w_box = y_true[:, 0], y_true[:, 5], y_true[:, 6]
+    p = tf.clip_by_value(y_pred[:, 0], 1e-5, 1 - 1e-5)
+    bce = -(obj_t * tf.math.log(p) + (1 - obj_t) * tf.math.log(1 - p)) * w_obj
+    l1 = tf.reduce_sum(tf.abs(y_true[:, 1:5] - y_pred[:, 1:5]), axis=1) * w_box
+    return tf.reduce_mean(bce) + 10.0 * tf.reduce_mean(l1)
+
+
+def augment_batch(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+    """Per-epoch light noise on top of the cached windows' own."""
+    gain = rng.uniform(0.8, 1.2, (len(x), 1, 1, 1)).astype(np.float32)
+    bias = rng.uniform(-0.08, 0.08, (len(x), 1, 1, 1)).astype(np.float32)
+    return np.clip(x * gain + bias, 0.0, 1.0)
+
+
+def export_int8(model, rep: np.ndarray, path: Path) -> int:  # type: ignore[no-untyped-def]
+    tf = _tf()
+
+    def gen():  # type: ignore[no-untyped-def]
+        for i in range(min(len(rep), 400)):
+            yield [rep[i : i + 1].astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = gen
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    data = conv.convert()
+    path.write_bytes(data)
+    return len(data)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m edge_anpr.train refiner")
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--jitters", type=int, default=24, help="jittered windows per scene plate")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--resume", action="store_true", help="continue from the cached checkpoint")
+    ap.add_argument("--out", type=Path, default=bundled_models_dir() / "plate_refiner.tflite")
+    ap.add_argument("--export-only", action="store_true",
+                    help="only convert the cached checkpoint to the int8 model file")
+    ap.add_argument("--mine", type=Path, default=None, metavar="MODEL",
+                    help="first mine hard negatives with this refiner model (cached; adds them)")
+    args = ap.parse_args(argv)
+    data = shared_data_dir()
+    if data is None:
+        print("refiner: ../shared/data not found", file=sys.stderr)
+        return 1
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cached = CACHE / WINDOWS_FILE
+    if cached.exists():
+        d = dict(np.load(cached))
+        say(f"windows from {cached}: {len(d['x'])}")
+    else:
+        d = build_windows(data, args.jitters, args.seed)
+        np.savez_compressed(cached, **d)
+    hard = CACHE / HARD_FILE
+    if args.mine is not None and not hard.exists():
+        np.savez_compressed(hard, **mine_hard_negatives(data, args.mine, args.seed))
+    if hard.exists():
+        h = dict(np.load(hard))
+        say(f"hard negatives from {hard}: {len(h['x'])}")
+        # twice: they are the mistakes that reach the reader
+        d = {"x": np.concatenate([d["x"], h["x"], h["x"]]),
+             "y": np.concatenate([d["y"], h["y"], h["y"]])}
+    tf = _tf()
+    x = d["x"].astype(np.float32)[..., None] / 255.0
+    y = d["y"]
+    ckpt = CACHE / "refiner.keras"
+    if args.export_only:
+        model = tf.keras.models.load_model(ckpt, custom_objects={"refiner_loss": refiner_loss})
+        rep = x[np.random.default_rng(args.seed).permutation(len(x))[:400]]
+        say(f"wrote {args.out} ({export_int8(model, rep, args.out)} bytes)")
+        return 0
+    if args.resume and ckpt.exists():
+        model = tf.keras.models.load_model(ckpt, custom_objects={"refiner_loss": refiner_loss})
+        say(f"resumed from {ckpt}")
+    else:
+        model = build_model()
+        model.compile(tf.keras.optimizers.Adam(2e-3), loss=refiner_loss)
+    rng = np.random.default_rng(args.seed)
+    order = rng.permutation(len(x))
+    n_val = len(x) // 20
+    val, train = order[:n_val], order[n_val:]
+    sched = tf.keras.optimizers.schedules.CosineDecay(2e-3, args.epochs * (len(train) // 128))
+    model.optimizer.learning_rate = sched if not args.resume else 5e-4
+
+    class Augmented(tf.keras.utils.Sequence):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.idx = train.copy()
+
+        def __len__(self) -> int:
+            return len(self.idx) // 128
+
+        def __getitem__(self, i: int):  # type: ignore[no-untyped-def]
+            b = self.idx[i * 128 : (i + 1) * 128]
+            return augment_batch(rng, x[b]), y[b]
+
+        def on_epoch_end(self) -> None:
+            rng.shuffle(self.idx)
+
+    model.fit(Augmented(), epochs=args.epochs, validation_data=(x[val], y[val]), verbose=2,
+              callbacks=[tf.keras.callbacks.ModelCheckpoint(str(ckpt))])
+    pred = model.predict(x[val], verbose=0)
+    yv = y[val]
+    pos = (yv[:, 0] > 0.5) & (yv[:, 5] > 0)
+    neg = (yv[:, 0] < 0.5) & (yv[:, 5] > 0)
+    boxed = yv[:, 6] > 0
+    say("5% of the training windows (a sanity check, not a validation figure): plates kept "
+        f"{np.mean(pred[pos, 0] > 0.5):.3f}, non-plates passed "
+        f"{np.mean(pred[neg, 0] > 0.5):.4f}, mean edge error "
+        f"{np.mean(np.abs(pred[boxed, 1:5] - yv[boxed, 1:5])):.4f} of the window")
+    # The converter fails in the process that trained the model (Keras' call context is gone
+    # after fit: "'NoneType' object is not callable"); a fresh process converts the checkpoint.
+    return subprocess.call([sys.executable, "-m", "edge_anpr.train.refiner", "--export-only",
+                            "--out", str(args.out), "--seed", str(args.seed)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
