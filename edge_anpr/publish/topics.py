@@ -17,7 +17,7 @@ from typing import Any
 
 from edge_anpr.config import Config, KnownPlateConfig, safe_id
 from edge_anpr.plates.known import KnownMatch
-from edge_anpr.values import PlateEvent
+from edge_anpr.values import PlateEvent, PlateRead
 
 SCHEMA_VERSION = 1
 
@@ -67,6 +67,22 @@ class Topics:
 
     def sighting(self, camera: str) -> str:
         return self.camera(camera, "sighting")
+
+
+def read_payload(read: PlateRead) -> dict[str, Any]:
+    """One read (``recognize --json``, ``serve --stdout``), named as in the event payload:
+    ``plate``, ``confidence``, ``box_px``, ``region``, ``candidates`` of ``plate`` and
+    ``confidence``, and the detector's score."""
+    return {
+        "plate": read.text.text,
+        "confidence": round(read.text.confidence, 4),
+        "box_px": list(read.box_px),
+        "region": read.text.region,
+        "detector_score": round(read.detector_score, 3),
+        "candidates": [
+            {"plate": c.text, "confidence": round(c.confidence, 4)} for c in read.text.candidates
+        ],
+    }
 
 
 def event_payload(device: str, event: PlateEvent, known: KnownMatch | None) -> dict[str, Any]:
