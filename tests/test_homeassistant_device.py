@@ -118,3 +118,40 @@ async def test_snapshots_and_a_last_plate_that_never_goes_back(
     retained = {m.topic.rsplit("/", 1)[1]: m.payload for m in late.messages}
     assert json.loads(retained["plate"])["plate"] == plate_b
     assert retained["snapshot"] == snapshots[-1]
+
+
+def _step(event_id: str, kind: str, text: str) -> Any:
+    from edge_anpr.values import Candidate, PlateEvent
+
+    return PlateEvent(event_id, kind, "gate", text, 0.9, (Candidate(text, 0.9),),  # type: ignore[arg-type]
+                      "generic", (1, 2, 3, 4), 0, 0, 0, 1, None, 0.0)
+
+
+def test_the_last_plate_is_held_by_the_newest_event_only() -> None:
+    """Sans-IO: interleaved steps of two events; only the newest one moves the plate and wants
+    snapshots, an older one's update or end never does."""
+    from edge_anpr.publish.outbox import Outbox
+    from edge_anpr.publish.stage import EventSink
+    from edge_anpr.publish.topics import Topics
+
+    cfg = config_from_dict({"device": {"name": "e2e"}})
+    box = Outbox(":memory:", 1000)
+    sink = EventSink(cfg, box, Topics.from_config(cfg))
+    steps = [("a", "start", "AB12CD"), ("b", "start", "XY98ZW"), ("a", "update", "AB12CE"),
+             ("b", "update", "XY98ZV"), ("a", "end", "AB12CE"), ("b", "end", "XY98ZV")]
+    wanted = []
+    for event_id, kind, text in steps:
+        event = _step(event_id, kind, text)
+        sink.handle(event)
+        wanted.append(sink.wants_snapshot(event))
+        sink.snapshot(event, b"\xff\xd8\xff" + event_id.encode())
+    plates = [json.loads(m.payload)["plate"] for m in box.pending(0, 1000)
+              if m.topic.endswith("/plate")]
+    assert plates == ["AB12CD", "XY98ZW", "XY98ZV"]
+    assert wanted == [True, True, False, True, False, False]
+    snapshots = [m.payload for m in box.pending(0, 1000) if m.topic.endswith("/snapshot")]
+    assert snapshots == [b"\xff\xd8\xffb"]  # one row per camera: the newest event's
+    sightings = [json.loads(m.payload)["event_type"] for m in box.pending(0, 1000)
+                 if m.topic.endswith("/sighting")]
+    assert sightings == ["plate_seen", "plate_seen"]
+    box.close()
