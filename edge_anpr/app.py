@@ -54,7 +54,12 @@ from edge_anpr.ingest.replay_state import (
 from edge_anpr.ingest.udp import run_udp_ingest
 from edge_anpr.logs import fields
 from edge_anpr.publish.outbox import default_outbox_path
-from edge_anpr.publish.stage import StatsReport, report_log_fields, run_event_stage
+from edge_anpr.publish.stage import (
+    SnapshotMaker,
+    StatsReport,
+    report_log_fields,
+    run_event_stage,
+)
 from edge_anpr.system.notify import Liveness, SystemdNotifier
 from edge_anpr.system.supervise import supervise
 from edge_anpr.values import PlateRead
@@ -191,7 +196,7 @@ async def run_pipeline(
                     supervise, "events",
                     functools.partial(
                         run_event_stage, cfg, reads_rx, report, on_event=sinks.on_event,
-                        outbox_path=outbox_path, liveness=liveness,
+                        outbox_path=outbox_path, liveness=liveness, snapshot=_snapshot_maker(cfg),
                     ),
                 )
                 liveness.start_all()
@@ -205,6 +210,18 @@ async def run_pipeline(
                 task_status.started(pipeline)
             outer.cancel_scope.cancel()
     log.info("%s", fields(event="stopped", **_flat(pipeline.snapshot())))
+
+
+def _snapshot_maker(cfg: Config) -> SnapshotMaker | None:
+    """``vision.snapshot.make_snapshot`` bound to the config's limits; None when off."""
+    if not cfg.mqtt.enabled or cfg.mqtt.snapshot_max_width_px == 0:
+        return None
+    from edge_anpr.vision.snapshot import make_snapshot
+
+    return functools.partial(
+        make_snapshot, max_width_px=cfg.mqtt.snapshot_max_width_px,
+        max_pixels=cfg.ingest.max_frame_pixels,
+    )
 
 
 class PipelineOptions(TypedDict, total=False):

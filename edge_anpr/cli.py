@@ -79,14 +79,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=None, help="UDP port (default: a free one)")
     demo.add_argument("--loop", action="store_true", help="keep sending until interrupted")
 
-    send = sub.add_parser("send", help="send images, a folder, a video or a webcam over UDP")
-    send.add_argument("source", help="image file, folder of images, video file or webcam index")
+    send = sub.add_parser(
+        "send", help="send images, a folder, a video, a camera stream or a webcam over UDP"
+    )
+    send.add_argument(
+        "source", help="image file, folder of images, video file, webcam index, or a camera "
+        "URL (rtsp://, rtsps://, http(s):// MJPEG, file://), reopened with backoff when it drops",
+    )
     send.add_argument("--host", default="127.0.0.1")
     send.add_argument("--port", type=int, default=6112)
     send.add_argument("--format", choices=["legacy", "sequenced"], default="sequenced")
     send.add_argument("--camera", type=int, default=0, help="camera id (sequenced format)")
-    send.add_argument("--fps", type=_positive_float, default=5.0)
+    send.add_argument(
+        "--fps", type=_positive_float, default=None,
+        help="frames per second (default: a video's own rate, a camera's own pace, 5 for images)",
+    )
     send.add_argument("--key", default="", help="HMAC key (sequenced format)")
+    send.add_argument(
+        "--key-file", default="", metavar="PATH",
+        help="read the HMAC key from this file (keeps it off the command line)",
+    )
     send.add_argument("--loop", action="store_true", help="repeat the source until interrupted")
     send.add_argument("--count", type=int, default=0, help="stop after this many frames (0: all)")
     send.add_argument(
@@ -212,7 +224,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return send_main(
             source=args.source, host=args.host, port=args.port, wire_format=args.format,
             camera=args.camera, fps=args.fps, key=args.key, loop=args.loop, count=args.count,
-            gso=not args.no_gso,
+            gso=not args.no_gso, key_file=args.key_file,
         )
     if command in ("serve", "demo"):
         # Before the imports and model loading that take the first second or more: a stop

@@ -276,6 +276,10 @@ class MqttConfig:
     outbox_max_messages: int = _key(100000, "Outbox bound; oldest evicted first.", lo=10)
     homeassistant_discovery: bool = _key(True, "Publish Home Assistant discovery config.")
     homeassistant_prefix: str = _key("homeassistant", "Home Assistant discovery prefix.")
+    snapshot_max_width_px: int = _key(
+        640, "Largest width of the JPEG snapshot of each plate event (0 = no snapshots).",
+        lo=0, hi=4096,
+    )
     max_inflight: int = _key(
         20, "Messages published and not yet acknowledged (order is kept).", lo=1, hi=1000
     )
@@ -318,6 +322,55 @@ class Config:
         ``reader.regions``."""
         cam = self.cameras.get(camera) if camera else None
         return tuple(cam.regions if cam is not None and cam.regions else self.reader.regions)
+
+
+_NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def safe_id(name: str) -> str:
+    """``name`` as an id MQTT and Home Assistant accept everywhere: every character outside
+    ``[A-Za-z0-9_-]`` becomes ``_`` (``legacy-127.0.0.1`` -> ``legacy-127_0_0_1``, ``back yard``
+    -> ``back_yard``). A camera's topic level, discovery topic and unique ids are made of it."""
+    return _NOT_ID.sub("_", name) or "_"
+
+
+def entity_slug(name: str) -> str:
+    """``name`` as the object part of a Home Assistant entity id: lower case letters, digits
+    and single inner underscores (``Back-Yard`` -> ``back_yard``). The strictest form of a
+    name, so two cameras with one slug would also clash in Home Assistant's entity ids."""
+    return _NOT_SLUG.sub("_", name.lower()).strip("_") or "unnamed"
+
+
+_DERIVED_NAME = re.compile(r"^(?:cam_(\d+)|legacy_.+)$")
+
+
+def _check_camera_ids(cfg: Config, source: str) -> None:
+    """Cameras whose names give one id would share topics, unique ids and entities; a
+    configured name that looks like another sender's derived name (``cam-<id>``,
+    ``legacy-<address>``) would share them with that sender. Both are refused, naming both."""
+    seen: dict[str, str] = {}
+    for name, cam in cfg.cameras.items():
+        slug = entity_slug(name)
+        if slug in seen:
+            raise ConfigError(
+                f"{source}: cameras.{name} and cameras.{seen[slug]} map to the same id "
+                f"{slug!r} (MQTT topics and Home Assistant ids keep only letters, digits, "
+                "'_' and '-', in any case): rename one"
+            )
+        seen[slug] = name
+        derived = _DERIVED_NAME.match(slug)
+        if derived is None:
+            continue
+        number = derived.group(1)
+        own = number is not None and cam.id == int(number)
+        own = own or (number is None and bool(cam.source) and slug == entity_slug(
+            f"legacy-{cam.source}"))
+        if not own:
+            raise ConfigError(
+                f"{source}: cameras.{name}: names like cam-<id> and legacy-<address> are "
+                "given to unconfigured senders and would share their topics: rename it"
+            )
 
 
 def load_config(path: Path | None, *, root: str = "/") -> Config:
@@ -409,6 +462,7 @@ def _check_cross_fields(cfg: Config, source: str, root: str = "/") -> None:
                     f"{source}: known_plates[{i}].max_edit_distance must be at most 1 for "
                     f'match = "regex", got {known.max_edit_distance}'
                 )
+    _check_camera_ids(cfg, source)
     _check_ingest(cfg, source)
     _check_mqtt(cfg, source, root)
     _check_outbox(cfg, source, root)

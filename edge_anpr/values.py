@@ -7,7 +7,7 @@ back into the state of the task that produced its input.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from edge_anpr.boxes import BoxPx
@@ -78,14 +78,18 @@ class PlateRead:
     """Copied from the frame, so publish latency can be measured end to end."""
     authenticated: bool = False
     """Copied from the frame (``Frame.authenticated``)."""
+    frame_jpeg: bytes = field(default=b"", repr=False, compare=False)
+    """The frame's encoded bytes (shared, not copied) when the event stage may want a
+    snapshot of this read; empty otherwise. Only the event stage looks at it, and it never
+    keeps it beyond making the snapshot."""
 
-    def in_frame(self, frame: Frame) -> PlateRead:
+    def in_frame(self, frame: Frame, *, with_jpeg: bool = False) -> PlateRead:
         """This read with ``frame``'s camera, capture time, number, completion time and
-        authentication."""
+        authentication (and, ``with_jpeg``, its bytes)."""
         return dataclasses.replace(
             self, camera=frame.camera, capture_time_us=frame.capture_time_us,
             frame_sequence=frame.sequence, completed_monotonic_s=frame.completed_monotonic_s,
-            authenticated=frame.authenticated,
+            authenticated=frame.authenticated, frame_jpeg=frame.jpeg if with_jpeg else b"",
         )
 
 

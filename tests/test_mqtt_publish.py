@@ -312,15 +312,21 @@ async def test_home_assistant_discovery(
         t = sub.on(trigger.format(cam))[-1]
         validate("discovery_trigger", t)
         assert t["topic"] == f"{PREFIX}/{cam}/known"  # type: ignore[index]
-    # retained: a Home Assistant that starts later still finds both cameras
+    # retained: a Home Assistant that starts later still finds both cameras (4 entities
+    # each) and the device's 5 diagnostics
     late = subscriber_factory(mosquitto, ["homeassistant/#"], client_id="late-ha")
     async with trio.open_nursery() as nursery:
         await nursery.start(late.run)
-        await late.wait_for(lambda: len(late.messages) == 4)
+        await late.wait_for(lambda: len(late.messages) == 13)
         nursery.cancel_scope.cancel()
     assert all(m.retain for m in late.messages)
+    image = "homeassistant/image/test/{}_snapshot/config"
+    event = "homeassistant/event/test/{}_sighting/config"
+    diagnostics = [f"homeassistant/sensor/test/{d}/config"
+                   for d in ("frames_per_s", "dropped", "queue_depth", "outbox_pending")]
     assert sorted(m.topic for m in late.messages) == sorted(
-        t.format(c) for t in (sensor, trigger) for c in ("gate", "back_yard")
+        [t.format(c) for t in (sensor, trigger, image, event) for c in ("gate", "back_yard")]
+        + diagnostics + ["homeassistant/binary_sensor/test/broker/config"]
     )
 
 
@@ -358,7 +364,7 @@ async def test_tls_with_an_untrusted_server_keeps_events_in_the_outbox(
 
     box = Outbox(str(tmp_path / "outbox.sqlite"), 100)
     assert [m.topic.rsplit("/", 1)[1] for m in box.pending()] == [
-        "event", "plate", "known", "gate", "event",
+        "event", "plate", "sighting", "known", "sighting", "gate", "event",
     ]
     box.close()
 
@@ -402,6 +408,7 @@ async def test_mqtt5_refused_topic_is_dropped_without_blocking_the_queue(
     # known and gate topics are not allowed for this client: MQTT 5 PUBACKs say so
     broker = mosquitto_factory(acl="".join(
         f"topic readwrite {t}\n" for t in (f"{PREFIX}/+/event", f"{PREFIX}/+/plate",
+                                           f"{PREFIX}/+/sighting",
                                            f"{PREFIX}/status", f"{PREFIX}/status/#",
                                            "homeassistant/#")
     ))

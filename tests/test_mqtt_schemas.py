@@ -11,14 +11,14 @@ import pytest
 
 from edge_anpr.config import config_from_dict
 from edge_anpr.plates.known import KnownPlates
-from edge_anpr.publish.homeassistant import discovery_messages
+from edge_anpr.publish.homeassistant import camera_messages, device_messages
 from edge_anpr.publish.topics import (
     Topics,
     event_payload,
     gate_payload,
     known_payload,
     plate_payload,
-    topic_safe,
+    sighting_payload,
 )
 from edge_anpr.values import Candidate, PlateEvent
 
@@ -48,7 +48,8 @@ def doc_examples() -> list[tuple[str, object]]:
 def test_the_mqtt_doc_has_an_example_per_payload() -> None:
     names = sorted(name for name, _ in doc_examples())
     assert names == sorted(
-        ["event", "plate", "known", "gate", "discovery_sensor", "discovery_trigger"]
+        ["event", "plate", "known", "gate", "sighting", "discovery_sensor", "discovery_sensor",
+         "discovery_image", "discovery_event", "discovery_trigger", "discovery_binary_sensor"]
     )
 
 
@@ -76,6 +77,11 @@ def test_builders_match_schemas_and_schemas_reject_garbage() -> None:
     validator("plate").validate(plate_payload(event()))
     validator("known").validate(known_payload(event(), match))
     validator("gate").validate(gate_payload(event(), match))
+    validator("sighting").validate(sighting_payload(event(), None))
+    validator("sighting").validate(sighting_payload(event(), match))
+    unnamed = sighting_payload(event(), match)
+    del unnamed["name"]
+    assert not validator("sighting").is_valid(unnamed)
     bad = event_payload("dev", event(), None)
     bad["kind"] = "stop"
     assert not validator("event").is_valid(bad)
@@ -89,11 +95,14 @@ def test_topics_and_discovery_ids_are_safe() -> None:
     topics = Topics.from_config(cfg)
     assert topics.prefix == "edge-anpr/my_box_1"
     assert topics.event("back yard+#") == "edge-anpr/my_box_1/back_yard__/event"
-    for topic, payload in discovery_messages(cfg, topics, "back yard"):
+    assert topics.snapshot("legacy-127.0.0.1") == "edge-anpr/my_box_1/legacy-127_0_0_1/snapshot"
+    kinds = {"sensor": "discovery_sensor", "image": "discovery_image", "event": "discovery_event",
+             "device_automation": "discovery_trigger", "binary_sensor": "discovery_binary_sensor"}
+    messages = camera_messages(cfg, topics, "back yard") + device_messages(cfg, topics)
+    for topic, payload in messages:
         assert "+" not in topic and "#" not in topic and " " not in topic
-        name = "discovery_sensor" if "/sensor/" in topic else "discovery_trigger"
-        validator(name).validate(payload)
-    assert topic_safe("") == "_"
+        validator(kinds[topic.split("/")[1]]).validate(payload)
+    assert {topic.split("/")[1] for topic, _ in messages} == set(kinds)
     custom = Topics.from_config(config_from_dict({"mqtt": {"topic_prefix": "site/a/"}}))
     assert custom.status == "site/a/status"
 

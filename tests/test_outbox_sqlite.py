@@ -155,7 +155,7 @@ async def test_appliance_restart_sends_what_the_first_run_could_not(
 
     await one_run(plates)
     assert len(emitted) == 6
-    assert "unsent=9" in caplog.text  # 3 x (start, plate, end) stayed on disk
+    assert "unsent=12" in caplog.text  # 3 x (start, plate, sighting, end) stayed on disk
 
     broker.start()
     sub = subscriber_factory(broker, ["edge-anpr/rs/#"])
@@ -229,3 +229,21 @@ def test_outbox_behaves_like_a_bounded_ordered_list(
         assert [(m.id, m.payload) for m in box.pending(limit=1000)] == model
         assert len(box) == len(model)
     assert box.evicted == evicted
+
+
+def test_replace_keeps_one_pending_message_per_topic(tmp_path: Path) -> None:
+    """Snapshots are written with ``replace``: an outage of any length leaves one per camera,
+    and the messages of other topics keep their order."""
+    box = Outbox(str(tmp_path / "o.sqlite"), 100)
+    box.put("p/gate/event", b"e1")
+    for n in range(50):
+        box.put("p/gate/snapshot", b"jpeg%d" % n, retain=True, replace=True)
+        box.put("p/exit/snapshot", b"exit%d" % n, retain=True, replace=True)
+    box.put("p/gate/event", b"e2")
+    assert len(box) == 4
+    assert [(m.topic, m.payload) for m in box.pending()] == [
+        ("p/gate/event", b"e1"), ("p/gate/snapshot", b"jpeg49"), ("p/exit/snapshot", b"exit49"),
+        ("p/gate/event", b"e2"),
+    ]
+    assert all(m.retain for m in box.pending() if m.topic.endswith("snapshot"))
+    box.close()

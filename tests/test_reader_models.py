@@ -105,10 +105,10 @@ def test_read_cli_prints_one_json_object_per_crop(
     assert main(["read", str(path), str(blank)]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["image"] for x in lines] == [str(path), str(blank)]
-    assert lines[0]["text"] == label
-    assert lines[0]["candidates"][0]["text"] == label
+    assert lines[0]["plate"] == label
+    assert lines[0]["candidates"][0]["plate"] == label
     assert len(lines[0]["char_confidences"]) == len(label)
-    assert lines[1]["text"] is None and lines[1]["candidates"] == []
+    assert lines[1]["plate"] is None and lines[1]["candidates"] == []
 
 
 def test_reading_order_puts_the_top_line_first() -> None:

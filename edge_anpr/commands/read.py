@@ -43,15 +43,15 @@ def read_main(cfg: Config, crops: Sequence[Path]) -> int:
         result = reader.read(np.asarray(image, np.uint8))
         ms = (time.perf_counter() - t0) * 1000
         timings.append(ms)
-        obj: dict[str, object] = {"image": str(path), "text": None, "confidence": 0.0,
+        obj: dict[str, object] = {"image": str(path), "plate": None, "confidence": 0.0,
                                   "char_confidences": [], "region": None, "candidates": [],
                                   "timing_ms": round(ms, 3)}
         if result is not None:
             obj.update(
-                text=result.text, confidence=round(result.confidence, 4),
+                plate=result.text, confidence=round(result.confidence, 4),
                 char_confidences=[round(c, 4) for c in result.char_confidences],
                 region=result.region,
-                candidates=[{"text": c.text, "confidence": round(c.confidence, 4)}
+                candidates=[{"plate": c.text, "confidence": round(c.confidence, 4)}
                             for c in result.candidates],
             )
         print(json.dumps(obj), flush=True)

@@ -14,6 +14,7 @@ import cv2
 from edge_anpr.config import Config
 from edge_anpr.errors import ImageTooLarge
 from edge_anpr.logs import fields
+from edge_anpr.publish.topics import read_payload
 from edge_anpr.values import PlateRead
 from edge_anpr.vision.recognize import FrameRecognizer
 
@@ -21,16 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def found_to_json(found: PlateRead) -> dict[str, object]:
-    return {
-        "text": found.text.text,
-        "confidence": round(found.text.confidence, 4),
-        "box": list(found.box_px),
-        "region": found.text.region,
-        "detector_score": round(found.detector_score, 3),
-        "candidates": [
-            {"text": c.text, "confidence": round(c.confidence, 4)} for c in found.text.candidates
-        ],
-    }
+    """One read as printed: ``publish.topics.read_payload`` (the MQTT naming)."""
+    return read_payload(found)
 
 
 def recognize_main(cfg: Config, images: Sequence[Path], *, as_json: bool) -> int:

@@ -14,6 +14,7 @@ import trio
 from edge_anpr.app import Sinks, run_trio, running_pipeline, stop_on_signals
 from edge_anpr.config import Config, config_warnings, with_overrides
 from edge_anpr.logs import fields
+from edge_anpr.publish.topics import read_payload
 from edge_anpr.system.notify import SystemdNotifier, run_watchdog
 from edge_anpr.system.signals import STOP_SIGNALS
 from edge_anpr.values import PlateRead
@@ -37,13 +38,7 @@ def read_line(read: PlateRead) -> dict[str, Any]:
     return {
         "type": "read",
         "camera": read.camera,
-        "text": read.text.text,
-        "confidence": round(read.text.confidence, 4),
-        "region": read.text.region,
-        "box": list(read.box_px),
-        "candidates": [
-            {"text": c.text, "confidence": round(c.confidence, 4)} for c in read.text.candidates
-        ],
+        **read_payload(read),
         "frame_sequence": read.frame_sequence,
         "capture_time_us": read.capture_time_us,
         "latency_ms": round((time.monotonic() - read.completed_monotonic_s) * 1000, 2),

@@ -1,13 +1,30 @@
-"""Home Assistant MQTT discovery: per camera, a last-plate sensor and a known-plate trigger.
+"""Home Assistant MQTT discovery: one device, per camera a plate sensor, a snapshot image, a
+plate event entity and a known-plate trigger, and diagnostics of the appliance.
 
-Retained config messages under ``<homeassistant_prefix>/<component>/<node>/<object>/config``:
+Retained config messages under ``<homeassistant_prefix>/<component>/<node>/<object>/config``,
+all on one device (the appliance) with ``<prefix>/status`` as availability:
 
-- ``sensor``: state from ``<prefix>/<camera>/plate`` (``value_json.plate``), the rest of that
-  payload (confidence, event id, time) as attributes;
-- ``device_automation`` trigger of type ``known_plate``, subtype the camera, fired by every
-  message on ``<prefix>/<camera>/known``.
+per camera (``camera_messages``)
 
-Both belong to one device (the appliance) and use ``<prefix>/status`` for availability.
+- ``sensor`` "<camera> last plate": state from ``<prefix>/<camera>/plate`` (retained;
+  ``value_json.plate``), the rest of that payload as attributes;
+- ``image`` "<camera> snapshot": the JPEG on ``<prefix>/<camera>/snapshot`` (retained);
+- ``event`` "<camera> plate": ``<prefix>/<camera>/sighting``, event types ``plate_seen`` and
+  ``known_plate``;
+- ``device_automation`` trigger ``known_plate`` (subtype the camera's id), fired by every
+  message on ``<prefix>/<camera>/known``;
+
+once per device (``device_messages``), ``entity_category: diagnostic``, from
+``<prefix>/status/stats`` (``value_json.health``, ``homeassistant.md`` lists them): frames per
+second, drops (all reasons), queue depth, outbox pending, and a broker connectivity binary sensor.
+They expire after three stats intervals without a report.
+
+Ids. Home Assistant accepts ``[a-zA-Z0-9_-]`` in discovery topics; node and object ids are the
+device's and camera's ``config.safe_id`` (the loader refused names that give one id twice).
+``default_entity_id`` (which replaced the deprecated ``object_id`` in Home Assistant 2025.10) is
+``<platform>.<slug>``, a valid entity id (``config.entity_slug``). Every config carries an
+``origin`` block (name, version, support URL). ``tests/test_homeassistant_rules.py`` checks all
+of them against Home Assistant's own rules, not only against ``schemas/discovery_*.json``.
 """
 
 from __future__ import annotations
@@ -15,12 +32,20 @@ from __future__ import annotations
 from typing import Any
 
 from edge_anpr import __version__
-from edge_anpr.config import Config
-from edge_anpr.publish.topics import Topics, topic_safe
+from edge_anpr.config import Config, entity_slug, safe_id
+from edge_anpr.publish.topics import Topics
+
+SUPPORT_URL = "https://github.com/edge-anpr/edge-anpr"
+EVENT_TYPES = ("plate_seen", "known_plate")
+"""The ``event_type`` values of ``<prefix>/<camera>/sighting`` (``topics.sighting_payload``)."""
+DIAGNOSTICS_EXPIRE_INTERVALS = 3
+"""Diagnostic sensors become unavailable after this many stats intervals without a report."""
+
+Message = tuple[str, dict[str, Any]]
 
 
 def node_id(cfg: Config) -> str:
-    return topic_safe(cfg.device.name)
+    return safe_id(cfg.device.name)
 
 
 def device_block(cfg: Config) -> dict[str, Any]:
@@ -33,25 +58,50 @@ def device_block(cfg: Config) -> dict[str, Any]:
     }
 
 
-def discovery_messages(
-    cfg: Config, topics: Topics, camera: str
-) -> list[tuple[str, dict[str, Any]]]:
-    """(topic, payload) of every discovery config for one camera."""
+def origin_block() -> dict[str, Any]:
+    return {"name": "edge-anpr", "sw_version": __version__, "support_url": SUPPORT_URL}
+
+
+def _common(cfg: Config, topics: Topics, platform: str, object_id: str, name: str
+            ) -> dict[str, Any]:
+    """What every entity config has: ids, availability, device and origin."""
     node = node_id(cfg)
-    cam = topic_safe(camera)
-    ha = topics.homeassistant_prefix
-    sensor = {
-        "name": f"{camera} last plate",
-        "unique_id": f"{node}_{cam}_plate",
-        "object_id": f"{node}_{cam}_plate",
-        "state_topic": topics.plate(camera),
-        "value_template": "{{ value_json.plate }}",
-        "json_attributes_topic": topics.plate(camera),
+    return {
+        "name": name,
+        "unique_id": f"{node}_{object_id}",
+        "default_entity_id": f"{platform}.{entity_slug(f'{node}_{object_id}')}",
         "availability_topic": topics.status,
         "payload_available": "online",
         "payload_not_available": "offline",
-        "icon": "mdi:car",
         "device": device_block(cfg),
+        "origin": origin_block(),
+    }
+
+
+def _topic(cfg: Config, topics: Topics, platform: str, object_id: str) -> str:
+    return f"{topics.homeassistant_prefix}/{platform}/{node_id(cfg)}/{object_id}/config"
+
+
+def camera_messages(cfg: Config, topics: Topics, camera: str) -> list[Message]:
+    """(topic, payload) of every discovery config for one camera."""
+    cam = safe_id(camera)
+    sensor = {
+        **_common(cfg, topics, "sensor", f"{cam}_plate", f"{camera} last plate"),
+        "state_topic": topics.plate(camera),
+        "value_template": "{{ value_json.plate }}",
+        "json_attributes_topic": topics.plate(camera),
+        "icon": "mdi:car",
+    }
+    image = {
+        **_common(cfg, topics, "image", f"{cam}_snapshot", f"{camera} snapshot"),
+        "image_topic": topics.snapshot(camera),
+        "content_type": "image/jpeg",
+    }
+    event = {
+        **_common(cfg, topics, "event", f"{cam}_sighting", f"{camera} plate"),
+        "state_topic": topics.sighting(camera),
+        "event_types": list(EVENT_TYPES),
+        "icon": "mdi:car-info",
     }
     trigger = {
         "automation_type": "trigger",
@@ -59,8 +109,50 @@ def discovery_messages(
         "type": "known_plate",
         "subtype": cam,
         "device": device_block(cfg),
+        "origin": origin_block(),
     }
     return [
-        (f"{ha}/sensor/{node}/{cam}_plate/config", sensor),
-        (f"{ha}/device_automation/{node}/{cam}_known/config", trigger),
+        (_topic(cfg, topics, "sensor", f"{cam}_plate"), sensor),
+        (_topic(cfg, topics, "image", f"{cam}_snapshot"), image),
+        (_topic(cfg, topics, "event", f"{cam}_sighting"), event),
+        (_topic(cfg, topics, "device_automation", f"{cam}_known"), trigger),
     ]
+
+
+DIAGNOSTICS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
+    # (object id, name, key of the stats' health object, extra config)
+    ("frames_per_s", "frames per second", "frames_per_s",
+     {"unit_of_measurement": "frames/s", "state_class": "measurement", "icon": "mdi:filmstrip"}),
+    ("dropped", "dropped", "dropped",
+     {"state_class": "total_increasing", "icon": "mdi:filmstrip-off"}),
+    ("queue_depth", "frame queue depth", "queue_depth",
+     {"state_class": "measurement", "icon": "mdi:tray-full"}),
+    ("outbox_pending", "messages waiting", "outbox_pending",
+     {"state_class": "measurement", "icon": "mdi:email-fast-outline"}),
+)
+
+
+def device_messages(cfg: Config, topics: Topics) -> list[Message]:
+    """(topic, payload) of the appliance's diagnostic entities (once per device)."""
+    expire_after = max(1, round(DIAGNOSTICS_EXPIRE_INTERVALS * cfg.device.stats_interval_s))
+    out: list[Message] = []
+    for object_id, name, key, extra in DIAGNOSTICS:
+        payload = {
+            **_common(cfg, topics, "sensor", object_id, name),
+            "state_topic": topics.stats,
+            "value_template": f"{{{{ value_json.health.{key} }}}}",
+            "entity_category": "diagnostic",
+            "expire_after": expire_after,
+            **extra,
+        }
+        out.append((_topic(cfg, topics, "sensor", object_id), payload))
+    broker = {
+        **_common(cfg, topics, "binary_sensor", "broker", "broker connection"),
+        "state_topic": topics.stats,
+        "value_template": "{{ 'ON' if value_json.health.broker_connected else 'OFF' }}",
+        "device_class": "connectivity",
+        "entity_category": "diagnostic",
+        "expire_after": expire_after,
+    }
+    out.append((_topic(cfg, topics, "binary_sensor", "broker"), broker))
+    return out

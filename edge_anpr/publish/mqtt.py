@@ -457,7 +457,7 @@ class MqttPublisher:
         client.publish(self.topics.status, "online", qos=1, retain=True)
         if self._mqtt.homeassistant_discovery:
             client.subscribe(self.topics.homeassistant_status, qos=1)
-            self._publish_discovery(self._cameras)
+            self._publish_discovery(self._cameras, device=True)
         self._connack.set()
 
     def _on_publish(
@@ -479,17 +479,18 @@ class MqttPublisher:
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         if message.topic == self.topics.homeassistant_status and message.payload == b"online":
             log.info("home assistant is online, republishing discovery")
-            self._publish_discovery(self._cameras)
+            self._publish_discovery(self._cameras, device=True)
 
-    def _publish_discovery(self, cameras: list[str]) -> None:
+    def _publish_discovery(self, cameras: list[str], device: bool = False) -> None:
+        """Discovery of ``cameras`` and, with ``device``, of the appliance's diagnostics."""
         client = self._client
         if client is None or not self._mqtt.homeassistant_discovery:
             return
+        messages = homeassistant.device_messages(self._cfg, self.topics) if device else []
         for camera in cameras:
-            for topic, payload in homeassistant.discovery_messages(
-                self._cfg, self.topics, camera
-            ):
-                client.publish(topic, json.dumps(payload, sort_keys=True), qos=1, retain=True)
+            messages += homeassistant.camera_messages(self._cfg, self.topics, camera)
+        for topic, payload in messages:
+            client.publish(topic, json.dumps(payload, sort_keys=True), qos=1, retain=True)
 
 
 def _tls_pending(sock: Any) -> bool:

@@ -115,11 +115,21 @@ class Outbox:
         return self._count
 
     def put(
-        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, ttl_s: float = 0.0
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, ttl_s: float = 0.0,
+        replace: bool = False,
     ) -> int:
-        """Store a message (durably, before anyone publishes it); returns its id."""
+        """Store a message (durably, before anyone publishes it); returns its id.
+
+        With ``replace`` the pending messages of ``topic`` are deleted first: retained state
+        that only its newest value matters for (snapshots) holds one row per topic, whatever
+        the length of an outage. A replaced message already in flight is simply acknowledged
+        into nothing.
+        """
         now = self._wall_us()
         expires = now + int(ttl_s * 1e6) if ttl_s > 0 else 0
+        if replace:
+            cur = self._db.execute("DELETE FROM messages WHERE topic = ?", (topic,))
+            self._count -= max(0, cur.rowcount)
         cur = self._db.execute(
             "INSERT INTO messages (topic, payload, qos, retain, created_us, expires_us) "
             "VALUES (?, ?, ?, ?, ?, ?)",

@@ -19,8 +19,10 @@ everything this stage relies on: topic names, TLS files, known-plate patterns)::
 3. leaves whatever is still unsent in the outbox file for the next start.
 
 Per event step (see ``plates/tracker.py``) it writes, in this order, to the outbox:
-``<camera>/event``; ``<camera>/plate`` (retained) when the camera's best text changed;
-``<camera>/known`` the first time the event matches a known-plate entry; ``<camera>/gate``
+``<camera>/event``; ``<camera>/plate`` (retained) when the camera's last plate changed (below);
+``<camera>/sighting`` (``plate_seen``) when the event starts; ``<camera>/known`` and
+``<camera>/sighting`` (``known_plate``) the first time the event matches a known-plate entry;
+``<camera>/gate``
 (``{"command": "open"}``, with a time to live of ``mqtt.gate_command_ttl_s``) the first time it
 matches an entry with ``gate = true`` and every read of the event came from authenticated frames
 (or the camera sets ``allow_gate_unauthenticated``); otherwise the command is withheld and
@@ -29,6 +31,19 @@ event's candidates. The stage has no stats loop of its own: while it runs, its `
 adds the tracker's, the outbox's and the connection's counters to the report ``app`` builds
 every ``device.stats_interval_s``, and ``StatsReport.send`` publishes that report to
 ``<prefix>/status/stats`` (QoS 0, not stored: stale counters are worthless).
+
+The last plate of a camera (``<camera>/plate`` and ``<camera>/snapshot``, both retained) is
+held by the camera's newest event: a start takes it over, an update or end of that event
+changes its text, and steps of older events (an end after a newer car was seen) never take it
+back. Invariant: the retained plate never goes back to an older vehicle
+(``tests/test_homeassistant_device.py``).
+
+Snapshots (``snapshot``, optional: ``vision.snapshot.make_snapshot``, given by ``app``). A read
+may carry its frame's JPEG (``PlateRead.frame_jpeg``, attached by the workers while the reads
+buffer is short). When such a read starts the camera's newest event or improves it (an
+``update``), the snapshot is made from it in a thread (the stage awaits it) and written retained to
+``<camera>/snapshot`` with ``replace``: one row per camera in the outbox, however long the
+broker is away. The tracker never sees the JPEG, so no open event holds a frame.
 
 Liveness (``liveness``, optional): the stage ``events`` beats for every read and every tick of
 the quiet-event timer (twice a second at least, reads or not); the stage ``publish`` is the
@@ -48,7 +63,7 @@ import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import trio
@@ -65,6 +80,7 @@ from edge_anpr.publish.topics import (
     gate_payload,
     known_payload,
     plate_payload,
+    sighting_payload,
 )
 from edge_anpr.system.notify import Liveness
 from edge_anpr.values import PlateEvent, PlateRead
@@ -73,6 +89,11 @@ log = logging.getLogger(__name__)
 
 MAX_TRACKED_EVENT_STATE = 4096
 """Per-event "already sent known/gate" flags kept for open events (bounded)."""
+MAX_PLATE_HOLDERS = 1024
+"""Cameras whose newest event is remembered (a camera name comes from the network)."""
+
+SnapshotMaker = Callable[[bytes, tuple[int, int, int, int]], bytes | None]
+"""(frame JPEG, plate box in pixels) -> snapshot JPEG, or None when the frame does not decode."""
 
 
 @dataclass
@@ -98,8 +119,10 @@ class EventSink:
     outbox_errors: int = 0
     _bad_disk: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
     _refused_gate: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
+    snapshots: int = 0
     _state: OrderedDict[str, _EventState] = field(default_factory=OrderedDict)
-    _last_plate: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _holder: OrderedDict[str, tuple[str, str]] = field(default_factory=OrderedDict)
+    """camera -> (event id, text) of its newest event: what its retained plate shows."""
 
     def __post_init__(self) -> None:
         self.known = KnownPlates(self.cfg.known_plates)
@@ -114,9 +137,10 @@ class EventSink:
         match = self.known.match([event.text, *(c.text for c in event.candidates)])
         payload = event_payload(self.cfg.device.name, event, match)
         self._put(self.topics.event(event.camera), payload)
-        if self._last_plate.get(event.camera) != (event.event_id, event.text):
-            self._last_plate[event.camera] = (event.event_id, event.text)
+        if self._takes_plate(event):
             self._put(self.topics.plate(event.camera), plate_payload(event), retain=True)
+        if event.kind == "start":
+            self._put(self.topics.sighting(event.camera), sighting_payload(event, None))
         if match is not None:
             self._known(event, match, state)
         if event.kind == "end":
@@ -131,11 +155,40 @@ class EventSink:
         if self.on_event is not None:
             self.on_event(payload)
 
+    def _takes_plate(self, event: PlateEvent) -> bool:
+        """Whether ``event`` changes its camera's last plate: a start takes it over; a step of
+        the newest event changes it when its text changed; an older event never takes it."""
+        holder = self._holder.get(event.camera)
+        if event.kind != "start" and (holder is None or holder[0] != event.event_id):
+            return False
+        if holder == (event.event_id, event.text):
+            return False
+        self._holder[event.camera] = (event.event_id, event.text)
+        self._holder.move_to_end(event.camera)
+        while len(self._holder) > MAX_PLATE_HOLDERS:
+            self._holder.popitem(last=False)
+        return True
+
+    def wants_snapshot(self, event: PlateEvent) -> bool:
+        """A snapshot of the read behind ``event`` is wanted: it started or improved (update)
+        its camera's newest event."""
+        holder = self._holder.get(event.camera)
+        return event.kind != "end" and holder is not None and holder[0] == event.event_id
+
+    def snapshot(self, event: PlateEvent, jpeg: bytes) -> None:
+        """Write ``jpeg`` as the camera's retained snapshot, unless a newer event has taken the
+        camera over while it was being made."""
+        if not self.wants_snapshot(event):
+            return
+        self.snapshots += 1
+        self._put_bytes(self.topics.snapshot(event.camera), jpeg, retain=True, replace=True)
+
     def _known(self, event: PlateEvent, match: KnownMatch, state: _EventState) -> None:
         if not state.known_sent:
             state.known_sent = True
             self.known_matches += 1
             self._put(self.topics.known(event.camera), known_payload(event, match))
+            self._put(self.topics.sighting(event.camera), sighting_payload(event, match))
         if match.entry.gate and not state.gate_sent:
             state.gate_sent = True
             if not self._may_open_gate(event):
@@ -170,8 +223,14 @@ class EventSink:
         self, topic: str, payload: dict[str, Any], retain: bool = False, ttl_s: float = 0.0
     ) -> None:
         data = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+        self._put_bytes(topic, data, retain=retain, ttl_s=ttl_s)
+
+    def _put_bytes(
+        self, topic: str, data: bytes, retain: bool = False, ttl_s: float = 0.0,
+        replace: bool = False,
+    ) -> None:
         try:
-            self.outbox.put(topic, data, qos=1, retain=retain, ttl_s=ttl_s)
+            self.outbox.put(topic, data, qos=1, retain=retain, ttl_s=ttl_s, replace=replace)
         except sqlite3.Error as exc:
             # A full or broken disk must not stop tracking (nor the stdout/log output).
             self.outbox_errors += 1
@@ -184,7 +243,7 @@ class EventSink:
             "events": self.events, "known_matches": self.known_matches,
             "gate_commands": self.gate_commands,
             "gate_refused_unauthenticated": self.gate_refused_unauthenticated,
-            "outbox_errors": self.outbox_errors,
+            "outbox_errors": self.outbox_errors, "snapshots": self.snapshots,
         }
 
 
@@ -192,15 +251,21 @@ class StatsReport:
     """The stats report's event-stage part, and its way to MQTT.
 
     ``build(pipeline)`` is the ``<prefix>/status/stats`` payload (``schemas/stats.json``):
-    ``pipeline`` as given, plus the counters of the running event stage; ``send`` publishes it
-    when a broker is connected. While no event stage runs (before it starts, while it restarts)
-    the report holds ``pipeline`` only and ``send`` does nothing.
+    ``pipeline`` as given, plus the counters of the running event stage, plus ``health``: a
+    few figures worked out from them for dashboards and Home Assistant's diagnostic sensors
+    (frames per second since the previous report, drops of every reason, queue depth, outbox
+    pending, broker connected). ``send`` publishes it when a broker is connected. While no
+    event stage runs (before it starts, while it restarts) the report holds ``pipeline`` and
+    ``health`` only and ``send`` does nothing.
     """
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.device = device
+        self._clock = clock
         self._counters: Callable[[], dict[str, Any]] | None = None
         self._send: Callable[[str], bool] | None = None
+        self._previous: tuple[float, int] | None = None
+        """(clock, frames recognised) at the previous report: the rate's origin."""
 
     def attach(
         self, counters: Callable[[], dict[str, Any]], send: Callable[[str], bool] | None
@@ -215,7 +280,25 @@ class StatsReport:
         if self._counters is not None:
             report.update(self._counters())
         report["pipeline"] = pipeline
+        report["health"] = self._health(pipeline, report)
         return report
+
+    def _health(self, pipeline: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+        now, frames = self._clock(), int(pipeline.get("frames_recognized", 0))
+        rate = 0.0
+        if self._previous is not None and now > self._previous[0]:
+            rate = max(0, frames - self._previous[1]) / (now - self._previous[0])
+        self._previous = (now, frames)
+        dropped = sum(int(n) for n in pipeline.get("dropped", {}).values()) + sum(
+            int(pipeline.get(key, 0)) for key in ("frames_undecodable", "frames_too_large")
+        )
+        return {
+            "frames_per_s": round(rate, 2),
+            "dropped": dropped,
+            "queue_depth": int(pipeline.get("queue_depth", 0)),
+            "outbox_pending": int(report.get("outbox", {}).get("pending", 0)),
+            "broker_connected": bool(report.get("mqtt", {}).get("connected", False)),
+        }
 
     def send(self, report: dict[str, Any]) -> bool:
         """Publish ``report`` (QoS 0, not stored); False when there is no broker to take it."""
@@ -248,6 +331,7 @@ async def run_event_stage(
     wall_us: Callable[[], int] = lambda: time.time_ns() // 1000,
     id_source: Callable[[], str] | None = None,
     liveness: Liveness | None = None,
+    snapshot: SnapshotMaker | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Track reads into events and publish them (see the module docstring)."""
@@ -320,7 +404,13 @@ async def run_event_stage(
                 task_status.started()
                 async for read in reads:
                     beat_events()
-                    emit(tracker.push(read, clock(), wall_us()))
+                    jpeg = read.frame_jpeg
+                    events = tracker.push(
+                        replace(read, frame_jpeg=b"") if jpeg else read, clock(), wall_us()
+                    )
+                    emit(events)
+                    if snapshot is not None and jpeg:
+                        await _snapshot(sink, publisher, snapshot, jpeg, read, events)
                 if liveness is not None:  # the input ended: the drain below is not watched
                     liveness.retire("events")
                     liveness.retire("publish")
@@ -338,6 +428,23 @@ async def run_event_stage(
                     log.info("event stage stopped %s", fields(unsent=len(outbox)))
     finally:
         outbox.close()
+
+
+async def _snapshot(
+    sink: EventSink, publisher: MqttPublisher | None, make: SnapshotMaker, jpeg: bytes,
+    read: PlateRead, events: list[PlateEvent],
+) -> None:
+    """The snapshot of ``read`` for the event it started or improved, if the sink wants one
+    (made in a thread: decoding and encoding take milliseconds)."""
+    for event in events:
+        if event.camera != read.camera or not sink.wants_snapshot(event):
+            continue
+        image = await trio.to_thread.run_sync(make, jpeg, read.box_px)
+        if image is not None:
+            sink.snapshot(event, image)
+            if publisher is not None:
+                publisher.wake()
+        return
 
 
 async def _run_in_scope(fn: Callable[[], Awaitable[None]], scope: trio.CancelScope) -> None:

@@ -1,28 +1,25 @@
 """Topic names and payloads: the published contract, in one place.
 
-Every topic is under ``mqtt.topic_prefix`` (default ``edge-anpr/<device.name>``). Camera names
-become one topic level: characters MQTT or Home Assistant treat specially (``/ + #``, spaces and
-anything outside ``[A-Za-z0-9_.-]``) are replaced by ``_``. The payload builders here are what
-``edge_anpr/publish/schemas/*.json`` describe and the tests validate against.
+Every topic is under ``mqtt.topic_prefix`` (default ``edge-anpr/<device.name>``). A camera name
+becomes one topic level, its ``config.safe_id``: every character outside ``[A-Za-z0-9_-]``
+(``/ + #``, spaces, dots) is replaced by ``_``, so the level is also a valid Home Assistant id.
+The config loader refuses two cameras that would share a level. The payload builders here are
+what ``edge_anpr/publish/schemas/*.json`` describe and the tests validate against.
+
+A read is named the same everywhere (MQTT, ``recognize --json``, the schemas): ``plate`` for
+its text, ``box_px`` for its box as ``[x, y, width, height]`` in frame pixels.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from edge_anpr.config import Config, KnownPlateConfig
+from edge_anpr.config import Config, KnownPlateConfig, safe_id
 from edge_anpr.plates.known import KnownMatch
-from edge_anpr.values import PlateEvent
+from edge_anpr.values import PlateEvent, PlateRead
 
 SCHEMA_VERSION = 1
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-def topic_safe(name: str) -> str:
-    """A camera or device name usable as one topic level and as a Home Assistant id."""
-    return _UNSAFE.sub("_", name) or "_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +31,7 @@ class Topics:
     def from_config(cls, cfg: Config) -> Topics:
         """The topic names. The prefixes are valid topic names: the config loader checked them
         (``config.check_topic_name``), and camera names are made safe here."""
-        prefix = cfg.mqtt.topic_prefix.strip("/") or f"edge-anpr/{topic_safe(cfg.device.name)}"
+        prefix = cfg.mqtt.topic_prefix.strip("/") or f"edge-anpr/{safe_id(cfg.device.name)}"
         ha = cfg.mqtt.homeassistant_prefix.strip("/") or "homeassistant"
         return cls(prefix, ha)
 
@@ -51,7 +48,7 @@ class Topics:
         return f"{self.homeassistant_prefix}/status"
 
     def camera(self, camera: str, leaf: str) -> str:
-        return f"{self.prefix}/{topic_safe(camera)}/{leaf}"
+        return f"{self.prefix}/{safe_id(camera)}/{leaf}"
 
     def event(self, camera: str) -> str:
         return self.camera(camera, "event")
@@ -64,6 +61,28 @@ class Topics:
 
     def gate(self, camera: str) -> str:
         return self.camera(camera, "gate")
+
+    def snapshot(self, camera: str) -> str:
+        return self.camera(camera, "snapshot")
+
+    def sighting(self, camera: str) -> str:
+        return self.camera(camera, "sighting")
+
+
+def read_payload(read: PlateRead) -> dict[str, Any]:
+    """One read (``recognize --json``, ``serve --stdout``), named as in the event payload:
+    ``plate``, ``confidence``, ``box_px``, ``region``, ``candidates`` of ``plate`` and
+    ``confidence``, and the detector's score."""
+    return {
+        "plate": read.text.text,
+        "confidence": round(read.text.confidence, 4),
+        "box_px": list(read.box_px),
+        "region": read.text.region,
+        "detector_score": round(read.detector_score, 3),
+        "candidates": [
+            {"plate": c.text, "confidence": round(c.confidence, 4)} for c in read.text.candidates
+        ],
+    }
 
 
 def event_payload(device: str, event: PlateEvent, known: KnownMatch | None) -> dict[str, Any]:
@@ -140,3 +159,21 @@ def gate_payload(event: PlateEvent, known: KnownMatch) -> dict[str, Any]:
         "event_id": event.event_id,
         "time_us": event.last_seen_us,
     }
+
+
+def sighting_payload(event: PlateEvent, known: KnownMatch | None) -> dict[str, Any]:
+    """``<prefix>/<camera>/sighting``: a vehicle was seen (``plate_seen``, at its event's start)
+    or its event matched a known plate (``known_plate``, once per event). The shape of a Home
+    Assistant MQTT ``event`` entity's message: ``event_type`` and attributes."""
+    payload: dict[str, Any] = {
+        "event_type": "plate_seen" if known is None else "known_plate",
+        "v": SCHEMA_VERSION,
+        "plate": event.text,
+        "confidence": event.confidence,
+        "camera": event.camera,
+        "event_id": event.event_id,
+        "time_us": event.last_seen_us,
+    }
+    if known is not None:
+        payload["name"] = known.entry.name
+    return payload

@@ -158,15 +158,22 @@ def default_recognizer_factory(cfg: Config) -> RecognizerFactory:
     return build
 
 
+SNAPSHOT_READS_AHEAD = 16
+"""Reads waiting for the event stage that may carry their frame's JPEG (for a snapshot). Past
+this the event stage is behind and reads go without: at most this many frames are kept alive
+by reads, whatever their size."""
+
+
 def reads_from(
-    frame: Frame, found: Sequence[PlateRead], min_confidence: float, stats: WorkerStats
+    frame: Frame, found: Sequence[PlateRead], min_confidence: float, stats: WorkerStats,
+    *, with_jpeg: bool = False,
 ) -> list[PlateRead]:
     reads = []
     for plate in found:
         if plate.text.confidence < min_confidence:
             stats.reads_below_confidence += 1
             continue
-        reads.append(plate.in_frame(frame))
+        reads.append(plate.in_frame(frame, with_jpeg=with_jpeg))
     stats.reads += len(reads)
     return reads
 
@@ -312,6 +319,7 @@ async def _work(
             await trio.sleep(IDLE_BEAT_S)
 
     bad_input = RateLimitedLog(log, interval_s=30.0)
+    snapshots = cfg.mqtt.enabled and cfg.mqtt.snapshot_max_width_px > 0
     async with reads, trio.open_nursery() as nursery:
         nursery.start_soon(feed)
         nursery.start_soon(run_thread)
@@ -355,7 +363,9 @@ async def _work(
                 )
                 continue
             stats.frames_recognized += 1
-            for read in reads_from(frame, done.found, cfg.reader.min_confidence, stats):
+            waiting = reads.statistics().current_buffer_used
+            for read in reads_from(frame, done.found, cfg.reader.min_confidence, stats,
+                                   with_jpeg=snapshots and waiting < SNAPSHOT_READS_AHEAD):
                 if on_read is not None:
                     on_read(read)
                 await reads.send(read)
