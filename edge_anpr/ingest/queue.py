@@ -59,9 +59,14 @@ class FrameQueue:
         self._requests: deque[Frame] = deque()
         self._camera_turns = 0
         """Camera frames served since the last posted image."""
+        self._lane_round = 0
+        """Trusted cameras that had frames waiting when the last posted image was served: each
+        gets one turn before the next posted image (unless none waits any more)."""
         self._waiting = trio.lowlevel.ParkingLot()
         self._closed = False
         self.dropped = 0
+        self.requests_queued = 0
+        """Posted images ever queued (``put_request``)."""
 
     def __len__(self) -> int:
         """Frames waiting: camera frames and posted images."""
@@ -73,6 +78,7 @@ class FrameQueue:
         if self._closed:
             raise trio.ClosedResourceError("FrameQueue is closed")
         self._requests.append(frame)
+        self.requests_queued += 1
         self._waiting.unpark()
 
     def put_nowait(self, frame: Frame) -> Frame | None:
@@ -126,8 +132,11 @@ class FrameQueue:
     def get_nowait(self) -> Frame:
         """The next frame, trusted cameras (and posted images, as one more of them) first,
         round-robin within each kind; ``trio.WouldBlock`` when none waits."""
-        if self._requests and self._camera_turns >= len(self._turns[True]):
+        if self._requests and (
+            self._camera_turns >= self._lane_round or not self._turns[True]
+        ):
             self._camera_turns = 0
+            self._lane_round = len(self._turns[True])
             return self._requests.popleft()
         turns = self._turns[True] or self._turns[False]
         if not turns:
