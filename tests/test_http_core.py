@@ -330,3 +330,26 @@ def test_health_is_503_once_a_stage_is_silent() -> None:
     assert body["stats"]["tracker"]["events"] == 3
     status, body = health_json(observed(silence=31.0))
     assert status == 503 and body["stages"]["ingest"]["ok"] is False
+
+
+# --- [http] configuration ---------------------------------------------------------------------
+
+
+def test_http_config_is_checked_and_the_token_never_echoed() -> None:
+    from edge_anpr.config import config_warnings
+    from edge_anpr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"http\.bind must be an IP address"):
+        config_from_dict({"http": {"port": 8080, "bind": "appliance.lan"}})
+    with pytest.raises(ConfigError, match=r"http\.token must be at least 16") as caught:
+        config_from_dict({"http": {"token": "short-secret"}})
+    assert "short-secret" not in str(caught.value)
+    with pytest.raises(ConfigError, match=r"http\.token"):
+        config_from_dict({"http": {"token": "with a space in it, 16+"}})
+    with pytest.raises(ConfigError, match=r"http\.max_pending must be at least 1"):
+        config_from_dict({"http": {"max_pending": 0}})
+    assert Config().http.port == 0 and Config().http.bind == "127.0.0.1"
+    open_lan = config_from_dict({"http": {"port": 8080, "bind": "0.0.0.0"}})
+    assert any("http.token is empty" in w for w in config_warnings(open_lan))
+    guarded = config_from_dict({"http": {"port": 8080, "bind": "0.0.0.0", "token": "t" * 16}})
+    assert not any("http." in w for w in config_warnings(guarded))
