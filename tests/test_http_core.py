@@ -353,3 +353,14 @@ def test_http_config_is_checked_and_the_token_never_echoed() -> None:
     assert any("http.token is empty" in w for w in config_warnings(open_lan))
     guarded = config_from_dict({"http": {"port": 8080, "bind": "0.0.0.0", "token": "t" * 16}})
     assert not any("http." in w for w in config_warnings(guarded))
+
+
+def test_recognize_command_prints_the_openalpr_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    from edge_anpr.commands.recognize import recognize_main
+
+    assert recognize_main(Config(), [DEMO_DIR / "frame_01.jpg"], output="openalpr") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["data_type"] == "alpr_results" and (doc["img_width"], doc["img_height"]) == (
+        1280, 720)
+    assert [r["plate"] for r in doc["results"]] == ["LQL7367"]
+    assert len(doc["results"][0]["coordinates"]) == 4
