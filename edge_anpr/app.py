@@ -22,6 +22,10 @@ silent for ``STALL_AFTER_S``. What each beat means is in ``ingest/udp.py``,
 ``vision/workers.py``, ``publish/stage.py`` and ``publish/mqtt.py``. A stage that ends on
 purpose (the shutdown drain) is retired and no longer watched.
 
+HTTP API (``http.server``, with ``http.port`` set): started once the workers are ready; posted
+images go to the workers through the frame queue's request lane and the ``JobBoard``; ``stop``
+stops it accepting, and the requests in progress are answered before the stages end.
+
 Stats: one loop (``_report_stats``), every ``device.stats_interval_s``, takes the pipeline's
 counters and the event stage's (``publish.stage.StatsReport``) and reports them once: one log
 line, the ``on_stats`` sink, and ``<prefix>/status/stats`` over MQTT.
@@ -44,6 +48,7 @@ import trio
 
 from edge_anpr.config import Config
 from edge_anpr.errors import EdgeAnprError
+from edge_anpr.http.server import Backend, HttpServer
 from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.ingest.reassembly import Reassembler
 from edge_anpr.ingest.replay_state import (
@@ -63,6 +68,7 @@ from edge_anpr.publish.stage import (
 from edge_anpr.system.notify import Liveness, SystemdNotifier
 from edge_anpr.system.supervise import supervise
 from edge_anpr.values import PlateRead
+from edge_anpr.vision.jobs import JobBoard
 from edge_anpr.vision.workers import (
     RecognizerFactory,
     WorkerStats,
@@ -108,6 +114,11 @@ class Pipeline:
     _stages_scope: trio.CancelScope
     _shutdown_timeout_s: float
     liveness: Liveness
+    report: StatsReport | None = None
+    jobs: JobBoard | None = None
+    http: HttpServer | None = None
+    http_port: int | None = None
+    """The HTTP API's TCP port; None when ``http.port`` is 0 (off)."""
     started_monotonic_s: float = dataclasses.field(default_factory=time.monotonic)
 
     @property
@@ -120,6 +131,8 @@ class Pipeline:
             return
         log.info("%s", fields(event="draining", frames_waiting=len(self.queue)))
         self.liveness.retire("ingest")
+        if self.http is not None:
+            self.http.stop()
         self._ingest_scope.cancel()
         self.queue.close()
         self._stages_scope.deadline = trio.current_time() + self._shutdown_timeout_s
@@ -174,6 +187,7 @@ async def run_pipeline(
     ingest_scope = trio.CancelScope()
     pipeline: Pipeline | None = None
     report = StatsReport(cfg.device.name)
+    jobs = JobBoard(cfg.http.max_pending)
 
     with gil_switch_interval(cfg.workers.gil_switch_interval_ms / 1000):
         async with trio.open_nursery() as outer:
@@ -189,7 +203,7 @@ async def run_pipeline(
                     functools.partial(
                         run_workers, cfg, queue, reads_tx, worker_stats,
                         factory=recognizer_factory, count=n_workers, on_read=sinks.on_read,
-                        liveness=liveness,
+                        liveness=liveness, jobs=jobs,
                     )
                 )
                 stages.start_soon(
@@ -202,8 +216,11 @@ async def run_pipeline(
                 liveness.start_all()
                 pipeline = Pipeline(
                     port, workers, reassembler, queue, worker_stats, ingest_scope,
-                    stages.cancel_scope, cfg.device.shutdown_timeout_s, liveness,
+                    stages.cancel_scope, cfg.device.shutdown_timeout_s, liveness, report, jobs,
                 )
+                if cfg.http.port:
+                    pipeline.http = _http_server(cfg, pipeline)
+                    pipeline.http_port = await stages.start(pipeline.http.run)
                 outer.start_soon(
                     _report_stats, cfg.device.stats_interval_s, pipeline, report, sinks
                 )
@@ -253,6 +270,17 @@ async def running_pipeline(
 
         pipeline: Pipeline = await helpers.start(run_then_cancel_helpers)
         yield pipeline, helpers
+
+
+def _http_server(cfg: Config, pipeline: Pipeline) -> HttpServer:
+    assert pipeline.report is not None and pipeline.jobs is not None
+    report = pipeline.report
+    return HttpServer(cfg, Backend(
+        queue=pipeline.queue, jobs=pipeline.jobs,
+        report=lambda: report.build(pipeline.snapshot()), liveness=pipeline.liveness,
+        recognition=pipeline.worker_stats.recognition_s,
+        stopping=lambda: pipeline.stopping,
+    ))
 
 
 async def _ingest(

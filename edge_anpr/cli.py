@@ -111,7 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     recognize = with_config(sub.add_parser("recognize", help="find and read plates in images"))
     recognize.add_argument("images", nargs="+", type=Path)
-    recognize.add_argument("--json", action="store_true", help="one JSON object per line")
+    recognize.add_argument(
+        "--format", choices=["text", "json", "openalpr"], default=None,
+        help="text (default), json (one object per image) or openalpr (alpr -j's shape)",
+    )
+    recognize.add_argument("--json", action="store_true", help="the same as --format json")
 
     evaluate = with_config(sub.add_parser("eval", help="evaluate on a scenes-layout folder"))
     evaluate.add_argument("directory", type=Path)
@@ -154,8 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     bench = with_config(sub.add_parser("bench", help="measure speed (per-stage medians)"))
-    bench.add_argument("what", choices=["ingest", "read", "recognize", "scaling", "serve"])
-    bench.add_argument("--frames", type=_positive_int, default=None)
+    bench.add_argument(
+        "what", choices=["ingest", "read", "recognize", "scaling", "serve", "http"]
+    )
+    bench.add_argument("--frames", type=_positive_int, default=None,
+                       help="frames (http: requests, default 200)")
+    bench.add_argument("--concurrency", type=_positive_int, default=200,
+                       help="http: requests in flight at once")
     bench.add_argument("--frame-bytes", type=_positive_int, default=200_000)
     bench.add_argument("--format", choices=["legacy", "sequenced"], default="sequenced")
     bench.add_argument("--workers", type=_positive_int, default=None)
@@ -249,7 +258,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "recognize":
         from edge_anpr.commands.recognize import recognize_main
 
-        return recognize_main(cfg, args.images, as_json=args.json)
+        return recognize_main(
+            cfg, args.images, output=args.format or ("json" if args.json else "text")
+        )
     if command == "eval":
         from edge_anpr.lab.eval_scenes import eval_scenes_main
 
@@ -288,6 +299,12 @@ def _bench(cfg: Config, args: argparse.Namespace) -> int:
         return bench_scaling(
             cfg, getattr(args, "config", None), frames=args.frames or 200, workers=args.workers,
             added_python_ms=args.added_python_ms, rounds=args.rounds or ROUNDS,
+        )
+    if args.what == "http":
+        from edge_anpr.lab.bench_http import bench_http
+
+        return bench_http(
+            cfg, requests=args.frames or 200, concurrency=args.concurrency, workers=args.workers
         )
     from edge_anpr.lab.bench_serve import bench_serve
 

@@ -296,6 +296,38 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    port: int = _key(
+        0, "TCP port of the HTTP API (Plate Recognizer and OpenALPR compatible recognition, "
+        "/health, /metrics; docs/http.md); 0 = off.", lo=0, hi=65535,
+    )
+    bind: str = _key(
+        "127.0.0.1", "Address the HTTP API listens on. Loopback by default: to serve other "
+        "machines, set this machine's LAN address (or 0.0.0.0) and a token.",
+    )
+    token: str = _key(
+        "", "API token: recognition requests must carry `Authorization: Token <token>` "
+        "('' = none; at least 16 characters). /health and /metrics need none.",
+    )
+    max_body_bytes: int = _key(
+        8 * 1024 * 1024, "Largest request body (413 beyond); the image in it must also be "
+        "within ingest.max_frame_bytes and ingest.max_frame_pixels.", lo=1024, hi=1 << 28,
+    )
+    max_pending: int = _key(
+        8, "Posted images being recognised or waiting for a worker at once; one more is "
+        "answered 429.", lo=1, hi=1024,
+    )
+    max_connections: int = _key(
+        32, "Open HTTP connections; a request on one more is answered 429 and its connection "
+        "closed.", lo=1, hi=4096,
+    )
+    timeout_s: float = _key(
+        15.0, "A request must arrive whole (408 otherwise) and be answered (504) within this "
+        "many seconds; an idle kept-alive connection is closed after 5 s.", lo=0.5, hi=600,
+    )
+
+
+@dataclass(frozen=True)
 class KnownPlateConfig:
     name: str = _key("", "Name published when this entry matches.")
     plate: str = _key("", "Plate text, wildcard (* ?) or regex, per `match`.")
@@ -315,6 +347,7 @@ class Config:
     workers: WorkersConfig = field(default_factory=WorkersConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     known_plates: list[KnownPlateConfig] = field(default_factory=list)
 
     def regions_of(self, camera: str | None) -> tuple[str, ...]:
@@ -464,6 +497,7 @@ def _check_cross_fields(cfg: Config, source: str, root: str = "/") -> None:
                 )
     _check_camera_ids(cfg, source)
     _check_ingest(cfg, source)
+    _check_http(cfg, source)
     _check_mqtt(cfg, source, root)
     _check_outbox(cfg, source, root)
     _check_models(cfg, source, root)
@@ -485,6 +519,28 @@ def _check_ingest(cfg: Config, source: str) -> None:
                 f"{source}: {key} must be at least {MIN_KEY_BYTES} bytes (or '' for none), "
                 f"got {len(value.encode('utf-8'))}"
             )
+
+
+HTTP_TOKEN_MIN_CHARS = 16
+"""Shortest API token accepted: a shorter one can be guessed by trying."""
+
+
+def _check_http(cfg: Config, source: str) -> None:
+    try:
+        ipaddress.ip_address(cfg.http.bind)
+    except ValueError:
+        raise ConfigError(
+            f"{source}: http.bind must be an IP address such as 127.0.0.1, 0.0.0.0 or ::, "
+            f"got {cfg.http.bind!r}"
+        ) from None
+    token = cfg.http.token
+    if token and (len(token) < HTTP_TOKEN_MIN_CHARS
+                  or any(not 0x21 <= ord(c) <= 0x7E for c in token)):
+        # never echo the token: the message names its length only
+        raise ConfigError(
+            f"{source}: http.token must be at least {HTTP_TOKEN_MIN_CHARS} printable ASCII "
+            f"characters without spaces (or '' for none), got {len(token)} characters"
+        )
 
 
 def config_warnings(cfg: Config) -> list[str]:
@@ -516,6 +572,12 @@ def config_warnings(cfg: Config) -> list[str]:
             f"ingest.bind = {cfg.ingest.bind!r} is not a loopback address and no camera has a "
             "key: anyone who can reach the port can send frames (set ingest.key or "
             "cameras.<name>.key)"
+        )
+    if (cfg.http.port and not cfg.http.token
+            and not ipaddress.ip_address(cfg.http.bind).is_loopback):
+        warnings.append(
+            f"http.bind = {cfg.http.bind!r} is not a loopback address and http.token is "
+            "empty: anyone who can reach the port can use the HTTP API (set http.token)"
         )
     return warnings
 

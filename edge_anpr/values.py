@@ -12,12 +12,14 @@ from typing import Literal
 
 from edge_anpr.boxes import BoxPx
 
-WireFormat = Literal["legacy", "sequenced"]
+WireFormat = Literal["legacy", "sequenced", "http"]
+"""How a frame arrived: a UDP wire format, or an upload to the HTTP API."""
 
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One complete, still-encoded camera frame as reassembled from UDP."""
+    """One complete, still-encoded camera frame as reassembled from UDP, or an image posted to
+    the HTTP API (``request`` set)."""
 
     camera: str
     """Configured camera name, or a derived one (``cam-<id>`` / ``legacy-<addr>``)."""
@@ -33,6 +35,12 @@ class Frame:
     authenticated: bool = False
     """Every datagram of the frame carried a valid tag of its camera's key. Only such frames
     may open a gate (unless the camera's config says otherwise); the default is the safe one."""
+    request: int | None = None
+    """For an image posted to the HTTP API: the id its poster waits on
+    (``vision.jobs.JobBoard``); its reads go back there, never to the event stage. None for
+    camera frames."""
+    regions: tuple[str, ...] = ()
+    """Plate-format regions to read this frame with; () = its camera's (``Config.regions_of``)."""
 
 
 @dataclass(frozen=True, slots=True)

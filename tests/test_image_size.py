@@ -128,7 +128,7 @@ def test_recognize_and_read_commands_refuse_the_bomb(
     path = tmp_path / "bomb.jpg"
     path.write_bytes(bomb())
     demo = DEMO_DIR / "frame_00.jpg"
-    assert recognize_main(Config(), [path, demo], as_json=True) == 1
+    assert recognize_main(Config(), [path, demo], output="json") == 1
     out, err = capsys.readouterr()
     assert "bomb.jpg: image of 12000x12000 pixels is above the limit" in err
     assert '"image": "' + str(demo) in out  # the next image is still read

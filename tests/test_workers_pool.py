@@ -28,11 +28,12 @@ class CrashesOnOneFrame:
         self.real = FrameRecognizer(cfg)
 
     def recognize_jpeg(
-        self, data: bytes, *, camera: str | None = None, gate: MotionGate | None = None
+        self, data: bytes, *, camera: str | None = None, gate: MotionGate | None = None,
+        regions: Sequence[str] = (),
     ) -> Sequence[PlateRead] | None:
         if data == CRASH:
             raise RuntimeError("boom")
-        return self.real.recognize_jpeg(data, camera=camera, gate=gate)
+        return self.real.recognize_jpeg(data, camera=camera, gate=gate, regions=regions)
 
 
 def frame(camera: str, jpeg: bytes, sequence: int) -> Frame:

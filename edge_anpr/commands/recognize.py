@@ -1,4 +1,9 @@
-"""``edge-anpr recognize``: find and read plates in image files."""
+"""``edge-anpr recognize``: find and read plates in image files.
+
+Formats: ``text`` (one line per plate), ``json`` (one object per image, this project's shape)
+and ``openalpr`` (one object per image in the shape of OpenALPR's ``alpr -j``, the same as the
+HTTP API's ``/v2/recognize``: ``edge_anpr.http.shapes``).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,23 @@ import json
 import logging
 import statistics
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import cv2
 
 from edge_anpr.config import Config
 from edge_anpr.errors import ImageTooLarge
+from edge_anpr.http.shapes import openalpr_json
 from edge_anpr.logs import fields
 from edge_anpr.publish.topics import read_payload
 from edge_anpr.values import PlateRead
+from edge_anpr.vision.imagesize import image_size
 from edge_anpr.vision.recognize import FrameRecognizer
+
+OutputFormat = Literal["text", "json", "openalpr"]
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +37,8 @@ def found_to_json(found: PlateRead) -> dict[str, object]:
     return read_payload(found)
 
 
-def recognize_main(cfg: Config, images: Sequence[Path], *, as_json: bool) -> int:
-    """``edge-anpr recognize [--json] IMAGE...``."""
+def recognize_main(cfg: Config, images: Sequence[Path], *, output: OutputFormat) -> int:
+    """``edge-anpr recognize [--format text|json|openalpr] IMAGE...``."""
     cv2.setNumThreads(1)
     recognizer = FrameRecognizer(cfg)
     failures = 0
@@ -51,7 +62,14 @@ def recognize_main(cfg: Config, images: Sequence[Path], *, as_json: bool) -> int
             continue
         t = recognizer.last_timing
         totals.append(t.total_ms)
-        if as_json:
+        if output == "openalpr":
+            width, height = image_size(data) or (0, 0)
+            print(json.dumps(openalpr_json(
+                found, regions=cfg.regions_of(None), top_n=cfg.reader.top_n,
+                processing_ms=t.total_ms, epoch_ms=time.time_ns() // 1_000_000,
+                width=width, height=height,
+            )), flush=True)
+        elif output == "json":
             obj = {
                 "image": str(path),
                 "plates": [found_to_json(f) for f in found],

@@ -72,7 +72,11 @@ async def _serve(cfg: Config, out: JsonLines, early: Sequence[int]) -> None:
         # Listening before the models load: a stop meanwhile waits here, then drains.
         with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
             async with running_pipeline(cfg, sinks=sinks) as (pipeline, helpers):
-                notifier.ready(f"listening on udp {cfg.ingest.bind}:{pipeline.port}")
+                http = (
+                    f", http {cfg.http.bind}:{pipeline.http_port}"
+                    if pipeline.http_port is not None else ""
+                )
+                notifier.ready(f"listening on udp {cfg.ingest.bind}:{pipeline.port}{http}")
                 helpers.start_soon(
                     stop_on_signals, pipeline, notifier, helpers.cancel_scope, signals, early
                 )

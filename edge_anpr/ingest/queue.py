@@ -13,6 +13,12 @@ the untrusted places and compete among itself, but never takes a turn or a place
 trusted camera. When the queue is full, the oldest frame of the untrusted camera next in turn
 is pushed out; a new untrusted frame with no untrusted frame to push out is itself dropped.
 Both count as ``queue_full``.
+
+Images posted to the HTTP API wait in a lane of their own (``put_request``): their poster
+waits for the answer, so they are never pushed out. The lane takes turns with the trusted
+cameras as if it were one more of them (after every trusted camera with a frame waiting has
+had one turn) and is served before untrusted cameras. Its length is bounded by the caller,
+which admits at most ``http.max_pending`` posted images at once (``vision.jobs.JobBoard``).
 """
 
 from __future__ import annotations
@@ -49,12 +55,31 @@ class FrameQueue:
         """Cameras with at least one frame waiting, trusted and not, in the order they will be
         served."""
         self._total = 0
+        """Camera frames waiting (the lane of posted images is not counted here)."""
+        self._requests: deque[Frame] = deque()
+        self._camera_turns = 0
+        """Camera frames served since the last posted image."""
+        self._lane_round = 0
+        """Trusted cameras that had frames waiting when the last posted image was served: each
+        gets one turn before the next posted image (unless none waits any more)."""
         self._waiting = trio.lowlevel.ParkingLot()
         self._closed = False
         self.dropped = 0
+        self.requests_queued = 0
+        """Posted images ever queued (``put_request``)."""
 
     def __len__(self) -> int:
-        return self._total
+        """Frames waiting: camera frames and posted images."""
+        return self._total + len(self._requests)
+
+    def put_request(self, frame: Frame) -> None:
+        """Queue a posted image (``frame.request`` set); never dropped. Its poster bounds how
+        many wait (module docstring). ``trio.ClosedResourceError`` once the queue is closed."""
+        if self._closed:
+            raise trio.ClosedResourceError("FrameQueue is closed")
+        self._requests.append(frame)
+        self.requests_queued += 1
+        self._waiting.unpark()
 
     def put_nowait(self, frame: Frame) -> Frame | None:
         """Queue ``frame``; return the frame dropped to make room (possibly ``frame`` itself),
@@ -105,8 +130,14 @@ class FrameQueue:
         return frame
 
     def get_nowait(self) -> Frame:
-        """The next frame, trusted cameras first, round-robin within each kind;
-        ``trio.WouldBlock`` when none waits."""
+        """The next frame, trusted cameras (and posted images, as one more of them) first,
+        round-robin within each kind; ``trio.WouldBlock`` when none waits."""
+        if self._requests and (
+            self._camera_turns >= self._lane_round or not self._turns[True]
+        ):
+            self._camera_turns = 0
+            self._lane_round = len(self._turns[True])
+            return self._requests.popleft()
         turns = self._turns[True] or self._turns[False]
         if not turns:
             if self._closed:
@@ -116,6 +147,7 @@ class FrameQueue:
         q = self._by_camera[camera]
         frame = q.popleft()
         self._total -= 1
+        self._camera_turns += 1
         if q:
             turns.append(camera)
         else:

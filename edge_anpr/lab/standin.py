@@ -53,7 +53,8 @@ class GilFreeLoad:
         self._blurred = np.empty_like(self._image)
 
     def recognize_jpeg(
-        self, data: bytes, *, camera: str | None = None, gate: MotionGate | None = None
+        self, data: bytes, *, camera: str | None = None, gate: MotionGate | None = None,
+        regions: Sequence[str] = (),
     ) -> list[PlateRead] | None:
         """As ``FrameRecognizer.recognize_jpeg``: None when the bytes are not an image, and
         no reads for a frame that is not one of the calibration's."""

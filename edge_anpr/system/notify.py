@@ -240,6 +240,15 @@ class Liveness:
         """The stages still watched."""
         return list(self._last)
 
+    def silence_s(self) -> dict[str, float]:
+        """Seconds since each watched stage's last beat, in the order they were named."""
+        now = self._clock()
+        return {stage: now - t for stage, t in self._last.items()}
+
+    @property
+    def max_silence_s(self) -> float:
+        return self._max_silence_s
+
     def stale(self) -> list[str]:
         """Stages silent for longer than the allowance, most silent first."""
         now = self._clock()

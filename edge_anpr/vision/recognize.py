@@ -220,8 +220,10 @@ class FrameRecognizer:
         camera: str | None = None,
         gate: MotionGate | None = None,
         decode_ms: float = 0.0,
+        regions: Sequence[str] = (),
     ) -> list[PlateRead]:
-        """Every plate read in the frame (BGR or grey), most confident first."""
+        """Every plate read in the frame (BGR or grey), most confident first; read with
+        ``regions``, or with the camera's when () (``Config.regions_of``)."""
         t0 = time.perf_counter()
         gray = (
             image_bgr if image_bgr.ndim == 2
@@ -234,7 +236,7 @@ class FrameRecognizer:
         cands = self.candidates(gray, camera)
         self.last_candidates = cands
         t1 = time.perf_counter()
-        found = self.read_candidates(image_bgr, cands, camera)
+        found = self.read_candidates(image_bgr, cands, camera, regions)
         t2 = time.perf_counter()
         detect_ms, read_ms = (t1 - t0) * 1000, (t2 - t1) * 1000
         self.last_timing = StageTiming(
@@ -243,24 +245,28 @@ class FrameRecognizer:
         return found
 
     def recognize_jpeg(
-        self, data: bytes, *, camera: str | None = None, gate: MotionGate | None = None
+        self, data: bytes, *, camera: str | None = None, gate: MotionGate | None = None,
+        regions: Sequence[str] = (),
     ) -> list[PlateRead] | None:
-        """Decode (grey) then recognise; None when the bytes are not an image. An image above
-        ``ingest.max_frame_pixels`` raises ``ImageTooLarge`` without being decoded."""
+        """Decode (grey) then recognise (``recognize``); None when the bytes are not an image.
+        An image above ``ingest.max_frame_pixels`` raises ``ImageTooLarge`` undecoded."""
         t0 = time.perf_counter()
         image = decode_jpeg(data, grey=True, max_pixels=self.cfg.ingest.max_frame_pixels)
         decode_ms = (time.perf_counter() - t0) * 1000
         if image is None:
             self.last_timing = StageTiming(decode_ms, 0.0, 0.0, decode_ms, 0)
             return None
-        return self.recognize(image, camera=camera, gate=gate, decode_ms=decode_ms)
+        return self.recognize(
+            image, camera=camera, gate=gate, decode_ms=decode_ms, regions=regions
+        )
 
     def regions(self, camera: str | None) -> tuple[str, ...]:
         """The plate-format regions for a camera (``Config.regions_of``)."""
         return self.cfg.regions_of(camera)
 
     def read_candidates(
-        self, image: NDArray[np.uint8], cands: Sequence[Detection], camera: str | None = None
+        self, image: NDArray[np.uint8], cands: Sequence[Detection], camera: str | None = None,
+        regions: Sequence[str] = (),
     ) -> list[PlateRead]:
         """Read candidates best score first; keep what the reader accepts as a plate.
 
@@ -277,7 +283,7 @@ class FrameRecognizer:
             return []
         det_cfg = self.cfg.detector
         min_conf = max(self.cfg.reader.min_confidence, self.cfg.reader.min_plate_confidence)
-        regions = self.regions(camera)
+        regions = tuple(regions) or self.regions(camera)
         specific = any(REGIONS[r] for r in regions)
 
         fit_conf = min(min_conf, self.cfg.reader.min_fitting_plate_confidence)

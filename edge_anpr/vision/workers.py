@@ -10,6 +10,10 @@ thread so N workers use N cores rather than N x cores threads fighting for them.
 Shutdown: workers run until the frame queue is closed and drained (the frames in hand are
 finished), then the last one out closes the reads channel so the event stage can end.
 
+Posted images (the HTTP API) come through the same queue with ``Frame.request`` set: they are
+counted and timed like camera frames, and their result goes to the ``JobBoard`` their poster
+waits on (``vision.jobs``), never to the event stage.
+
 Liveness: worker ``i`` is the stage ``worker-i`` of ``system.notify.Liveness``. It beats when
 its thread finishes a frame, and every ``IDLE_BEAT_S`` while its thread holds no frame (no
 camera sending is not a hang); a thread stuck on a frame stops its beats. A worker that ends
@@ -38,6 +42,7 @@ from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.logs import RateLimitedLog, fields
 from edge_anpr.system.notify import Liveness
 from edge_anpr.values import Frame, PlateRead
+from edge_anpr.vision.jobs import JobBoard, JobResult
 
 if TYPE_CHECKING:
     from edge_anpr.vision.recognize import MotionGate
@@ -57,7 +62,8 @@ class Recognizer(Protocol):
     bytes that are not an image, ``ImageTooLarge`` for one refused before decoding."""
 
     def recognize_jpeg(
-        self, data: bytes, *, camera: str | None = None, gate: MotionGate | None = None
+        self, data: bytes, *, camera: str | None = None, gate: MotionGate | None = None,
+        regions: Sequence[str] = (),
     ) -> Sequence[PlateRead] | None: ...
 
 
@@ -93,6 +99,29 @@ class MotionGates:
         self._lent.discard(camera)
 
 
+LATENCY_BUCKETS_S: tuple[float, ...] = (
+    0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0,
+)
+"""Upper bounds of the recognition-time histogram (seconds; one more bucket is unbounded)."""
+
+
+@dataclass
+class LatencyHistogram:
+    """Counts of observed durations per bucket (``bounds``, then one unbounded), their sum and
+    count: what a Prometheus histogram exports, kept without the library."""
+
+    bounds: tuple[float, ...] = LATENCY_BUCKETS_S
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
+    sum_s: float = 0.0
+    count: int = 0
+
+    def observe(self, seconds: float) -> None:
+        index = next((i for i, b in enumerate(self.bounds) if seconds <= b), len(self.bounds))
+        self.counts[index] += 1
+        self.sum_s += seconds
+        self.count += 1
+
+
 @dataclass
 class WorkerStats:
     frames_recognized: int = 0
@@ -107,6 +136,8 @@ class WorkerStats:
     """CPU time of the worker threads on frames (``time.thread_time``); against ``busy_s``,
     the wall time, it shows how long they waited (for the GIL, or for a core)."""
     stage_ms: Counter[str] = field(default_factory=Counter)
+    recognition_s: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """Wall time of each frame in its worker thread (decode, detect, read)."""
 
     def snapshot(self) -> dict[str, object]:
         return {
@@ -188,12 +219,14 @@ async def run_workers(
     count: int | None = None,
     on_read: Callable[[PlateRead], None] | None = None,
     liveness: Liveness | None = None,
+    jobs: JobBoard | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Start ``count`` workers; report readiness once every recognizer has loaded its models.
 
-    ``on_read`` sees every read as it is made (``serve --stdout``, the demo), before tracking.
-    ``liveness``, when given, watches ``worker_stage(i)`` for each worker (module docstring).
+    ``on_read`` sees every read of a camera frame as it is made (``serve --stdout``, the
+    demo), before tracking. ``liveness``, when given, watches ``worker_stage(i)`` for each
+    worker (module docstring). ``jobs`` takes the results of posted images (``Frame.request``).
     """
     n = count or worker_count(cfg)
     build = factory or default_recognizer_factory(cfg)
@@ -206,8 +239,32 @@ async def run_workers(
         for index, recognizer in enumerate(recognizers):
             nursery.start_soon(
                 _work, index, cfg, recognizer, frames, reads.clone(), limiter, gates, stats,
-                on_read, liveness,
+                on_read, liveness, jobs,
             )
+
+
+def _answer(
+    request: int, done: _Done, cfg: Config, stats: WorkerStats, jobs: JobBoard | None
+) -> None:
+    """Count a posted image's result like a camera frame's and hand it to its poster (the
+    poster answers and logs bad uploads; only a failure, our bug, is logged here)."""
+    busy_ms = done.busy_s * 1000
+    if done.failed is not None:
+        stats.frames_failed += 1
+        log.error("recognition failed %s", fields(request=request), exc_info=done.failed)
+        result = JobResult("failed", recognition_ms=busy_ms)
+    elif done.too_large is not None:
+        stats.frames_too_large += 1
+        result = JobResult("too_large", recognition_ms=busy_ms)
+    elif done.found is None:
+        stats.frames_undecodable += 1
+        result = JobResult("undecodable", recognition_ms=busy_ms)
+    else:
+        stats.frames_recognized += 1
+        found = reads_from(done.job.frame, done.found, cfg.reader.min_confidence, stats)
+        result = JobResult("read", tuple(found), busy_ms)
+    if jobs is not None:
+        jobs.finish(request, result)
 
 
 HANDED_AHEAD = 1
@@ -243,6 +300,7 @@ async def _work(
     stats: WorkerStats,
     on_read: Callable[[PlateRead], None] | None,
     liveness: Liveness | None = None,
+    jobs: JobBoard | None = None,
 ) -> None:
     """One worker: a thread (``trio.to_thread``) that recognises the frames this task hands it.
 
@@ -272,7 +330,8 @@ async def _work(
             started, cpu_started = time.perf_counter(), time.thread_time()
             try:
                 found = recognizer.recognize_jpeg(
-                    job.frame.jpeg, camera=job.frame.camera, gate=job.gate
+                    job.frame.jpeg, camera=job.frame.camera, gate=job.gate,
+                    regions=job.frame.regions,
                 )
                 failed = too_large = None
             except ImageTooLarge as exc:
@@ -304,7 +363,8 @@ async def _work(
                 except trio.EndOfChannel:
                     return
                 in_thread += 1
-                inbox.put(_Job(frame, gates.lend(frame.camera)))
+                gate = gates.lend(frame.camera) if frame.request is None else None
+                inbox.put(_Job(frame, gate))
         finally:
             inbox.put(None)  # also on cancellation: the thread must not wait for ever
 
@@ -331,6 +391,10 @@ async def _work(
                 gates.give_back(frame.camera)
             stats.busy_s += done.busy_s
             stats.cpu_s += done.cpu_s
+            stats.recognition_s.observe(done.busy_s)
+            if frame.request is not None:
+                _answer(frame.request, done, cfg, stats, jobs)
+                continue
             if done.failed is not None:
                 stats.frames_failed += 1
                 log.error(

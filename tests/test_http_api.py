@@ -1,0 +1,206 @@
+"""The HTTP API on a real pipeline in this process (real models, real loopback sockets):
+both answer shapes, every refusal, the bounds (places, connections, body, time), 100-continue
+and the shutdown drain. ``tests/test_http_e2e.py`` does the same through ``edge-anpr serve``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from edge_anpr.app import Pipeline, running_pipeline
+from edge_anpr.assets import DEMO_DIR
+from edge_anpr.config import config_from_dict
+
+TOKEN = "k" * 24
+AUTH = {"Authorization": f"Token {TOKEN}"}
+EXPECTED = json.loads((DEMO_DIR / "expected.json").read_text())
+
+
+def jpeg(name: str = "frame_00.jpg") -> bytes:
+    return (DEMO_DIR / name).read_bytes()
+
+
+def plates(name: str) -> list[str]:
+    return list(EXPECTED[name]["plates"])
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def appliance(**http: Any) -> AsyncIterator[tuple[Pipeline, httpx.AsyncClient]]:
+    port = free_tcp_port()
+    cfg = config_from_dict({
+        "ingest": {"port": 0, "bind": "127.0.0.1"},
+        "mqtt": {"enabled": False, "outbox_path": ":memory:"},
+        "workers": {"count": 1},
+        "cameras": {"gate": {"id": 3, "regions": ["sk"]}},
+        "http": {"port": port, "token": TOKEN, **http},
+    })
+    async with running_pipeline(cfg) as (pipeline, _), httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=30
+    ) as client:
+        try:
+            yield pipeline, client
+        finally:
+            pipeline.stop()
+
+
+async def test_both_shapes_and_every_way_to_send_the_image() -> None:
+    async with appliance() as (_, client):
+        r = await client.post(
+            "/v1/plate-reader/", headers=AUTH,
+            files={"upload": ("car.jpg", jpeg(), "image/jpeg")},
+            data={"regions": ["br", "us-ca"], "camera_id": "gate"},
+        )
+        assert r.status_code == 201, r.text
+        doc = r.json()
+        assert [x["plate"] for x in doc["results"]] == [p.lower() for p in plates("frame_00.jpg")]
+        assert doc["filename"] == "car.jpg" and doc["camera_id"] == "gate"
+        assert doc["results"][0]["vehicle"]["type"] == ""
+
+        r = await client.post("/v2/recognize", headers=AUTH,
+                              files={"image": ("x.jpg", jpeg("frame_01.jpg"), "image/jpeg")})
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        assert [x["plate"] for x in doc["results"]] == plates("frame_01.jpg")
+        assert doc["img_width"] == 1280 and len(doc["results"][0]["coordinates"]) == 4
+        assert 0 <= doc["results"][0]["confidence"] <= 100
+
+        b64 = base64.b64encode(jpeg("frame_01.jpg")).decode()
+        for kw in ({"json": {"upload": b64}}, {"data": {"upload": b64}},
+                   {"content": jpeg("frame_01.jpg"),
+                    "headers": {**AUTH, "Content-Type": "image/jpeg"}}):
+            r = await client.post("/v1/plate-reader", **{"headers": AUTH, **kw})  # type: ignore[arg-type]
+            assert r.status_code == 201, r.text
+            assert [x["plate"] for x in r.json()["results"]] == ["lql7367"]
+
+
+async def test_refusals_are_json_and_keep_the_connection_usable() -> None:
+    bomb = bytearray(jpeg())
+    sof = bomb.index(b"\xff\xc0")
+    bomb[sof + 5: sof + 9] = (12000).to_bytes(2, "big") * 2
+    async with appliance(max_body_bytes=200_000) as (_, client):
+        upload = {"upload": ("a.jpg", jpeg(), "image/jpeg")}
+        cases = [
+            (await client.post("/v1/plate-reader/", files=upload), 401),
+            (await client.post("/v1/plate-reader/", files=upload,
+                               headers={"Authorization": "Token wrong"}), 401),
+            (await client.post("/v2/recognize", files=upload,
+                               headers={"Authorization": f"Bearer {TOKEN}"}), 401),
+            (await client.get("/v1/plate-reader/"), 405),
+            (await client.post("/nowhere", files=upload), 404),
+            (await client.post("/v1/plate-reader/", headers=AUTH,
+                               files={"upload": ("a.jpg", b"\xff\xd8 broken", "image/jpeg")}), 400),
+            (await client.post("/v1/plate-reader/", headers=AUTH, data={"regions": "br"}), 400),
+            (await client.post("/v1/plate-reader/", headers=AUTH,
+                               files={"upload": ("a.jpg", bytes(bomb), "image/jpeg")}), 413),
+            (await client.post("/v1/plate-reader/", content=b"x" * 300_000,
+                               headers={**AUTH, "Content-Type": "image/jpeg"}), 413),
+            (await client.post("/v1/plate-reader/", content=b"hi",
+                               headers={**AUTH, "Content-Type": "text/plain"}), 415),
+        ]
+        for response, status in cases:
+            assert response.status_code == status, response.text
+            assert "detail" in response.json()
+        assert cases[0][0].headers["www-authenticate"] == "Token"
+        r = await client.post("/v1/plate-reader/", headers=AUTH, files=upload)
+        assert r.status_code == 201  # the same client, after all that
+
+
+async def test_429_when_every_place_is_taken_then_served_again() -> None:
+    async with appliance(max_pending=2) as (pipeline, client):
+        assert pipeline.jobs is not None
+        held = [pipeline.jobs.reserve(), pipeline.jobs.reserve()]
+        r = await client.post("/v1/plate-reader/", headers=AUTH,
+                              files={"upload": ("a.jpg", jpeg(), "image/jpeg")})
+        assert r.status_code == 429 and r.headers["retry-after"] == "1"
+        for ticket in held:
+            assert ticket is not None
+            pipeline.jobs.release(ticket)
+        r = await client.post("/v1/plate-reader/", headers=AUTH,
+                              files={"upload": ("a.jpg", jpeg(), "image/jpeg")})
+        assert r.status_code == 201
+        metrics = (await client.get("/metrics")).text
+        assert 'edge_anpr_http_requests_total{code="429",endpoint="plate_reader"} 1.0' in metrics
+
+
+async def raw(port: int, data: bytes, *, read_until: bytes = b"\r\n\r\n") -> bytes:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(data)
+    got = b""
+    with trio.fail_after(10):
+        while read_until not in got:
+            chunk = await stream.receive_some(65536)
+            if not chunk:
+                break
+            got += chunk
+    await stream.aclose()
+    return got
+
+
+async def test_connection_limit_slow_client_and_100_continue() -> None:
+    async with appliance(max_connections=2, timeout_s=0.5) as (pipeline, client):
+        port = pipeline.http_port
+        assert port is not None
+        # a client that announces a body and stops sending: 408 after http.timeout_s
+        head = (b"POST /v1/plate-reader/ HTTP/1.1\r\nHost: x\r\nAuthorization: Token " +
+                TOKEN.encode() + b"\r\nContent-Type: image/jpeg\r\nContent-Length: 1000\r\n\r\n")
+        reply = await raw(port, head + b"\xff\xd8")
+        assert reply.startswith(b"HTTP/1.1 408"), reply
+        # Expect: 100-continue is answered before the body is sent
+        body = jpeg()
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(
+            head.replace(b"1000", str(len(body)).encode()).replace(
+                b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n"))
+        with trio.fail_after(5):
+            assert (await stream.receive_some(4096)).startswith(b"HTTP/1.1 100")
+        await stream.send_all(body)
+        got = b""
+        with trio.fail_after(20):
+            while b"lql" not in got and b"815svn" not in got:
+                got += await stream.receive_some(65536)
+        assert got.startswith(b"HTTP/1.1 201")
+        # two idle connections take both places: a third is refused with 429
+        idle = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(2)]
+        await trio.sleep(0.1)
+        r = await client.get("/health")
+        assert r.status_code == 429 and "max_connections" in r.json()["detail"]
+        for s in (*idle, stream):
+            await s.aclose()
+
+
+async def test_stop_answers_the_request_in_progress_and_health_reports_stages() -> None:
+    async with appliance() as (pipeline, client):
+        health = (await client.get("/health")).json()
+        assert health["status"] == "ok"
+        assert set(health["stages"]) == {"ingest", "worker-0", "events"}
+        answers: list[int] = []
+
+        async def post() -> None:
+            r = await client.post("/v1/plate-reader/", headers=AUTH,
+                                  files={"upload": ("a.jpg", jpeg(), "image/jpeg")})
+            answers.append(r.status_code)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(post)
+            with trio.fail_after(10):
+                while not pipeline.queue.requests_queued:
+                    await trio.sleep(0.001)
+            pipeline.stop()  # the image is queued: it is read and answered
+        assert answers == [201]
+        with pytest.raises(httpx.ConnectError):
+            await client.get("/health")  # nothing listens any more
