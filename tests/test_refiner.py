@@ -62,8 +62,9 @@ def _demo() -> dict[str, dict[str, object]]:
 def test_refiner_boxes_the_whole_plate_from_a_shifted_proposal() -> None:
     """A proposal cut short on the left by a quarter of the plate (the HoG scanner's typical
     error) comes back holding the whole plate: the reader reads every character from the
-    refined box, which overlaps the drawn plate (the renderer's box includes the plate's rim,
-    the scene labels the network learnt from do not: IoU >= 0.45 however drawn)."""
+    refined box, which overlaps the drawn plate (median IoU >= 0.6: the renderer's box holds
+    the plate's rim and a US plate's state name and slogan, the scene labels the network
+    learnt from hold less)."""
     cfg = Config()
     refiner = PlateRefiner(refiner_path(cfg))
     reader = make_reader(cfg)
@@ -82,8 +83,8 @@ def test_refiner_boxes_the_whole_plate_from_a_shifted_proposal() -> None:
             texts.append(text)
     assert len(ious) >= 6
     assert min(scores) >= DetectorConfig().min_refined_score, scores
-    assert min(ious) >= 0.45, ious
     assert reads == texts
+    assert float(np.median(ious)) >= 0.6, ious
 
 
 def test_refiner_rejects_windows_without_a_plate() -> None:
@@ -113,3 +114,13 @@ def test_hog_and_cascade_both_read_the_demo_frames() -> None:
             found = rec.recognize_jpeg((DEMO_DIR / name).read_bytes())
             assert found is not None
             assert [f.text.text for f in found][:1] == item["plates"][:1], (kind, name)  # type: ignore[index]
+
+
+def test_every_specific_region_format_has_a_digit() -> None:
+    """The recognizer refuses, for a camera with specific regions, a read with no digit that
+    fits none of their formats; that holds only while every format has a digit slot."""
+    from edge_anpr.plates.formats import REGIONS
+
+    for region, patterns in REGIONS.items():
+        for pattern in patterns:
+            assert "#" in pattern, (region, pattern)

@@ -53,7 +53,7 @@ from edge_anpr.vision.tflite import bundled_models_dir
 
 CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
 WINDOWS_FILE = "refiner_windows_v1.npz"
-HARD_FILE = "refiner_hard_v1.npz"
+HARD_FILE = "refiner_hard_v2.npz"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
@@ -249,13 +249,19 @@ def mine_hard_negatives(data: Path, model_path: Path, seed: int) -> dict[str, np
     """Windows the cascade with the model at ``model_path`` takes for plates and that are not:
     every refined proposal of a training scene (holdout excluded) or a training negative
     image with a plate probability >= 0.3 and no labelled plate in its window, four jittered
-    windows each. Each scene is read as a camera of its folder's country
-    (``models/eval-scenes.toml``), so stickers reported as plates are among them."""
+    windows each. Scenes label one or two plates, not every car's: a window in a scene whose
+    read looks like a plate number (5 or more characters, at least 2 of them digits) is left
+    out, since it is more likely an unlabelled plate than a sticker (stickers and badges read
+    as names: SALVADOR, DFBRASILA)."""
     from edge_anpr.config import load_config
     from edge_anpr.vision.refine import PlateRefiner
 
     rng = np.random.default_rng(seed)
+    from edge_anpr.vision.reader import make_reader
+    from edge_anpr.vision.recognize import plate_crop
+
     cfg = load_config(bundled_models_dir() / "eval-scenes.toml")
+    reader = make_reader(cfg)
     detector = PlateDetector(load_detector(), verify=False)
     refiner = PlateRefiner(model_path)
     det = cfg.detector
@@ -276,6 +282,12 @@ def mine_hard_negatives(data: Path, model_path: Path, seed: int) -> dict[str, np
         for r in refiner.refine(gray, [p.box_px for p in props]):
             if r.score < 0.3:
                 continue
+            if raw_plates:
+                (read,) = reader.read_many([plate_crop(gray, r.box_px)])
+                if read is not None and len(read.text) >= 5 and sum(
+                    c.isdigit() for c in read.text
+                ) >= 2:
+                    continue
             for k in range(4):
                 x, y, w, h = r.box_px
                 s = float(np.exp(rng.uniform(-0.15, 0.15))) if k else 1.0
@@ -389,9 +401,7 @@ def main(argv: list[str]) -> int:
     if hard.exists():
         h = dict(np.load(hard))
         say(f"hard negatives from {hard}: {len(h['x'])}")
-        # twice: they are the mistakes that reach the reader
-        d = {"x": np.concatenate([d["x"], h["x"], h["x"]]),
-             "y": np.concatenate([d["y"], h["y"], h["y"]])}
+        d = {"x": np.concatenate([d["x"], h["x"]]), "y": np.concatenate([d["y"], h["y"]])}
     tf = _tf()
     x = d["x"].astype(np.float32)[..., None] / 255.0
     y = d["y"]

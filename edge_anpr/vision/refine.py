@@ -9,7 +9,8 @@ that plate's left, top, right and bottom edges as shares of the window's width a
 
 ``PlateRefiner.refine`` runs every proposal of a frame in one batch and maps the boxes back to
 frame pixels; a second pass, through windows centred on the first pass's boxes, gives the
-final box and score (a proposal off by half a plate sees the whole plate the second time).
+final box and score (a proposal off by half a plate sees the whole plate the second time;
+proposals the first pass scores under ``AGAIN_MIN_SCORE`` keep its answer).
 Sans-IO: numpy in, numbers out; one ``PlateRefiner`` per worker thread (it owns interpreters).
 """
 
@@ -32,6 +33,9 @@ WINDOW_SCALE = 1.6
 """Window width over the proposal's width (the proposal's height is not used: HoG boxes have
 one of three fixed aspects, the plate's own is what the network measures)."""
 MODEL_FILE = "plate_refiner.tflite"
+AGAIN_MIN_SCORE = 0.1
+"""Only proposals whose first look scores at least this are looked at again (most proposals
+of a frame are clutter the first look already rejects)."""
 
 Window = tuple[float, float, float, float]
 """x0, y0, width, height of a window in frame pixels (floats; may reach outside the frame)."""
@@ -115,13 +119,17 @@ class PlateRefiner:
         windows = [window_of(b) for b in boxes]
         out = self.run_windows(gray, windows)
         refined = [box_in_frame(win, o[1:], w, h) for win, o in zip(windows, out, strict=True)]
-        scores = out[:, 0]
+        scores = [float(v) for v in out[:, 0]]
         for _ in range(self.passes - 1):
-            windows = [window_of(b) for b in refined]
+            again = [i for i, v in enumerate(scores) if v >= AGAIN_MIN_SCORE]
+            if not again:
+                break
+            windows = [window_of(refined[i]) for i in again]
             out = self.run_windows(gray, windows)
-            refined = [box_in_frame(win, o[1:], w, h) for win, o in zip(windows, out, strict=True)]
-            scores = out[:, 0]
-        return [Refined(b, float(s)) for b, s in zip(refined, scores, strict=True)]
+            for i, win, o in zip(again, windows, out, strict=True):
+                refined[i] = box_in_frame(win, o[1:], w, h)
+                scores[i] = float(o[0])
+        return [Refined(b, s) for b, s in zip(refined, scores, strict=True)]
 
 
 __all__ = [
