@@ -61,8 +61,11 @@ class Deployment:
             shutil.copy(REPO / name, self.src)
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
         shutil.copytree(REPO / "edge_anpr", self.src / "edge_anpr", ignore=ignore)
-        shutil.copytree(REPO / "models", self.src / "models", ignore=ignore)
-        (self.src / "models" / "deploy-probe.txt").write_text("model bytes\n")
+        # A models folder of the user's own (here: the shipped files and a probe) for
+        # edge_anpr_models_src; without it the service reads the models inside the wheel.
+        self.models = base / "models"
+        shutil.copytree(REPO / "edge_anpr" / "models", self.models, ignore=ignore)
+        (self.models / "deploy-probe.txt").write_text("model bytes\n")
         self.mosquitto_port = free_tcp_port()
         self.inventory = base / "inventory.ini"
         self.inventory.write_text(
@@ -78,6 +81,7 @@ class Deployment:
             "edge_anpr_root": str(self.root),
             "edge_anpr_manage_os": False,
             "edge_anpr_source": str(self.src),
+            "edge_anpr_models_src": str(self.models),
             "edge_anpr_build_dir": str(base / "build"),
             "edge_anpr_build_python": sys.executable,
             "edge_anpr_build_isolation": False,
@@ -263,7 +267,7 @@ def test_unit_and_models_are_installed(deployment: Deployment, first_apply: dict
     probe = deployment.path("/opt/edge-anpr/models/deploy-probe.txt")
     assert probe.read_text() == "model bytes\n"
     assert stat.S_IMODE(probe.stat().st_mode) == 0o644
-    for model in (REPO / "models").iterdir():
+    for model in deployment.models.iterdir():
         if model.is_file():
             assert deployment.path(f"/opt/edge-anpr/models/{model.name}").read_bytes() == (
                 model.read_bytes()

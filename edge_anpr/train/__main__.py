@@ -14,9 +14,9 @@ import sys
 _CACHE = os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache")
 
 COMMANDS = {
-    "reader": "edge_anpr.train.reader",  # segmenter + character classifier -> models/*.tflite
+    "reader": "edge_anpr.train.reader",  # segmenter + character classifier -> *.tflite
     "mine": "edge_anpr.train.mine",  # real character/junk boxes from the training split
-    "detector": "edge_anpr.train.detector",  # HoG + linear SVMs -> models/plate_hog.npz
+    "detector": "edge_anpr.train.detector",  # HoG + linear SVMs -> plate_hog.npz
     "demo_frames": "edge_anpr.train.demo_frames",  # edge_anpr/assets/demo/*.jpg + expected.json
 }
 

@@ -351,7 +351,7 @@ width) unless its own aspect is within 15%."""
 READ_EXTENSION = 0.25
 """An accepted candidate is also read with its box extended by this share of its width to the
 left, and to the right: the scanner's box often cuts off a first or last character (training
-split, ``models/eval-scenes.toml``: 0.15 -> 70.0%, 0.25 -> 71.7%, 0.15 and 0.3 -> 71.7%
+split, ``data/eval-scenes.toml``: 0.15 -> 70.0%, 0.25 -> 71.7%, 0.15 and 0.3 -> 71.7%
 exact, so the cheaper single step)."""
 WIDER_READ_EXTENSIONS: tuple[float, ...] = (0.4, 0.6)
 """With specific regions configured, while the best read still fits none of their patterns,

@@ -22,11 +22,6 @@ from edge_anpr.logs import fields
 log = logging.getLogger(__name__)
 
 
-def bundled_models_dir() -> Path:
-    """The repository's top-level ``models/`` folder (beside the ``edge_anpr`` package)."""
-    return Path(__file__).resolve().parents[2] / "models"
-
-
 def _interpreter_class() -> Any:
     try:
         from ai_edge_litert.interpreter import Interpreter
