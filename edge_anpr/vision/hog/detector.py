@@ -163,7 +163,7 @@ def load_detector(path: Path | None = None) -> DetectorModel:
     p = path or default_model_path()
     if not p.exists():
         raise ModelError(
-            f"{p}: plate detector model not found; train it with `python -m edge_anpr.train "
-            "detector`"
+            f"{p}: plate detector model not found; reinstall edge-anpr (its wheel ships the "
+            "model) or, in a checkout, run `make train`"
         )
     return DetectorModel.load(p)
