@@ -109,8 +109,12 @@ def test_litert_chatter_is_a_debug_record_in_the_journal(tmp_path: Path) -> None
 
 
 def test_capture_passes_other_output_through(
-    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Only caplog's handler: an earlier test's setup_logging may have left a handler on a
+    # stream pytest has closed since, whose "Logging error" would land in capfd.
+    monkeypatch.setattr(logging.getLogger(), "handlers", [caplog.handler])
     caplog.set_level(logging.DEBUG, logger="edge_anpr.vision.native_stderr")
     with native_stderr_to_log():
         os.write(2, b"another thread's line\nINFO: chatter\nWARNING: odd op\ntail\n")
