@@ -39,7 +39,7 @@ lint: $(VENV)/.test-deps
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## train: retrain every model in models/ (needs the [train] extra and ../shared/data)
+## train: retrain every model in edge_anpr/models/ (needs the [train] extra and ../shared/data)
 train:
 	test -x .venv-train/bin/python || $(PYTHON) -m venv .venv-train
 	.venv-train/bin/python -m pip install -q -e '.[train]'

@@ -167,8 +167,8 @@ class CameraConfig:
 class DetectorConfig:
     kind: Literal["hog", "cascade"] = _key(
         "cascade", "hog: the HoG scanner alone, its boxes read with variants; cascade: HoG "
-        "proposals verified and re-boxed by the plate refiner network (models/"
-        "plate_refiner.tflite).",
+        "proposals verified and re-boxed by the plate refiner network ("
+        "plate_refiner.tflite in the models folder).",
     )
     min_plate_width_px: int = _key(
         64, "Narrowest plate searched for, in frame pixels (the main cost: halve it, 4x work).",

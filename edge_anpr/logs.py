@@ -3,27 +3,73 @@
 One line per event, ``key=value`` fields. A sender that spews garbage gets one warning line per
 reason and per interval, with the count of what was suppressed, while every drop is still counted
 in the stats.
+
+Under systemd, stderr is a stream to journald, which reads a ``<N>`` prefix on each line as that
+line's syslog priority (sd-daemon(3)); without it every line is stored at the unit's default
+level and ``journalctl -p warning`` finds nothing. systemd says which stream is the journal in
+``JOURNAL_STREAM`` (``device:inode``), so the prefix is written only when stderr is that very
+stream, never to a terminal, a pipe or a file that merely inherited the variable.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+_JOURNAL_FORMAT = "%(levelname)s %(name)s %(message)s"
+"""The journal stamps each line with its own time: no second timestamp."""
+
+_SYSLOG_PRIORITY = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4),
+                    (logging.INFO, 6))
+"""Python levels to syslog priorities (crit, err, warning, info); anything lower is debug (7)."""
+
+
+def syslog_priority(levelno: int) -> int:
+    """The syslog priority of a Python logging level: 2 (crit) .. 7 (debug)."""
+    for threshold, priority in _SYSLOG_PRIORITY:
+        if levelno >= threshold:
+            return priority
+    return 7
+
+
+def stderr_is_journal(environ: Mapping[str, str] = os.environ, fd: int = 2) -> bool:
+    """Whether ``fd`` is the stream ``JOURNAL_STREAM`` names (systemd's ``device:inode``)."""
+    device, _, inode = environ.get("JOURNAL_STREAM", "").partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (int(device), int(inode))
+
+
+class JournalFormatter(logging.Formatter):
+    """Every line of a record (a traceback too) starts with ``<N>``, the record's syslog
+    priority, so no line of it is stored at another priority than the record's."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{syslog_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in super().format(record).split("\n"))
 
 
 def setup_logging(level: str = "INFO") -> None:
-    """Log to stderr (journald picks it up under systemd); stdout stays free for JSON lines."""
+    """Log to stderr (journald picks it up under systemd, with each line's priority); stdout
+    stays free for JSON lines. ``level`` is a level name in any case."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(_FORMAT))
+    if stderr_is_journal():
+        handler.setFormatter(JournalFormatter(_JOURNAL_FORMAT))
+    else:
+        handler.setFormatter(logging.Formatter(_FORMAT))
     root.addHandler(handler)
-    root.setLevel(level)
+    root.setLevel(level.upper())
 
 
 def fields(**kv: object) -> str:

@@ -17,14 +17,20 @@ no persistence. ``mosquitto_factory(tls=..., users=..., persistence=...)`` makes
 
 Every broker object has ``host``, ``port``, ``stop()``, ``start()`` and ``restart()`` (same port)
 and is killed at teardown. Tests that need mosquitto skip when it is not installed.
+
+Packaging: ``wheel`` (session scope) is the wheel of this checkout, built once per run;
+``wheelhouse`` is a folder holding that wheel's dependencies as wheels, kept between runs in
+pytest's cache, so a fresh venv installs offline (``pip install --no-index --find-links``).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -364,3 +370,48 @@ def subscriber_factory() -> Iterator[Callable[..., Subscriber]]:
         sub.client.loop(timeout=0)
         if sub.client.socket() is not None:
             sub.client.socket().close()
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel of this checkout (``pip wheel --no-deps``), built from a snapshot so that the
+    build writes nothing into the checkout and concurrent edits cannot change it mid-run."""
+    base = tmp_path_factory.mktemp("wheel")
+    src = base / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, src)
+    shutil.copytree(REPO / "edge_anpr", src / "edge_anpr",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    dist = base / "dist"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(dist), str(src)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "SOURCE_DATE_EPOCH": "315532800"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (built,) = dist.glob("edge_anpr-*.whl")
+    return built
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(request: pytest.FixtureRequest, wheel: Path) -> Path:
+    """A folder with every run-time dependency of ``wheel`` as a wheel (not ``wheel`` itself).
+
+    Filled from the package index on first use and kept in pytest's cache folder: later runs
+    download only what changed. A site with no index copies such a folder to the Pi (the
+    Ansible role's ``edge_anpr_wheelhouse``)."""
+    folder = Path(request.config.cache.mkdir("wheelhouse"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+         "--dest", str(folder), "--find-links", str(folder), str(wheel)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for own in folder.glob("edge_anpr-*.whl"):
+        own.unlink()
+    return folder

@@ -2,10 +2,11 @@
 
 The apply runs ``ansible-playbook`` on localhost (local connection, no become) with
 ``edge_anpr_root`` pointing at a temporary folder and ``edge_anpr_manage_os=false``. The
-virtual environment is really created and the package really installed (a wheel built from a
-snapshot of this checkout, dependencies resolved by pip); the heavy dependencies are not
-downloaded: the venv also reads this test run's site-packages (``edge_anpr_venv_site_dirs``),
-where pip finds them already installed.
+virtual environment is really created and the package really installed, as on an offline site:
+from the ``wheel`` fixture (this checkout's wheel, models inside) with its dependencies from the
+``wheelhouse`` fixture (``edge_anpr_wheelhouse``: ``pip --no-index``). The installed
+``edge-anpr`` then reads a demo frame with the installed configuration. One test installs from
+the checkout instead (the role builds the wheel on the controller).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import socket
 import stat
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 from typing import Any
@@ -50,19 +50,22 @@ def free_tcp_port() -> int:
 class Deployment:
     """One throwaway target: a source snapshot, a root folder, and the variables to apply."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, wheel: Path, wheelhouse: Path) -> None:
         self.base = base
         self.src = base / "src"
         self.root = base / "root"
         self.src.mkdir()
         # A snapshot, so concurrent edits to the working tree cannot make the second apply
         # see a different wheel, and nothing is built inside the checkout.
-        for name in ("pyproject.toml", "README.md"):
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
             shutil.copy(REPO / name, self.src)
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
         shutil.copytree(REPO / "edge_anpr", self.src / "edge_anpr", ignore=ignore)
-        shutil.copytree(REPO / "models", self.src / "models", ignore=ignore)
-        (self.src / "models" / "deploy-probe.txt").write_text("model bytes\n")
+        # A models folder of the user's own (the shipped files and a probe), for the test of
+        # edge_anpr_models_src; by default the service reads the models inside the wheel.
+        self.models = base / "models"
+        shutil.copytree(REPO / "edge_anpr" / "models", self.models, ignore=ignore)
+        (self.models / "deploy-probe.txt").write_text("model bytes\n")
         self.mosquitto_port = free_tcp_port()
         self.inventory = base / "inventory.ini"
         self.inventory.write_text(
@@ -70,22 +73,16 @@ class Deployment:
             f"localhost ansible_connection=local ansible_become=false "
             f"ansible_python_interpreter={sys.executable}\n"
         )
-        site_dirs = [
-            str(self._deps_only(Path(d)))
-            for d in sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
-        ]
         self.vars: dict[str, Any] = {
             "edge_anpr_root": str(self.root),
             "edge_anpr_manage_os": False,
-            "edge_anpr_source": str(self.src),
+            "edge_anpr_source": str(wheel),
+            "edge_anpr_wheelhouse": str(wheelhouse),
             "edge_anpr_build_dir": str(base / "build"),
             "edge_anpr_build_python": sys.executable,
             "edge_anpr_build_isolation": False,
             "edge_anpr_python": getattr(sys, "_base_executable", sys.executable),
-            # The dependency install really runs; pip finds every requirement already present
-            # in the extra site folders, so nothing is downloaded.
             "edge_anpr_pip_no_deps": False,
-            "edge_anpr_venv_site_dirs": site_dirs,
             "edge_anpr_device_name": "gatebox",
             "edge_anpr_cameras": {
                 "gate": {"id": 1, "key": 'k"ey\\with-escapes'},
@@ -103,17 +100,12 @@ class Deployment:
             "edge_anpr_config_extra": {"tracker": {"quiet_time_s": 5.0}},
             "edge_anpr_local_mosquitto": True,
             "edge_anpr_mosquitto_port": self.mosquitto_port,
+            "edge_anpr_firewall": "nftables",
+            "edge_anpr_firewall_sources": ["192.168.1.0/24", "fd00::/8"],
+            "edge_anpr_camera_streams": [
+                {"camera": "gate", "url": 'rtsp://viewer:p"w@192.168.1.60/stream1', "fps": 5},
+            ],
         }
-
-    def _deps_only(self, site: Path) -> Path:
-        """A view of a site-packages folder without this project's own (editable) install,
-        so the deployed venv cannot mistake the checkout's edge-anpr for an installed one."""
-        view = self.base / f"site-{len(list(self.base.glob('site-*')))}"
-        view.mkdir()
-        for entry in site.iterdir():
-            if "edge_anpr" not in entry.name:
-                (view / entry.name).symlink_to(entry)
-        return view
 
     def apply(self, *flags: str, **overrides: Any) -> dict[str, Any]:
         """Run the playbook; returns ``rc``, per-task results and the recap (see ``parse``)."""
@@ -182,8 +174,10 @@ def task_results(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
-    return Deployment(tmp_path_factory.mktemp("deploy"))
+def deployment(
+    tmp_path_factory: pytest.TempPathFactory, wheel: Path, wheelhouse: Path
+) -> Deployment:
+    return Deployment(tmp_path_factory.mktemp("deploy"), wheel, wheelhouse)
 
 
 @pytest.fixture(scope="module")
@@ -205,10 +199,12 @@ def test_first_apply_installs_everything(
     for name in (
         "Install the OS packages", "Create the service user (no login, no home of its own)",
         "Enable and start the service", "Enable and start mosquitto",
+        "Enable and start the senders", "Include the table from /etc/nftables.conf",
     ):
         assert results[name].get("skipped"), name
     # Handlers were notified by the changes but must not touch this machine's systemd.
-    for name in ("Reload systemd", "Restart edge-anpr", "Restart mosquitto"):
+    for name in ("Reload systemd", "Restart edge-anpr", "Restart mosquitto",
+                 "Load the edge-anpr nftables table", "Restart the camera senders"):
         assert results[name].get("skipped"), name
 
 
@@ -247,7 +243,7 @@ def test_config_file_holds_the_variables(
     assert data["mqtt"]["port"] == 8883
     assert data["mqtt"]["tls"] is True
     assert data["mqtt"]["password"] == "p@ss wörd \"quoted\""
-    assert data["models"]["dir"] == "/opt/edge-anpr/models"
+    assert "models" not in data  # the wheel's own models
     assert data["tracker"]["quiet_time_s"] == 5.0
     assert data["known_plates"] == [
         {"name": "Alice", "plate": "AB12CDE", "max_edit_distance": 1, "gate": True},
@@ -255,19 +251,80 @@ def test_config_file_holds_the_variables(
     ]
 
 
-def test_unit_and_models_are_installed(deployment: Deployment, first_apply: dict[str, Any]) -> None:
+def test_unit_is_installed_and_the_wheel_brings_the_models(
+    deployment: Deployment, first_apply: dict[str, Any]
+) -> None:
     unit = deployment.path("/etc/systemd/system/edge-anpr.service")
     # With default paths the role renders exactly the unit shipped (and verified) in systemd/.
     assert unit.read_text() == (REPO / "systemd" / "edge-anpr.service").read_text()
     assert stat.S_IMODE(unit.stat().st_mode) == 0o644
-    probe = deployment.path("/opt/edge-anpr/models/deploy-probe.txt")
-    assert probe.read_text() == "model bytes\n"
-    assert stat.S_IMODE(probe.stat().st_mode) == 0o644
-    for model in (REPO / "models").iterdir():
-        if model.is_file():
-            assert deployment.path(f"/opt/edge-anpr/models/{model.name}").read_bytes() == (
-                model.read_bytes()
-            )
+    assert not deployment.path("/opt/edge-anpr/models").exists()
+    # Offline: the dependencies came from the copied wheelhouse.
+    assert {p.name for p in deployment.path("/opt/edge-anpr/wheelhouse").iterdir()} == {
+        p.name for p in Path(deployment.vars["edge_anpr_wheelhouse"]).iterdir()
+    }
+
+
+def test_installed_edge_anpr_reads_a_demo_frame_with_the_installed_config(
+    deployment: Deployment, first_apply: dict[str, Any], tmp_path: Path
+) -> None:
+    frame = tmp_path / "frame.jpg"
+    shutil.copy(REPO / "edge_anpr" / "assets" / "demo" / "frame_01.jpg", frame)
+    expected = json.loads((REPO / "edge_anpr" / "assets" / "demo" / "expected.json").read_text())
+    proc = subprocess.run(
+        [str(deployment.path("/opt/edge-anpr/venv/bin/edge-anpr")), "recognize", "--json",
+         "--config", str(deployment.path("/etc/edge-anpr/config.toml")), frame.name],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    plates = [p.get("plate", p.get("text")) for p in json.loads(line)["plates"]]
+    assert plates == expected["frame_01.jpg"]["plates"]
+
+
+def test_camera_stream_sender_is_installed(
+    deployment: Deployment, first_apply: dict[str, Any]
+) -> None:
+    unit = deployment.path("/etc/systemd/system/edge-anpr-send@.service")
+    assert unit.read_text() == (REPO / "systemd" / "edge-anpr-send@.service").read_text()
+    env = deployment.path("/etc/edge-anpr/send/1.env")
+    key = deployment.path("/etc/edge-anpr/send/1.key")
+    for path in (env, key):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640, path
+    assert stat.S_IMODE(env.parent.stat().st_mode) == 0o750
+    assert key.read_text() == 'k"ey\\with-escapes\n'
+    lines = env.read_text().splitlines()
+    assert 'EDGE_ANPR_SOURCE="rtsp://viewer:p\\"w@192.168.1.60/stream1"' in lines
+    assert {"EDGE_ANPR_HOST=127.0.0.1", "EDGE_ANPR_PORT=6112",
+            'EDGE_ANPR_SEND_ARGS="--fps 5"'} <= set(lines)
+
+
+def test_sender_environment_reads_back(
+    deployment: Deployment, first_apply: dict[str, Any]
+) -> None:
+    # EnvironmentFile= takes double quotes and backslash escapes as a shell does, so bash reads
+    # back what systemd will pass: the URL whole, quote and all.
+    env = deployment.path("/etc/edge-anpr/send/1.env")
+    script = (
+        "set -a; . /dev/stdin; set +a; "
+        'printf "%s\\n" "$EDGE_ANPR_SOURCE" "$EDGE_ANPR_SEND_ARGS"'
+    )
+    proc = subprocess.run(["bash", "-c", script], input=env.read_text(), capture_output=True,
+                          text=True, timeout=30)
+    assert proc.stdout.splitlines() == ['rtsp://viewer:p"w@192.168.1.60/stream1', "--fps 5"]
+
+
+def test_firewall_table_is_rendered(deployment: Deployment, first_apply: dict[str, Any]) -> None:
+    table = deployment.path("/etc/nftables.d/edge-anpr.nft").read_text()
+    assert "udp dport 6112 ip saddr { 192.168.1.0/24 } accept" in table
+    assert "udp dport 6112 ip6 saddr { fd00::/8 } accept" in table
+    assert table.rstrip().endswith("udp dport 6112 counter drop\n    }\n}".rstrip())
+    nft = shutil.which("nft") or shutil.which("nft", path="/usr/sbin")
+    if nft is not None:
+        path = deployment.path("/etc/nftables.d/edge-anpr.nft")
+        proc = subprocess.run([nft, "-c", "-f", str(path)], capture_output=True, text=True,
+                              timeout=30)
+        assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
@@ -343,8 +400,10 @@ def test_check_mode_sees_nothing_to_do(deployment: Deployment, first_apply: dict
     assert deployment.vars["edge_anpr_mqtt_password"] not in report["output"]
 
 
-def test_check_mode_on_a_fresh_target_does_not_fail(tmp_path: Path) -> None:
-    fresh = Deployment(tmp_path)
+def test_check_mode_on_a_fresh_target_does_not_fail(
+    tmp_path: Path, wheel: Path, wheelhouse: Path
+) -> None:
+    fresh = Deployment(tmp_path, wheel, wheelhouse)
     report = fresh.apply("--check")
     assert report["rc"] == 0, report["output"][-6000:]
     assert stats(report)["changed"] > 0
@@ -354,9 +413,10 @@ def test_check_mode_on_a_fresh_target_does_not_fail(tmp_path: Path) -> None:
 def test_changed_source_is_reinstalled_once(
     deployment: Deployment, first_apply: dict[str, Any]
 ) -> None:
+    # From the checkout this time: the role builds its wheel on the controller.
     (deployment.src / "edge_anpr" / "deploy_probe.py").write_text("VALUE = 42\n")
     try:
-        report = deployment.apply()
+        report = deployment.apply(edge_anpr_source=str(deployment.src))
         assert report["rc"] == 0, report["output"][-6000:]
         results = task_results(report)
         assert results["Install this exact build of the package"]["changed"]
@@ -367,21 +427,148 @@ def test_changed_source_is_reinstalled_once(
             capture_output=True, text=True, timeout=60, cwd=deployment.base,
         )
         assert proc.stdout.strip() == "42", proc.stderr
-        assert stats(deployment.apply())["changed"] == 0
+        same = deployment.apply(edge_anpr_source=str(deployment.src))
+        assert stats(same)["changed"] == 0
     finally:
         (deployment.src / "edge_anpr" / "deploy_probe.py").unlink()
+    back = deployment.apply()  # the wheel again: reinstalled once, then nothing to do
+    assert task_results(back)["Install this exact build of the package"]["changed"]
+    assert stats(deployment.apply())["changed"] == 0
 
 
 def test_bad_variable_never_lands(deployment: Deployment, first_apply: dict[str, Any]) -> None:
     config = deployment.path("/etc/edge-anpr/config.toml")
     before = config.read_bytes()
+    # A wrong type is stopped by meta/argument_specs.yml before any task runs...
     report = deployment.apply(edge_anpr_mqtt_port="x")
-    assert report["rc"] != 0
-    assert stats(report)["failed"] == 1
+    assert report["rc"] != 0 and stats(report)["failed"] == 1
+    (name, failed), = [(n, r) for n, r in task_results(report).items() if r.get("failed")]
+    assert name.startswith("Validating arguments against arg spec")
+    assert "edge_anpr_mqtt_port" in failed["text"]
+    # ...and a bad value inside a table by the installed edge-anpr, before the file is replaced.
+    report = deployment.apply(edge_anpr_config_extra={"mqtt": {"port": "x"}})
+    assert report["rc"] != 0 and stats(report)["failed"] == 1
     failed = task_results(report)["Write the configuration"]
     assert failed.get("failed")
     assert "mqtt.port must be an integer" in failed["text"]
     assert config.read_bytes() == before
+
+
+def test_32_bit_arm_is_refused_with_a_reason(
+    deployment: Deployment, first_apply: dict[str, Any]
+) -> None:
+    # What a 32-bit Raspberry Pi OS python3 answers (an armhf interpreter on an arm64 kernel
+    # says armv8l, as pip sees it; armv7l on an armv7 kernel).
+    fake = deployment.base / "python-armhf"
+    fake.write_text("#!/bin/sh\nprintf 'armv8l\\n3.11\\n'\n")
+    fake.chmod(0o755)
+    report = deployment.apply(edge_anpr_python=str(fake))
+    assert report["rc"] != 0 and stats(report)["failed"] == 1
+    failed = task_results(report)["Check that the target can run edge-anpr"]
+    assert failed.get("failed")
+    text = " ".join(failed["text"].split())
+    assert "Python 3.11 on armv8l" in text and "install the 64-bit Raspberry Pi OS" in text
+    assert stats(report)["changed"] == 0  # stopped before touching anything
+
+
+def test_a_stream_needs_a_camera_with_id_and_key(
+    deployment: Deployment, first_apply: dict[str, Any]
+) -> None:
+    report = deployment.apply(
+        edge_anpr_camera_streams=[{"camera": "old cam", "url": "rtsp://192.168.1.50/"}]
+    )
+    assert report["rc"] != 0
+    failed = task_results(report)["Check the camera streams"]
+    assert failed.get("failed") and "an entry of edge_anpr_cameras with an id and a key" in (
+        " ".join(failed["text"].split())
+    )
+
+
+def test_models_of_your_own_are_copied_and_named(
+    deployment: Deployment, first_apply: dict[str, Any]
+) -> None:
+    config = deployment.path("/etc/edge-anpr/config.toml")
+    try:
+        report = deployment.apply(edge_anpr_models_src=str(deployment.models))
+        assert report["rc"] == 0, report["output"][-6000:]
+        assert tomllib.loads(config.read_text())["models"]["dir"] == "/opt/edge-anpr/models"
+        probe = deployment.path("/opt/edge-anpr/models/deploy-probe.txt")
+        assert probe.read_text() == "model bytes\n"
+        assert stat.S_IMODE(probe.stat().st_mode) == 0o644
+    finally:
+        assert deployment.apply()["rc"] == 0
+    assert "models" not in tomllib.loads(config.read_text())
+
+
+def test_broker_off_loopback_asks_for_a_password(
+    deployment: Deployment, first_apply: dict[str, Any]
+) -> None:
+    mosquitto = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if mosquitto is None or shutil.which("mosquitto_passwd") is None:
+        pytest.skip("mosquitto is not installed (make test installs it)")
+    import paho.mqtt.client as mqtt
+
+    report = deployment.apply(edge_anpr_mosquitto_bind="0.0.0.0", edge_anpr_mqtt_username="anpr")
+    assert report["rc"] == 0, report["output"][-6000:]
+    try:
+        again = deployment.apply(edge_anpr_mosquitto_bind="0.0.0.0", edge_anpr_mqtt_username="anpr")
+        assert stats(again)["changed"] == 0  # the salted hashes are not made again
+        conf = deployment.path("/etc/mosquitto/conf.d/edge-anpr.conf")
+        text = conf.read_text()
+        assert "allow_anonymous false" in text.splitlines()
+        passwd = deployment.path("/etc/mosquitto/edge-anpr.passwd")
+        assert stat.S_IMODE(passwd.stat().st_mode) == 0o640
+        assert passwd.read_text().startswith("anpr:$")  # hashed, never the password
+        assert not deployment.path("/etc/mosquitto/edge-anpr.passwd.new").exists()
+        running = deployment.base / "mosquitto-auth.conf"
+        # Run as this test's user (root would drop to the mosquitto user, which may not read
+        # the throwaway root), with the password file where this apply put it.
+        running.write_text(text.replace("/etc/mosquitto/", f"{passwd.parent}/") + "user root\n")
+        proc = subprocess.Popen([mosquitto, "-c", str(running)], stderr=subprocess.PIPE)
+        try:
+            wait_for_port(deployment.mosquitto_port, proc)
+            port = deployment.mosquitto_port
+            password = deployment.vars["edge_anpr_mqtt_password"]
+            assert accepted(mqtt, port, "anpr", password)
+            assert not accepted(mqtt, port, "anpr", "wrong")
+            assert not accepted(mqtt, port, None, None)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    finally:
+        assert deployment.apply()["rc"] == 0
+    assert "allow_anonymous true" in conf.read_text().splitlines()
+
+
+def accepted(mqtt: Any, port: int, username: str | None, password: str | None) -> bool:
+    """Whether the broker on ``port`` accepts this login (its CONNACK says success)."""
+    outcome: list[bool] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_connect = lambda _c, _u, _f, rc, _p: outcome.append(not rc.is_failure)
+    if username is not None:
+        client.username_pw_set(username, password)
+    client.connect("127.0.0.1", port, 5)
+    deadline = time.monotonic() + 5
+    while not outcome and time.monotonic() < deadline:
+        client.loop(0.1)
+    client.disconnect()
+    assert outcome, "no CONNACK"
+    return outcome == [True]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                pytest.fail(f"mosquitto did not listen: {err}")
+            time.sleep(0.1)
 
 
 def test_ansible_lint_production_profile_passes() -> None:

@@ -277,7 +277,7 @@ def test_tls_files_are_only_checked_when_used() -> None:
 
 
 def test_good_keys_addresses_and_models_dir_pass() -> None:
-    from edge_anpr.vision.tflite import bundled_models_dir
+    from edge_anpr.models import bundled_models_dir
 
     cfg = config_from_dict({
         "ingest": {"bind": "::", "key": "sixteen-bytes-ok"},
@@ -298,7 +298,7 @@ def test_reader_model_file_names_match_the_reader() -> None:
 def test_root_checks_the_files_of_a_staged_system(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from edge_anpr.vision.tflite import bundled_models_dir
+    from edge_anpr.models import bundled_models_dir
 
     staged = tmp_path / "opt" / "edge-anpr" / "models"
     staged.mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""The shipped plate detector (models/plate_hog.npz) on rendered scenes, blank and noise."""
+"""The shipped plate detector (edge_anpr/models/plate_hog.npz) on rendered scenes, blank, noise."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from edge_anpr.config import Config
 from edge_anpr.vision.hog import PlateDetector, default_model_path, load_detector
 
 pytestmark = pytest.mark.skipif(
-    not default_model_path().exists(), reason="models/plate_hog.npz not trained yet"
+    not default_model_path().exists(), reason="edge_anpr/models/plate_hog.npz not trained yet"
 )
 
 

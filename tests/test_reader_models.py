@@ -12,6 +12,7 @@ from edge_anpr.cli import main
 from edge_anpr.errors import ConfigError, ModelError
 from edge_anpr.lab.datasplit import plate_in_split, shared_data_dir
 from edge_anpr.lab.labels import labelled_rows
+from edge_anpr.models import bundled_models_dir
 from edge_anpr.vision.reader import (
     CHAR_H,
     CHAR_W,
@@ -22,7 +23,7 @@ from edge_anpr.vision.reader import (
     normalise_chars,
     reading_order,
 )
-from edge_anpr.vision.tflite import bundled_models_dir, load_interpreter
+from edge_anpr.vision.tflite import load_interpreter
 
 # Seeds of rendered test plates: far above the range training renders (0 .. 10^6).
 HELD_OUT_SEEDS = range(1_000_000, 1_000_012)

@@ -78,7 +78,7 @@ def _real_sets() -> dict[str, list[tuple[np.ndarray, str, tuple[str, ...]]]]:
         wanted = [r for r in rows if labels is not None or plate_in_split(r[1], "val")]
         sets[name] = [(cv2.imread(str(data / folder / f)), plate, regions)
                       for f, plate in wanted[:REAL_PER_SET]]
-    scene_cfg = load_config(Path(__file__).resolve().parents[1] / "models" / "eval-scenes.toml")
+    scene_cfg = load_config(Path(__file__).resolve().parents[1] / "data" / "eval-scenes.toml")
     scenes = [(image, crop.label, scene_cfg.regions_of(crop.group))
               for crop, image in crops_of_scenes(data / "scenes", "val", 0.15)
               if image is not None]

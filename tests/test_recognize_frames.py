@@ -21,7 +21,7 @@ DEMO = DEMO_DIR
 
 def _recognizer(with_reader: bool) -> FrameRecognizer:
     if not default_model_path().exists():
-        pytest.skip("models/plate_hog.npz not trained yet")
+        pytest.skip("edge_anpr/models/plate_hog.npz not trained yet")
     try:
         return FrameRecognizer(Config(), with_reader=with_reader)
     except ModelError as exc:
@@ -96,7 +96,7 @@ def test_camera_roi_and_width_overrides_apply() -> None:
     from edge_anpr.config import config_from_dict
 
     if not default_model_path().exists():
-        pytest.skip("models/plate_hog.npz not trained yet")
+        pytest.skip("edge_anpr/models/plate_hog.npz not trained yet")
     expected = json.loads((DEMO / "expected.json").read_text()) if DEMO.exists() else {}
     if not expected:
         pytest.skip("no bundled demo frames yet")

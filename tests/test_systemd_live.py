@@ -12,7 +12,7 @@ changes, and everything in them dies with the driver, even on a timeout. In it:
   manager cannot switch users) and ExecStart pointed at a probe, starts and reports READY while
   the probe checks from inside what the sandbox allows: read-only /etc and /opt, no /root, no
   W+X memory, no netlink, no nice(), private /dev; and that numpy, OpenCV, trio with a UDP
-  socket, every TFLite model in ``models/`` and a write to ``$STATE_DIRECTORY`` all work.
+  socket, every TFLite model in ``edge_anpr/models/`` and a write to ``$STATE_DIRECTORY`` all work.
 
 The service interpreter is the system ``/usr/bin/python3`` reading this venv's site-packages:
 the venv's own interpreter may live under /root (pyenv), which ``ProtectHome=yes`` hides; the
@@ -175,7 +175,7 @@ async def udp():
         return (await sock.recvfrom(64))[0].decode()
 
 result["udp"] = trio.run(udp)
-models = sorted(Path(sys.argv[1], "models").glob("*.tflite"))
+models = sorted(Path(sys.argv[1], "edge_anpr", "models").glob("*.tflite"))
 if models:
     from ai_edge_litert.interpreter import Interpreter
 result["models"] = []
@@ -287,6 +287,7 @@ def test_shipped_unit_sandbox_from_inside(tmp_path: Path) -> None:
     assert "vda" not in result["dev"] and "sda" not in result["dev"]
     assert {"null", "urandom"} <= set(result["dev"])
     assert result["udp"] == "frame"
-    assert result["models"] == sorted(p.name for p in (REPO / "models").glob("*.tflite"))
+    shipped = sorted(p.name for p in (REPO / "edge_anpr" / "models").glob("*.tflite"))
+    assert shipped and result["models"] == shipped
     assert result["write_state"] == "ok"  # StateDirectory= is the writable exception
     assert props(out["stopped"])["ActiveState"] == "inactive"

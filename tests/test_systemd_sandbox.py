@@ -15,8 +15,8 @@ each one bites, then exercises what the service does:
 
 Exercised under them: numpy, OpenCV (JPEG, HoG), a ctypes callback, threads, trio receiving UDP,
 an SQLite file (the outbox), name resolution without netlink, a real MQTT connect and QoS 1
-publish with paho to a mosquitto started by the test, and every TFLite model in ``models/``
-through ai_edge_litert with its default XNNPACK delegate.
+publish with paho to a mosquitto started by the test, and every TFLite model in
+``edge_anpr/models/`` through ai_edge_litert with its default XNNPACK delegate.
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ def test_stack_runs_inside_the_sandbox(broker: int, tmp_path: Path) -> None:
     allowed = sorted(resolve(allow) - resolve(deny))
     assert "sched_setaffinity" not in allowed and "setuid" not in allowed  # the deny list bit
     site_dirs = sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
-    models_dir = REPO / "models"
+    models_dir = REPO / "edge_anpr" / "models"
     proc = subprocess.run(
         [str(SYSTEM_PYTHON), "-c", SCRIPT, json.dumps(allowed), str(models_dir), str(broker),
          str(tmp_path), *site_dirs],
@@ -263,4 +263,5 @@ def test_stack_runs_inside_the_sandbox(broker: int, tmp_path: Path) -> None:
     lines = proc.stdout.splitlines()
     assert lines[:3] == ["filters active", "stack ok", "mqtt ok"]
     expected = sorted(p.name for p in models_dir.glob("*.tflite"))
+    assert expected, f"no models in {models_dir}"
     assert [line.split()[2] for line in lines[3:]] == expected

@@ -17,6 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "systemd" / "edge-anpr.service"
+SEND_UNIT = REPO / "systemd" / "edge-anpr-send@.service"
 SYSTEMD_UNITS = Path("/usr/lib/systemd/system")
 
 pytestmark = pytest.mark.skipif(
@@ -42,7 +43,7 @@ def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
     return sections
 
 
-def verify(unit_text: str, root: Path) -> tuple[int, str]:
+def verify(unit_text: str, root: Path, name: str = "edge-anpr.service") -> tuple[int, str]:
     unit_dir = root / "etc" / "systemd" / "system"
     unit_dir.mkdir(parents=True, exist_ok=True)
     stock = root / "usr" / "lib" / "systemd" / "system"
@@ -57,7 +58,7 @@ def verify(unit_text: str, root: Path) -> tuple[int, str]:
         exe.parent.mkdir(parents=True, exist_ok=True)
         exe.write_text("#!/bin/sh\n")
         exe.chmod(0o755)
-    path = unit_dir / "edge-anpr.service"
+    path = unit_dir / name
     path.write_text(unit_text)
     proc = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", f"--root={root}", str(path)],
@@ -138,3 +139,47 @@ def test_security_exposure_stays_low() -> None:
     assert match, proc.stdout + proc.stderr
     # 1.4 when written; systemd's scale is 0 (locked down) .. 10 (UNSAFE), <2.0 is "OK".
     assert float(match.group(1)) < 2.0
+
+
+HARDENING = (
+    "NoNewPrivileges", "CapabilityBoundingSet", "AmbientCapabilities", "ProtectSystem",
+    "ProtectHome", "PrivateTmp", "PrivateDevices", "DevicePolicy", "ProtectKernelTunables",
+    "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups", "ProtectClock",
+    "ProtectHostname", "ProtectProc", "RestrictAddressFamilies", "RestrictNamespaces",
+    "RestrictRealtime", "RestrictSUIDSGID", "LockPersonality", "MemoryDenyWriteExecute",
+    "RemoveIPC", "UMask", "SystemCallArchitectures", "SystemCallFilter", "SystemCallErrorNumber",
+)
+
+
+def test_sender_template_verifies_cleanly(tmp_path: Path) -> None:
+    # An instance, as systemd loads it (edge-anpr-send@1.service from the template's text).
+    rc, output = verify(SEND_UNIT.read_text(), tmp_path, "edge-anpr-send@1.service")
+    assert (rc, output) == (0, "")
+    rc, output = verify(SEND_UNIT.read_text().replace("Type=exec", "Type=exe"), tmp_path,
+                        "edge-anpr-send@2.service")
+    assert "Failed to parse service type" in output
+
+
+def test_sender_template_runs_send_for_its_instance_hardened_like_the_service() -> None:
+    svc = parse_unit(SEND_UNIT.read_text())["Service"]
+    main = parse_unit(UNIT.read_text())["Service"]
+    for key in HARDENING:
+        assert svc.get(key) == main[key], key
+    assert svc["EnvironmentFile"] == ["/etc/edge-anpr/send/%i.env"]
+    assert svc["ExecStart"] == [
+        "/opt/edge-anpr/venv/bin/edge-anpr send --format sequenced --camera %i "
+        "--host ${EDGE_ANPR_HOST} --port ${EDGE_ANPR_PORT} "
+        "--key-file /etc/edge-anpr/send/%i.key $EDGE_ANPR_SEND_ARGS ${EDGE_ANPR_SOURCE}"
+    ]
+    assert (svc["User"], svc["Group"]) == (["edge-anpr"], ["edge-anpr"])
+    assert svc["Restart"] == ["always"]
+
+
+def test_sender_template_exposure_stays_low() -> None:
+    proc = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(SEND_UNIT)],
+        capture_output=True, text=True, timeout=60,
+    )
+    match = re.search(r"Overall exposure level for edge-anpr-send@.*: ([0-9.]+)", proc.stdout)
+    assert match, proc.stdout + proc.stderr
+    assert float(match.group(1)) < 2.0  # 1.4 when written, as edge-anpr.service

@@ -2,7 +2,9 @@
 
 Each sub-command is one line in ``COMMANDS``: a module under ``edge_anpr.train`` whose
 ``main(argv)`` does the work. ``all`` runs the steps of ``ALL_STEPS`` in order (what
-``make train`` calls). Nothing here is imported by the appliance at run time.
+``make train`` calls). Nothing here is imported by the appliance at run time, and none of it
+is in the wheel: training runs in a checkout with the ``[train]`` extra installed, and a missing
+extra is one line that names it (``TRAIN_EXTRA``), not a traceback.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import sys
 _CACHE = os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache")
 
 COMMANDS = {
-    "reader": "edge_anpr.train.reader",  # segmenter + character classifier -> models/*.tflite
+    "reader": "edge_anpr.train.reader",  # segmenter + character classifier -> *.tflite
     "mine": "edge_anpr.train.mine",  # real character/junk boxes from the training split
-    "detector": "edge_anpr.train.detector",  # HoG + linear SVMs -> models/plate_hog.npz
-    "refiner": "edge_anpr.train.refiner",  # proposal verifier + box refiner -> models/*.tflite
+    "detector": "edge_anpr.train.detector",  # HoG + linear SVMs -> plate_hog.npz
+    "refiner": "edge_anpr.train.refiner",  # proposal verifier + box refiner -> plate_refiner.tflite
     "demo_frames": "edge_anpr.train.demo_frames",  # edge_anpr/assets/demo/*.jpg + expected.json
 }
 
@@ -40,8 +42,22 @@ ALL_STEPS: list[tuple[str, list[str]]] = [
 ]
 
 
+TRAIN_EXTRA = ("tensorflow", "keras", "PIL")
+"""Top-level modules that only the ``[train]`` extra installs (TensorFlow, Pillow)."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    try:
+        return _dispatch(sys.argv[1:] if argv is None else argv)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TRAIN_EXTRA:
+            raise
+        print(f"python -m edge_anpr.train: needs the [train] extra ({exc.name} is missing): "
+              "make train, or pip install -e '.[train]' in the checkout", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: list[str]) -> int:
     if args and args[0] == "all":
         for name, step_args in ALL_STEPS:
             print(f"== {name} {' '.join(step_args)}", file=sys.stderr, flush=True)

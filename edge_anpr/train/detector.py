@@ -2,7 +2,7 @@
 
 Run: ``PYTHONPATH=. python -m edge_anpr.train detector`` (no TensorFlow needed). Reads the
 TRAINING part of ``../shared/data/scenes`` only (``edge_anpr.lab.datasplit``); the validation
-part is never opened here. Writes ``models/plate_hog.npz``.
+part is never opened here. Writes ``edge_anpr/models/plate_hog.npz``.
 
 Shapes: ``eu`` (4.4:1), ``us`` (2:1), ``br`` (3.1:1), each a window of cells around a plate
 ``CELLS_PER_PLATE`` cells wide. Examples are extracted with the run-time feature code

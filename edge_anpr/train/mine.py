@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_anpr.models import bundled_models_dir
 from edge_anpr.vision.reader import CLASSES, PlateReader, to_grey
 
-REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
 """The training cache, shared with ``train.reader`` (which reads ``mined.npz`` from it)."""
 
@@ -55,7 +55,7 @@ def align(probs: np.ndarray, label: str) -> tuple[list[int], float] | None:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m edge_anpr.train mine")
-    ap.add_argument("--models", type=Path, default=REPO / "models")
+    ap.add_argument("--models", type=Path, default=bundled_models_dir())
     ap.add_argument("--out", type=Path, default=CACHE / "mined.npz")
     ap.add_argument("--min-prob", type=float, default=0.25)
     args = ap.parse_args(argv)

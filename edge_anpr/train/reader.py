@@ -11,7 +11,7 @@ Steps (each logged with its time):
    never opened,
 4. train the classifier on synthetic + pseudo-labelled real characters (+ junk boxes),
 5. fine-tune the segmenter on synthetic + real,
-6. export both as full-integer int8 TFLite (int8 input and output) into models/.
+6. export both as full-integer int8 TFLite (int8 input and output) into edge_anpr/models/.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np
 from edge_anpr.lab.datasplit import shared_data_dir, split_of, split_of_plate
 from edge_anpr.lab.labels import labelled_rows
 from edge_anpr.lab.scenes import find_scenes, read_labels
+from edge_anpr.models import bundled_models_dir
 from edge_anpr.train.augment import degrade_plate
 from edge_anpr.train.render import render_plate
 from edge_anpr.vision.reader import (
@@ -372,7 +373,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--seg-epochs", type=int, default=8)
     ap.add_argument("--cls-epochs", type=int, default=6)
     ap.add_argument("--finetune-epochs", type=int, default=4)
-    ap.add_argument("--out", type=Path, default=REPO / "models")
+    ap.add_argument("--out", type=Path, default=bundled_models_dir())
     ap.add_argument("--no-real", action="store_true", help="synthetic plates only")
     ap.add_argument("--mined", type=Path, default=CACHE / "mined.npz",
                     help="output of `python -m edge_anpr.train mine` (used when present)")

@@ -1,7 +1,7 @@
 """Train the plate refiner (``vision/refine.py``): is there a plate in this window, and where?
 
 Run: ``python -m edge_anpr.train refiner`` in the training venv (TensorFlow). Writes
-``models/plate_refiner.tflite`` (int8) and prints the holdout figures. Prepared windows are
+``edge_anpr/models/plate_refiner.tflite`` (int8) and prints a sanity check. Prepared windows are
 cached in ``$EDGE_ANPR_TRAIN_CACHE`` (``refiner_windows_v1.npz``); the Keras model is
 checkpointed there after every epoch and a run resumes from it (``--resume``).
 
@@ -46,10 +46,10 @@ from tqdm import tqdm
 from edge_anpr.boxes import BoxPx
 from edge_anpr.lab.datasplit import in_split, plate_in_split, shared_data_dir
 from edge_anpr.lab.scenes import find_scenes, normalise, scale_box
+from edge_anpr.models import bundled_models_dir
 from edge_anpr.train.detector import holdout
 from edge_anpr.vision.hog import PlateDetector, load_detector
 from edge_anpr.vision.refine import WINDOW_H, WINDOW_W, Window, cut_window, window_of
-from edge_anpr.vision.tflite import bundled_models_dir
 
 CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
 WINDOWS_FILE = "refiner_windows_v1.npz"
@@ -260,7 +260,7 @@ def mine_hard_negatives(data: Path, model_path: Path, seed: int) -> dict[str, np
     from edge_anpr.vision.reader import make_reader
     from edge_anpr.vision.recognize import plate_crop
 
-    cfg = load_config(bundled_models_dir() / "eval-scenes.toml")
+    cfg = load_config(Path(__file__).resolve().parents[2] / "data" / "eval-scenes.toml")
     reader = make_reader(cfg)
     detector = PlateDetector(load_detector(), verify=False)
     refiner = PlateRefiner(model_path)

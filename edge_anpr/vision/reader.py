@@ -34,9 +34,10 @@ from numpy.typing import NDArray
 
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError, ModelError
+from edge_anpr.models import bundled_models_dir
 from edge_anpr.plates.formats import check_regions, prefer_group_kind, rank_candidates
 from edge_anpr.values import Candidate, PlateText
-from edge_anpr.vision.tflite import Int8Model, bundled_models_dir
+from edge_anpr.vision.tflite import Int8Model
 
 log = logging.getLogger(__name__)
 

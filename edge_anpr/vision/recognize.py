@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 
 from edge_anpr.boxes import BoxPx, crop_bounds, iou, nms
 from edge_anpr.config import Config
+from edge_anpr.models import bundled_models_dir
 from edge_anpr.plates.formats import REGIONS
 from edge_anpr.values import PlateRead, PlateText
 from edge_anpr.vision.hog import (
@@ -46,7 +47,6 @@ from edge_anpr.vision.hog import (
 from edge_anpr.vision.imagesize import check_pixels
 from edge_anpr.vision.refine import MODEL_FILE as REFINER_FILE
 from edge_anpr.vision.refine import PlateRefiner
-from edge_anpr.vision.tflite import bundled_models_dir
 
 if TYPE_CHECKING:
     from edge_anpr.vision.reader import PlateReader
@@ -403,7 +403,7 @@ width) unless its own aspect is within 15%."""
 READ_EXTENSION = 0.25
 """An accepted candidate is also read with its box extended by this share of its width to the
 left, and to the right: the scanner's box often cuts off a first or last character (training
-split, ``models/eval-scenes.toml``: 0.15 -> 70.0%, 0.25 -> 71.7%, 0.15 and 0.3 -> 71.7%
+split, ``data/eval-scenes.toml``: 0.15 -> 70.0%, 0.25 -> 71.7%, 0.15 and 0.3 -> 71.7%
 exact, so the cheaper single step)."""
 WIDER_READ_EXTENSIONS: tuple[float, ...] = (0.4, 0.6)
 """With specific regions configured, while the best read still fits none of their patterns,

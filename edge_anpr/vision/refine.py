@@ -3,7 +3,7 @@
 A proposal (a HoG candidate's box) is looked at through a *window*: centred on the proposal,
 ``WINDOW_SCALE`` times its width and half as tall as wide, resized to ``WINDOW_H`` x
 ``WINDOW_W`` grey pixels (``cut_window``; parts outside the frame are filled with the nearest
-edge). The network (``models/plate_refiner.tflite``, trained by ``edge_anpr.train.refiner``)
+edge). The network (``edge_anpr/models/plate_refiner.tflite``, ``edge_anpr.train.refiner``)
 answers, for the window, five numbers in [0, 1]: the probability that a plate lies in it, and
 that plate's left, top, right and bottom edges as shares of the window's width and height.
 

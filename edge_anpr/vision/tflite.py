@@ -18,13 +18,9 @@ from numpy.typing import NDArray
 
 from edge_anpr.errors import ModelError
 from edge_anpr.logs import fields
+from edge_anpr.vision.native_stderr import native_stderr_to_log
 
 log = logging.getLogger(__name__)
-
-
-def bundled_models_dir() -> Path:
-    """The repository's top-level ``models/`` folder (beside the ``edge_anpr`` package)."""
-    return Path(__file__).resolve().parents[2] / "models"
 
 
 def _interpreter_class() -> Any:
@@ -46,8 +42,9 @@ def load_interpreter(path: Path, num_threads: int = 1) -> Any:
         raise ModelError(f"{path}: model file not found (set models.dir or retrain)")
     cls = _interpreter_class()
     try:
-        interpreter = cls(model_path=str(path), num_threads=num_threads)
-        interpreter.allocate_tensors()
+        with native_stderr_to_log():  # LiteRT's "INFO: Created ... delegate" line
+            interpreter = cls(model_path=str(path), num_threads=num_threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: not a usable TFLite model: {first}") from None
@@ -109,7 +106,8 @@ class Int8Model:
             it = load_interpreter(self.path, self._num_threads)
             index = int(it.get_input_details()[0]["index"])
             it.resize_tensor_input(index, [size, *self.input_shape[1:]])
-            it.allocate_tensors()
+            with native_stderr_to_log():
+                it.allocate_tensors()
             slot = (it, int(it.get_input_details()[0]["index"]),
                     int(it.get_output_details()[0]["index"]))
             if len(self._sized) >= MAX_BATCH_SIZES:

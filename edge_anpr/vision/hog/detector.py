@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from edge_anpr.boxes import BoxPx, nms
 from edge_anpr.errors import ModelError
+from edge_anpr.models import bundled_models_dir
 from edge_anpr.vision.hog.blas import single_threaded_blas
 from edge_anpr.vision.hog.features import CELLS_PER_PLATE, orientation_table
 from edge_anpr.vision.hog.layout import PackedLayout
@@ -36,8 +37,8 @@ class Detection:
 
 
 def default_model_path() -> Path:
-    """The shipped model file, ``models/plate_hog.npz`` at the top of the source tree."""
-    return Path(__file__).resolve().parents[3] / "models" / "plate_hog.npz"
+    """The shipped model file, ``plate_hog.npz`` in the package's ``edge_anpr/models/``."""
+    return bundled_models_dir() / "plate_hog.npz"
 
 
 class PlateDetector:
@@ -162,7 +163,7 @@ def load_detector(path: Path | None = None) -> DetectorModel:
     p = path or default_model_path()
     if not p.exists():
         raise ModelError(
-            f"{p}: plate detector model not found; train it with `python -m edge_anpr.train "
-            "detector`"
+            f"{p}: plate detector model not found; reinstall edge-anpr (its wheel ships the "
+            "model) or, in a checkout, run `make train`"
         )
     return DetectorModel.load(p)
