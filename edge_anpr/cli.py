@@ -197,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # serve's copies run the same
     if args.command == "bench" and args.stand_in and args.what != "serve":
         parser.error("--stand-in is for `bench serve` only")
     try:
@@ -245,7 +246,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
                 return serve_main(
                     cfg, stdout_json=args.stdout, port=args.port, mqtt=not args.no_mqtt,
-                    early=early.received,
+                    early=early.received, argv=args.argv,
                 )
             from edge_anpr.commands.demo import demo_main
 
