@@ -318,3 +318,34 @@ async def test_two_appliances_share_one_broker_without_collision(
     broker_log = mosquitto.log_text()
     assert "edge-anpr-gate-a" in broker_log and "edge-anpr-gate-b" in broker_log
     assert "already connected" not in broker_log
+
+
+@pytest.mark.slow
+def test_bench_serve_processes_prints_every_configuration_and_one_json_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Correctness only (short windows, no speed asserted): the shape of the report."""
+    from edge_anpr.lab import bench_processes
+
+    pytest.importorskip("paho.mqtt.client")
+    for name, value in (("WARMUP_S", 1.5), ("WINDOW_S", 2.0), ("PROBE_S", 1.5),
+                        ("LATENCY_S", 3.0)):
+        monkeypatch.setattr(bench_processes, name, value)
+    code = bench_processes.bench_serve_processes(
+        cameras=2, processes=[2, 1], workers=1, rounds=2
+    )
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    summary = json.loads(out[-1])
+    assert [r["processes"] for r in summary["results"]] == [1, 2]
+    for result in summary["results"]:
+        assert result["workers_per_process"] == 1
+        assert len(result["rounds_frames_per_s"]) == 2
+        assert result["frames_per_s"] > 0
+        assert result["latency_samples"] > 0
+        assert 0 < result["latency_p50_ms"] <= result["latency_p99_ms"]
+    one, two = summary["results"]
+    assert two["rss_total_mb"] > one["rss_total_mb"] > 50, "a second process adds its own RSS"
+    assert summary["scaling_processes"] == 2 and len(summary["scaling_rounds"]) == 2
+    assert summary["scaling"] == round(two["frames_per_s"] / one["frames_per_s"], 2)
+    assert any(line.startswith("round 2/2 processes=1") for line in out)
