@@ -7,6 +7,8 @@ starts ``P`` copies of the same ``edge-anpr serve`` command, each with its socke
 open here would take a share of the datagrams and never read them).
 
 Signals: SIGTERM/SIGINT are forwarded to every child (each drains like a lone ``serve``); the
+children run in their own session, so a terminal's Ctrl-C reaches them only this way, and the
+systemd unit has ``KillMode=mixed`` for the same reason; the
 supervisor exits 0 when every child exited 0, else with the first failing child's code. A child
 that ends on its own (a crash, a fatal error) makes the supervisor stop the others and exit
 with that child's code, so that systemd restarts the whole set.
@@ -65,6 +67,9 @@ def _start(argv: Sequence[str], slot: ProcessSlot, fd: int) -> subprocess.Popen[
     env[ENV_UDP_FD] = str(fd)
     return subprocess.Popen(
         [sys.executable, "-m", "edge_anpr", *argv], env=env, pass_fds=(fd,),
+        # Out of the terminal's process group: Ctrl-C reaches the supervisor alone, which
+        # forwards it once (a signal from both would be a second one: "stop now").
+        start_new_session=True,
     )
 
 
