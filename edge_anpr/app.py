@@ -66,6 +66,7 @@ from edge_anpr.publish.stage import (
     run_event_stage,
 )
 from edge_anpr.system.notify import Liveness, SystemdNotifier
+from edge_anpr.system.processes import ProcessSlot, outbox_path_for
 from edge_anpr.system.supervise import supervise
 from edge_anpr.values import PlateRead
 from edge_anpr.vision.jobs import JobBoard
@@ -170,6 +171,9 @@ async def run_pipeline(
     if cfg.mqtt.enabled:
         stage_names.append("publish")
     liveness = Liveness(stage_names, stall_after_s)
+    slot = ProcessSlot.from_environ()
+    if outbox_path is None and slot is not None:
+        outbox_path = outbox_path_for(default_outbox_path(cfg.mqtt.outbox_path), slot.index)
     # Replay protection's state lives beside the outbox, loaded before the first datagram and
     # saved while it changes and once more after the last (keep_replay_state).
     replay_path = replay_state_path(outbox_path or default_outbox_path(cfg.mqtt.outbox_path))

@@ -42,6 +42,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int_list(text: str) -> tuple[int, ...]:
+    """``1,2``: distinct positive integers, in increasing order."""
+    try:
+        values = {_positive_int(part) for part in text.split(",")}
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers such as 1,2, got {text!r}"
+        ) from None
+    return tuple(sorted(values))
+
+
 def _milliseconds_list(text: str) -> tuple[float, ...]:
     """``0,0.75,1.5``: distinct non-negative numbers, in increasing order."""
     try:
@@ -167,7 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="http: requests in flight at once")
     bench.add_argument("--frame-bytes", type=_positive_int, default=200_000)
     bench.add_argument("--format", choices=["legacy", "sequenced"], default="sequenced")
-    bench.add_argument("--workers", type=_positive_int, default=None)
+    bench.add_argument("--workers", type=_positive_int, default=None,
+                       help="worker threads (serve --processes: per process)")
+    bench.add_argument(
+        "--processes", type=_positive_int_list, default=None, metavar="P[,P...]",
+        help="serve: run `serve` as these numbers of processes (interleaved rounds)",
+    )
+    bench.add_argument("--cameras", type=_positive_int, default=1,
+                       help="serve --processes: cameras sending at once")
     bench.add_argument("--rounds", type=_positive_int, default=None,
                        help="scaling: interleaved rounds of passes (default 3)")
     bench.add_argument(
@@ -197,8 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # serve's copies run the same
     if args.command == "bench" and args.stand_in and args.what != "serve":
         parser.error("--stand-in is for `bench serve` only")
+    if args.command == "bench" and args.processes and (args.what != "serve" or args.stand_in):
+        parser.error("--processes is for `bench serve` without --stand-in")
     try:
         setup_logging(log_level_name(args.log_level, "--log-level") if args.log_level else "INFO")
         return _dispatch(args)
@@ -245,7 +266,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
                 return serve_main(
                     cfg, stdout_json=args.stdout, port=args.port, mqtt=not args.no_mqtt,
-                    early=early.received,
+                    early=early.received, argv=args.argv,
                 )
             from edge_anpr.commands.demo import demo_main
 
@@ -305,6 +326,14 @@ def _bench(cfg: Config, args: argparse.Namespace) -> int:
 
         return bench_http(
             cfg, requests=args.frames or 200, concurrency=args.concurrency, workers=args.workers
+        )
+    if args.processes:
+        from edge_anpr.lab.bench_processes import ROUNDS as PROCESS_ROUNDS
+        from edge_anpr.lab.bench_processes import bench_serve_processes
+
+        return bench_serve_processes(
+            cameras=args.cameras, processes=args.processes, workers=args.workers,
+            rounds=args.rounds or PROCESS_ROUNDS,
         )
     from edge_anpr.lab.bench_serve import bench_serve
 

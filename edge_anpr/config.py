@@ -218,7 +218,14 @@ class ModelsConfig:
 
 @dataclass(frozen=True)
 class WorkersConfig:
-    count: int = _key(0, "Recognition worker threads (0 = one per core).", lo=0, hi=64)
+    count: int = _key(
+        0, "Recognition worker threads per process (0 = the cores over the processes).",
+        lo=0, hi=64,
+    )
+    processes: int = _key(
+        0, "Appliance processes sharing the UDP port, one camera in one process (0 = one "
+        "per two cores; docs/performance.md).", lo=0, hi=64,
+    )
     gil_switch_interval_ms: float = _key(
         0.1, "How long a Python thread may keep the GIL from a waiting one (Python's 5 ms "
         "default costs frames).", lo=0.01, hi=100,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -16,6 +17,7 @@ from edge_anpr.config import Config, config_warnings, with_overrides
 from edge_anpr.logs import fields
 from edge_anpr.publish.topics import read_payload
 from edge_anpr.system.notify import SystemdNotifier, run_watchdog
+from edge_anpr.system.processes import ProcessSlot, process_count, workers_per_process
 from edge_anpr.system.signals import STOP_SIGNALS
 from edge_anpr.values import PlateRead
 
@@ -25,11 +27,15 @@ log = logging.getLogger(__name__)
 class JsonLines:
     """JSON lines on stdout, flushed one by one (a pipe reader sees each as it happens)."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, slot: ProcessSlot | None = None) -> None:
         self.enabled = enabled
+        self.process = None if slot is None else slot.index
+        """With several processes, every line says which one wrote it (``"process": i``)."""
 
     def write(self, obj: dict[str, Any]) -> None:
         if self.enabled:
+            if self.process is not None:
+                obj = {**obj, "process": self.process}
             sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
             sys.stdout.flush()
 
@@ -46,17 +52,30 @@ def read_line(read: PlateRead) -> dict[str, Any]:
 
 
 def serve_main(
-    cfg: Config, *, stdout_json: bool, port: int | None, mqtt: bool, early: Sequence[int] = ()
+    cfg: Config, *, stdout_json: bool, port: int | None, mqtt: bool, early: Sequence[int] = (),
+    argv: Sequence[str] = (),
 ) -> int:
     """Run the appliance until SIGINT/SIGTERM; 0 on a clean stop.
 
     ``cfg`` was checked by the loader; the overrides go through the same checks, so a bad
-    ``--port`` is a ``ConfigError`` (exit 2) before anything binds or loads.
+    ``--port`` is a ``ConfigError`` (exit 2) before anything binds or loads. With more than
+    one process (``system.processes.process_count``) this process supervises copies of
+    itself started with ``argv`` (``commands.processes``); each copy serves one share of the
+    cameras with ``workers_per_process`` workers.
     """
     cfg = with_overrides(cfg, port=port, mqtt=mqtt, source="--port")
+    slot = ProcessSlot.from_environ()
+    count = slot.count if slot is not None else process_count(cfg)
+    if slot is None and count > 1:
+        from edge_anpr.commands.processes import run_processes
+
+        return run_processes(cfg, argv, count, early)
+    if slot is not None or cfg.workers.processes:
+        workers = workers_per_process(cfg, count)
+        cfg = dataclasses.replace(cfg, workers=dataclasses.replace(cfg.workers, count=workers))
     for warning in config_warnings(cfg):
         log.warning("%s", fields(event="config_warning", warning=warning))
-    run_trio(_serve, cfg, JsonLines(stdout_json), early)
+    run_trio(_serve, cfg, JsonLines(stdout_json, slot), early)
     return 0
 
 

@@ -16,11 +16,13 @@ scope per pass cost receiver CPU well beyond the noise of ``edge-anpr bench inge
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import os
 import select
 import socket
+import struct
 import sys
 import time
 from collections import Counter
@@ -34,6 +36,7 @@ from edge_anpr.ingest.offload import GRO_CMSG_BYTES, coalesced_size, enable_gro
 from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.ingest.reassembly import Dropped, Event, FrameReady, Reassembler
 from edge_anpr.logs import RateLimitedLog, fields
+from edge_anpr.system.processes import ENV_UDP_FD, ProcessSlot, steering_program
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +50,21 @@ BATCH_DATAGRAMS = 128
 datagrams when the kernel coalesces them)."""
 
 
-def open_udp_socket(bind: str, port: int, recv_buffer_bytes: int) -> socket.socket:
-    """A bound, non-blocking UDP socket with the largest receive buffer the system grants."""
+def open_udp_socket(
+    bind: str, port: int, recv_buffer_bytes: int, *, reuse_port: bool = False
+) -> socket.socket:
+    """A bound, non-blocking UDP socket with the largest receive buffer the system grants.
+
+    With ``reuse_port`` the socket joins the port's ``SO_REUSEPORT`` group (the several
+    appliance processes of ``system.processes``): the kernel then spreads the senders over the
+    group's sockets.
+    """
     infos = socket.getaddrinfo(bind, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
     family, _, _, _, addr = infos[0]
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, recv_buffer_bytes)
         force = getattr(socket, "SO_RCVBUFFORCE", None)
         granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
@@ -84,6 +96,32 @@ def open_udp_socket(bind: str, port: int, recv_buffer_bytes: int) -> socket.sock
     except BaseException:
         sock.close()
         raise
+    return sock
+
+
+SO_ATTACH_REUSEPORT_CBPF = 51
+"""From ``<asm-generic/socket.h>`` (Linux 4.5+); Python's ``socket`` module does not name it."""
+
+
+def steer_by_camera(sock: socket.socket, count: int) -> None:
+    """Attach ``system.processes.steering_program`` to ``sock``'s ``SO_REUSEPORT`` group."""
+    program = steering_program(count)
+    insns = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("@HP", len(program) // 8, ctypes.addressof(insns))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)
+
+
+def inherited_udp_socket() -> socket.socket | None:
+    """The bound socket the supervisor passed down (``system.processes.ENV_UDP_FD``), once.
+
+    The variable is removed when taken: a restarted ingest stage binds a new socket into the
+    same ``SO_REUSEPORT`` group (``open_udp_socket(reuse_port=True)``).
+    """
+    fd = os.environ.pop(ENV_UDP_FD, "")
+    if not fd:
+        return None
+    sock = socket.socket(fileno=int(fd))
+    sock.setblocking(False)
     return sock
 
 
@@ -216,7 +254,10 @@ async def run_udp_ingest(
     skipped, so one bad packet cannot take the appliance down.
     """
     ing = cfg.ingest
-    sock = open_udp_socket(ing.bind, ing.port, ing.recv_buffer_bytes)
+    sock = inherited_udp_socket() or open_udp_socket(
+        ing.bind, ing.port, ing.recv_buffer_bytes,
+        reuse_port=ProcessSlot.from_environ() is not None,
+    )
     drops = DropLog()
     bugs = RateLimitedLog(log, interval_s=60.0)
     with sock:

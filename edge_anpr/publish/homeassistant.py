@@ -15,7 +15,8 @@ per camera (``camera_messages``)
   message on ``<prefix>/<camera>/known``;
 
 once per device (``device_messages``), ``entity_category: diagnostic``, from
-``<prefix>/status/stats`` (``value_json.health``, ``homeassistant.md`` lists them): frames per
+``<prefix>/status/stats`` (with several processes, process 0's: ``<prefix>/status/p0/stats``)
+(``value_json.health``, ``homeassistant.md`` lists them): frames per
 second, drops (all reasons), queue depth, outbox pending, and a broker connectivity binary sensor.
 They expire after three stats intervals without a report.
 
@@ -70,11 +71,27 @@ def _common(cfg: Config, topics: Topics, platform: str, object_id: str, name: st
         "name": name,
         "unique_id": f"{node}_{object_id}",
         "default_entity_id": f"{platform}.{entity_slug(f'{node}_{object_id}')}",
-        "availability_topic": topics.status,
-        "payload_available": "online",
-        "payload_not_available": "offline",
+        **_availability(topics),
         "device": device_block(cfg),
         "origin": origin_block(),
+    }
+
+
+def _availability(topics: Topics) -> dict[str, Any]:
+    """One process: its status topic. Several: each one's, available only while all are (the
+    supervisor stops them all when one fails), the same payload from every process."""
+    if topics.processes == 1:
+        return {
+            "availability_topic": topics.status,
+            "payload_available": "online",
+            "payload_not_available": "offline",
+        }
+    return {
+        "availability": [
+            {"topic": t, "payload_available": "online", "payload_not_available": "offline"}
+            for t in topics.availability
+        ],
+        "availability_mode": "all",
     }
 
 
@@ -139,7 +156,7 @@ def device_messages(cfg: Config, topics: Topics) -> list[Message]:
     for object_id, name, key, extra in DIAGNOSTICS:
         payload = {
             **_common(cfg, topics, "sensor", object_id, name),
-            "state_topic": topics.stats,
+            "state_topic": topics.stats_of(0),
             "value_template": f"{{{{ value_json.health.{key} }}}}",
             "entity_category": "diagnostic",
             "expire_after": expire_after,
@@ -148,7 +165,7 @@ def device_messages(cfg: Config, topics: Topics) -> list[Message]:
         out.append((_topic(cfg, topics, "sensor", object_id), payload))
     broker = {
         **_common(cfg, topics, "binary_sensor", "broker", "broker connection"),
-        "state_topic": topics.stats,
+        "state_topic": topics.stats_of(0),
         "value_template": "{{ 'ON' if value_json.health.broker_connected else 'OFF' }}",
         "device_class": "connectivity",
         "entity_category": "diagnostic",

@@ -64,6 +64,7 @@ from edge_anpr.logs import fields
 from edge_anpr.publish import homeassistant
 from edge_anpr.publish.outbox import Outbox
 from edge_anpr.publish.topics import Topics
+from edge_anpr.system.processes import client_id_for
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +222,9 @@ class MqttPublisher:
         v5 = m.protocol == "5"
         kwargs: dict[str, Any] = {
             "callback_api_version": CallbackAPIVersion.VERSION2,
-            "client_id": m.client_id or f"edge-anpr-{self._cfg.device.name}",
+            "client_id": client_id_for(
+                m.client_id or f"edge-anpr-{self._cfg.device.name}", self.topics.process
+            ),
             "protocol": paho.MQTTv5 if v5 else paho.MQTTv311,
         }
         if not v5:

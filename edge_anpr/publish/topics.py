@@ -17,6 +17,7 @@ from typing import Any
 
 from edge_anpr.config import Config, KnownPlateConfig, safe_id
 from edge_anpr.plates.known import KnownMatch
+from edge_anpr.system.processes import ProcessSlot
 from edge_anpr.values import PlateEvent, PlateRead
 
 SCHEMA_VERSION = 1
@@ -26,22 +27,44 @@ SCHEMA_VERSION = 1
 class Topics:
     prefix: str
     homeassistant_prefix: str
+    process: int = 0
+    """This process's index among ``processes`` (``system.processes.ProcessSlot``)."""
+    processes: int = 1
 
     @classmethod
-    def from_config(cls, cfg: Config) -> Topics:
+    def from_config(cls, cfg: Config, slot: ProcessSlot | None = None) -> Topics:
         """The topic names. The prefixes are valid topic names: the config loader checked them
-        (``config.check_topic_name``), and camera names are made safe here."""
+        (``config.check_topic_name``), and camera names are made safe here. ``slot`` defaults
+        to the one the supervisor gave this process (none: a single process)."""
         prefix = cfg.mqtt.topic_prefix.strip("/") or f"edge-anpr/{safe_id(cfg.device.name)}"
         ha = cfg.mqtt.homeassistant_prefix.strip("/") or "homeassistant"
-        return cls(prefix, ha)
+        slot = slot or ProcessSlot.from_environ()
+        if slot is None:
+            return cls(prefix, ha)
+        return cls(prefix, ha, slot.index, slot.count)
+
+    def status_of(self, process: int) -> str:
+        """Availability (``online``/``offline``, retained) of one process: ``<prefix>/status``
+        with one process, ``<prefix>/status/p<i>`` with several (each has its own last will)."""
+        if self.processes == 1:
+            return f"{self.prefix}/status"
+        return f"{self.prefix}/status/p{process}"
+
+    def stats_of(self, process: int) -> str:
+        return f"{self.status_of(process)}/stats"
+
+    @property
+    def availability(self) -> list[str]:
+        """Every process's availability topic (Home Assistant: available when all are)."""
+        return [self.status_of(i) for i in range(self.processes)]
 
     @property
     def status(self) -> str:
-        return f"{self.prefix}/status"
+        return self.status_of(self.process)
 
     @property
     def stats(self) -> str:
-        return f"{self.prefix}/status/stats"
+        return self.stats_of(self.process)
 
     @property
     def homeassistant_status(self) -> str:

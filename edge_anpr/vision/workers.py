@@ -169,6 +169,8 @@ def gil_switch_interval(seconds: float) -> Iterator[None]:
 
 
 def worker_count(cfg: Config) -> int:
+    """``workers.count``, else one per core (``serve`` with several processes sets the count
+    for each, ``system.processes.workers_per_process``)."""
     return cfg.workers.count or os.cpu_count() or 1
 
 

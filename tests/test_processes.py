@@ -1,0 +1,351 @@
+"""Several appliance processes on one port, and several appliances on one broker.
+
+Real parts: ``edge-anpr serve`` subprocesses (the supervisor and its children), ``edge-anpr
+send`` subprocesses as cameras, a real mosquitto and one subscriber.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+
+from edge_anpr.assets import DEMO_DIR
+from edge_anpr.config import config_from_dict
+from edge_anpr.ingest.udp import open_udp_socket, steer_by_camera
+from edge_anpr.publish import homeassistant
+from edge_anpr.publish.topics import Topics
+from edge_anpr.system.processes import (
+    ProcessSlot,
+    client_id_for,
+    outbox_path_for,
+    process_count,
+    workers_per_process,
+)
+
+if TYPE_CHECKING:  # fixtures come from conftest.py
+    from conftest import Broker, Subscriber
+
+CAMERAS = {"north": 0, "south": 1}
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the per-process rules -------------------------------------------------------------------
+
+
+def test_defaults_give_a_four_core_pi_two_processes_of_two_workers() -> None:
+    cfg = config_from_dict({})
+    assert (process_count(cfg, cores=4), workers_per_process(cfg, 2, cores=4)) == (2, 2)
+    assert (process_count(cfg, cores=2), workers_per_process(cfg, 1, cores=2)) == (1, 2)
+    assert process_count(cfg, cores=1) == 1
+    pinned = config_from_dict({"workers": {"processes": 3, "count": 1}})
+    assert (process_count(pinned, cores=64), workers_per_process(pinned, 3, cores=64)) == (3, 1)
+
+
+def test_each_process_owns_its_outbox_client_id_and_status_topic() -> None:
+    assert outbox_path_for("/var/lib/edge-anpr/outbox.sqlite", 0) == (
+        "/var/lib/edge-anpr/outbox.sqlite"
+    )
+    assert outbox_path_for("/var/lib/edge-anpr/outbox.sqlite", 2) == (
+        "/var/lib/edge-anpr/outbox-2.sqlite"
+    )
+    assert [client_id_for("edge-anpr-gate", i) for i in range(3)] == [
+        "edge-anpr-gate", "edge-anpr-gate-p1", "edge-anpr-gate-p2",
+    ]
+    cfg = config_from_dict({"device": {"name": "gate"}})
+    one = Topics.from_config(cfg, ProcessSlot(0, 1))
+    assert (one.status, one.stats) == ("edge-anpr/gate/status", "edge-anpr/gate/status/stats")
+    second = Topics.from_config(cfg, ProcessSlot(1, 2))
+    assert (second.status, second.stats) == (
+        "edge-anpr/gate/status/p1", "edge-anpr/gate/status/p1/stats"
+    )
+    # Every process announces the same entities: one payload, whichever publishes it last.
+    first = Topics.from_config(cfg, ProcessSlot(0, 2))
+    assert homeassistant.camera_messages(cfg, first, "north") == (
+        homeassistant.camera_messages(cfg, second, "north")
+    )
+    assert homeassistant.device_messages(cfg, first) == homeassistant.device_messages(cfg, second)
+    entity = homeassistant.camera_messages(cfg, second, "north")[0][1]
+    assert entity["availability_mode"] == "all"
+    assert [a["topic"] for a in entity["availability"]] == [
+        "edge-anpr/gate/status/p0", "edge-anpr/gate/status/p1",
+    ]
+
+
+def test_sequenced_datagrams_go_to_socket_camera_id_mod_count() -> None:
+    socks = []
+    port = 0
+    try:
+        for index in range(3):
+            sock = open_udp_socket("127.0.0.1", port, 1 << 20, reuse_port=True)
+            socks.append(sock)
+            if index == 0:
+                steer_by_camera(sock, 3)
+                port = sock.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for camera in range(7):
+                header = b"EANP" + bytes([2, 0]) + camera.to_bytes(2, "big") + bytes(24)
+                tx.sendto(header + b"x", ("127.0.0.1", port))
+        time.sleep(0.2)
+        got: dict[int, list[int]] = {}
+        for index, sock in enumerate(socks):
+            while True:
+                try:
+                    data = sock.recv(2048)
+                except BlockingIOError:
+                    break
+                got.setdefault(index, []).append(int.from_bytes(data[6:8], "big"))
+    finally:
+        for sock in socks:
+            sock.close()
+    assert got == {0: [0, 3, 6], 1: [1, 4], 2: [2, 5]}
+
+
+# -- real services -----------------------------------------------------------------------------
+
+
+def write_config(
+    path: Path, broker: Broker, udp_port: int, *, name: str, processes: int,
+    discovery: bool = False,
+) -> Path:
+    cameras = "".join(f"[cameras.{cam}]\nid = {cid}\n\n" for cam, cid in CAMERAS.items())
+    path.write_text(f"""
+[device]
+name = "{name}"
+stats_interval_s = 1.0
+
+[ingest]
+bind = "127.0.0.1"
+port = {udp_port}
+
+{cameras}
+[workers]
+count = 1
+processes = {processes}
+
+[tracker]
+quiet_time_s = 1.0
+
+[mqtt]
+host = "{broker.host}"
+port = {broker.port}
+outbox_path = "{path.parent / f'outbox-{name}.sqlite'}"
+homeassistant_discovery = {"true" if discovery else "false"}
+""")
+    return path
+
+
+class Service:
+    """``edge-anpr serve --stdout`` in a subprocess."""
+
+    def __init__(self, config: Path, log_path: Path) -> None:
+        self.log_path = log_path
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edge_anpr", "serve", "--config", str(config), "--stdout"],
+            stdout=subprocess.PIPE, stderr=log_path.open("wb"), env={**os.environ},
+        )
+        self.lines: list[dict[str, Any]] = []
+
+    def wait_log(self, text: str, count: int = 1, timeout_s: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.log_path.read_text(errors="replace").count(text) >= count:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"service never logged {text!r}:\n{self.log_path.read_text()}")
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=timeout_s)
+        self.lines = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def services() -> Iterator[Callable[[Path, Path], Service]]:
+    made: list[Service] = []
+
+    def make(config: Path, log_path: Path) -> Service:
+        svc = Service(config, log_path)
+        made.append(svc)
+        return svc
+
+    yield make
+    for svc in made:
+        svc.kill()
+
+
+async def _senders(port: int, fps: float) -> list[trio.Process]:
+    return [
+        await trio.lowlevel.open_process([
+            sys.executable, "-m", "edge_anpr", "send", str(DEMO_DIR), "--port", str(port),
+            "--format", "sequenced", "--camera", str(cid), "--fps", str(fps), "--loop",
+        ])
+        for cid in CAMERAS.values()
+    ]
+
+
+@pytest.mark.slow
+async def test_sigterm_during_a_two_process_stream_exits_0_and_loses_no_event(
+    tmp_path: Path, mosquitto: Broker, subscriber_factory: Callable[..., Subscriber],
+    services: Callable[[Path, Path], Service],
+) -> None:
+    udp_port = free_udp_port()
+    log_path = tmp_path / "serve.log"
+    svc = services(
+        write_config(tmp_path / "c.toml", mosquitto, udp_port, name="two", processes=2),
+        log_path,
+    )
+    svc.wait_log("event=workers_ready", count=2)
+    sub = subscriber_factory(mosquitto, ["edge-anpr/two/+/event", "edge-anpr/two/status/#"])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sub.run)
+        senders = await _senders(udp_port, 8.0)
+        try:
+            # Both cameras' events under way, then SIGTERM while frames still arrive.
+            await sub.wait_for(
+                lambda: all(sub.on(f"edge-anpr/two/{cam}/event") for cam in CAMERAS), 60
+            )
+            await trio.sleep(2.0)
+            code = await trio.to_thread.run_sync(svc.stop)
+        finally:
+            for sender in senders:
+                sender.kill()
+                await sender.wait()
+        made = [line for line in svc.lines if line["type"] == "event"]
+        await sub.wait_for(
+            lambda: sum(len(sub.on(f"edge-anpr/two/{c}/event")) for c in CAMERAS) >= len(made),
+            timeout_s=10,
+        )
+        nursery.cancel_scope.cancel()
+    log_text = log_path.read_text()
+    assert code == 0, log_text
+    for cam in CAMERAS:
+        made_here = [(e["event_id"], e["kind"]) for e in made if e["camera"] == cam]
+        got = [(p["event_id"], p["kind"]) for p in sub.on(f"edge-anpr/two/{cam}/event")]  # type: ignore[index]
+        assert made_here, f"{cam}: events made before the SIGTERM"
+        assert got == made_here, f"{cam}: every event made reached the subscriber, in order"
+        assert {i for i, k in got if k == "start"} == {i for i, k in got if k == "end"}
+    # camera id k is served by process k % 2, and only by it
+    reads = [line for line in svc.lines if line["type"] == "read"]
+    assert {(r["camera"], r["process"]) for r in reads} == {("north", 0), ("south", 1)}
+    # each process has its own availability topic, online then offline (a clean stop)
+    for index in (0, 1):
+        assert sub.on(f"edge-anpr/two/status/p{index}")[-1] == "offline"
+    assert log_text.count("event=stopped") == 2
+    print(f"two processes: exit={code} reads={len(reads)} events={len(made)}")
+
+
+@pytest.mark.slow
+async def test_two_appliances_share_one_broker_without_collision(
+    tmp_path: Path, mosquitto: Broker, subscriber_factory: Callable[..., Subscriber],
+    services: Callable[[Path, Path], Service],
+) -> None:
+    boxes = {"gate-a": free_udp_port(), "gate-b": free_udp_port()}
+    made = {
+        name: services(
+            write_config(tmp_path / f"{name}.toml", mosquitto, port, name=name, processes=1,
+                         discovery=True),
+            tmp_path / f"{name}.log",
+        )
+        for name, port in boxes.items()
+    }
+    for svc in made.values():
+        svc.wait_log("event=workers_ready")
+    sub = subscriber_factory(mosquitto, ["edge-anpr/#", "homeassistant/#"])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sub.run)
+        senders = [s for port in boxes.values() for s in await _senders(port, 6.0)]
+        try:
+            await sub.wait_for(lambda: all(
+                sub.on(f"edge-anpr/{name}/{cam}/event") for name in boxes for cam in CAMERAS
+            ), 60)
+        finally:
+            for sender in senders:
+                sender.kill()
+                await sender.wait()
+        codes = [await trio.to_thread.run_sync(svc.stop) for svc in made.values()]
+        await trio.sleep(0.5)
+        nursery.cancel_scope.cancel()
+    assert codes == [0, 0]
+    for name in boxes:
+        node = name  # safe_id keeps "-"
+        assert sub.on(f"edge-anpr/{name}/status")[:1] == ["online"], name
+        assert sub.on(f"edge-anpr/{name}/status")[-1] == "offline", name
+        configs = [
+            m for m in sub.messages
+            if m.topic.startswith("homeassistant/") and f"/{node}/" in m.topic
+        ]
+        assert configs, f"{name}: discovery published"
+        for m in configs:
+            payload = json.loads(m.payload)
+            assert payload["device"]["name"] == name
+            assert payload.get("availability_topic", f"edge-anpr/{name}/status") == (
+                f"edge-anpr/{name}/status"
+            ), m.topic
+            assert "availability_topic" in payload or "availability" not in payload, m.topic
+            assert payload["device"]["identifiers"] == [f"edge-anpr-{node}"]
+            if "unique_id" in payload:  # every entity (not the device trigger)
+                assert payload["unique_id"].startswith(f"{node}_")
+    unique = [json.loads(m.payload).get("unique_id", "") for m in sub.messages
+              if m.topic.startswith("homeassistant/")]
+    per_box = {name: {u for u in unique if u.startswith(f"{name}_")} for name in boxes}
+    assert per_box["gate-a"] and per_box["gate-b"]
+    assert not per_box["gate-a"] & per_box["gate-b"], "no entity is shared by the two boxes"
+    # The broker saw two clients with their own ids, neither taking over from the other.
+    broker_log = mosquitto.log_text()
+    assert "edge-anpr-gate-a" in broker_log and "edge-anpr-gate-b" in broker_log
+    assert "already connected" not in broker_log
+
+
+@pytest.mark.slow
+def test_bench_serve_processes_prints_every_configuration_and_one_json_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Correctness only (short windows, no speed asserted): the shape of the report."""
+    from edge_anpr.lab import bench_processes
+
+    pytest.importorskip("paho.mqtt.client")
+    for name, value in (("WARMUP_S", 1.5), ("WINDOW_S", 2.0), ("PROBE_S", 1.5),
+                        ("LATENCY_S", 3.0)):
+        monkeypatch.setattr(bench_processes, name, value)
+    code = bench_processes.bench_serve_processes(
+        cameras=2, processes=[2, 1], workers=1, rounds=2
+    )
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    summary = json.loads(out[-1])
+    assert [r["processes"] for r in summary["results"]] == [1, 2]
+    for result in summary["results"]:
+        assert result["workers_per_process"] == 1
+        assert len(result["rounds_frames_per_s"]) == 2
+        assert result["frames_per_s"] > 0
+        assert result["latency_samples"] > 0
+        assert 0 < result["latency_p50_ms"] <= result["latency_p99_ms"]
+    one, two = summary["results"]
+    assert two["rss_total_mb"] > one["rss_total_mb"] > 50, "a second process adds its own RSS"
+    assert summary["scaling_processes"] == 2 and len(summary["scaling_rounds"]) == 2
+    assert summary["scaling"] == round(two["frames_per_s"] / one["frames_per_s"], 2)
+    assert any(line.startswith("round 2/2 processes=1") for line in out)
