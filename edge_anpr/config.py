@@ -187,7 +187,7 @@ class DetectorConfig:
         -0.6, "cascade: SVM margin above which a window is a proposal for the refiner (below "
         "score_threshold: the refiner rejects what the scanner lets through).",
     )
-    max_proposals: int = _key(16, "cascade: proposals refined per frame after NMS.", lo=1, hi=64)
+    max_proposals: int = _key(8, "cascade: proposals refined per frame after NMS.", lo=1, hi=64)
     min_refined_score: float = _key(
         0.5, "cascade: the refiner's plate probability a proposal needs to be read.", lo=0, hi=1,
     )
