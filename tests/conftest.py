@@ -40,6 +40,22 @@ import pytest
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Each test leaves the root logger as it found it. A test that runs the CLI in-process
+    configures logging onto the stderr pytest captured for it; that stream is closed after the
+    test, and every later log line then printed a 'Logging error' traceback."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
 def free_tcp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -160,12 +176,16 @@ class Broker:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    async def wait_log(self, text: str, count: int = 1, timeout_s: float = 5.0) -> None:
-        """Wait until the broker's log has ``text`` at least ``count`` times."""
+    async def wait_log(
+        self, text: str | tuple[str, ...], count: int = 1, timeout_s: float = 5.0
+    ) -> None:
+        """Wait until the broker's log has ``text`` (or, given several, any of them, summed) at
+        least ``count`` times."""
         import trio
 
+        texts = (text,) if isinstance(text, str) else text
         with trio.fail_after(timeout_s):
-            while self.log_text().count(text) < count:
+            while sum(self.log_text().count(t) for t in texts) < count:
                 await trio.sleep(0.01)
 
 

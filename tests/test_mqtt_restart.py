@@ -92,7 +92,13 @@ async def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
                 # delivery to a subscriber that is mid-PUBACK when the broker stops is
                 # redelivered after the restart, which is the subscriber's leg, not ours.
                 await sub.pause()
-                await broker.wait_log("Client restart-sub disconnected")  # PUBACKs read
+                # PUBACKs read once the broker has seen it go: mosquitto says "disconnected"
+                # after a DISCONNECT packet, "closed its connection" when the socket closes
+                # first; up to 15 s (under a full suite's load the 5 s default once ran out).
+                await broker.wait_log(
+                    ("Client restart-sub disconnected", "Client restart-sub closed its connection"),
+                    timeout_s=15.0,
+                )
                 # Freeze the broker, make a burst of events, then stop it: those messages
                 # were sent but never acknowledged and must be sent again after the restart.
                 broker.freeze()
