@@ -331,11 +331,15 @@ def augment_chars(rng: np.random.Generator, crops: np.ndarray) -> np.ndarray:
     return np.clip(x + noise, 0, 1)
 
 
-def export_int8(model, rep: np.ndarray, path: Path) -> None:  # type: ignore[no-untyped-def]
+def export_int8(  # type: ignore[no-untyped-def]
+    model, rep: np.ndarray, path: Path, samples: int = 300
+) -> int:
+    """Full int8 TFLite of ``model`` at ``path``, calibrated on the first ``samples`` rows of
+    ``rep``; its size in bytes."""
     tf = _tf()
 
     def gen():  # type: ignore[no-untyped-def]
-        for i in range(min(len(rep), 300)):
+        for i in range(min(len(rep), samples)):
             yield [rep[i : i + 1].astype(np.float32)]
 
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -347,6 +351,7 @@ def export_int8(model, rep: np.ndarray, path: Path) -> None:  # type: ignore[no-
     data = conv.convert()
     path.write_bytes(data)
     say(f"wrote {path} ({len(data)} bytes)")
+    return len(data)
 
 
 # ---------------------------------------------------------------- pseudo labels

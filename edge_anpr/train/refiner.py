@@ -45,16 +45,16 @@ from tqdm import tqdm
 
 from edge_anpr.boxes import BoxPx
 from edge_anpr.lab.datasplit import in_split, plate_in_split, shared_data_dir
-from edge_anpr.lab.scenes import find_scenes, normalise, scale_box
+from edge_anpr.lab.scenes import IMAGE_SUFFIXES, find_scenes, normalise, scale_box
 from edge_anpr.models import bundled_models_dir
 from edge_anpr.train.detector import holdout
+from edge_anpr.train.reader import _tf, export_int8
 from edge_anpr.vision.hog import PlateDetector, load_detector
 from edge_anpr.vision.refine import WINDOW_H, WINDOW_W, Window, cut_window, window_of
 
 CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
 WINDOWS_FILE = "refiner_windows_v1.npz"
 HARD_FILE = "refiner_hard_v2.npz"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
 def say(msg: str) -> None:
@@ -305,14 +305,6 @@ def mine_hard_negatives(data: Path, model_path: Path, seed: int) -> dict[str, np
 
 # ---------------------------------------------------------------- model
 
-def _tf():  # type: ignore[no-untyped-def]
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(2)
-    return tf
-
-
 def build_model():  # type: ignore[no-untyped-def]
     tf = _tf()
     L = tf.keras.layers
@@ -353,24 +345,6 @@ def augment_batch(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
     return np.clip(x * gain + bias, 0.0, 1.0)
 
 
-def export_int8(model, rep: np.ndarray, path: Path) -> int:  # type: ignore[no-untyped-def]
-    tf = _tf()
-
-    def gen():  # type: ignore[no-untyped-def]
-        for i in range(min(len(rep), 400)):
-            yield [rep[i : i + 1].astype(np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = gen
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    data = conv.convert()
-    path.write_bytes(data)
-    return len(data)
-
-
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m edge_anpr.train refiner")
     ap.add_argument("--epochs", type=int, default=12)
@@ -409,7 +383,7 @@ def main(argv: list[str]) -> int:
     if args.export_only:
         model = tf.keras.models.load_model(ckpt, custom_objects={"refiner_loss": refiner_loss})
         rep = x[np.random.default_rng(args.seed).permutation(len(x))[:400]]
-        say(f"wrote {args.out} ({export_int8(model, rep, args.out)} bytes)")
+        export_int8(model, rep, args.out, samples=400)
         return 0
     if args.resume and ckpt.exists():
         model = tf.keras.models.load_model(ckpt, custom_objects={"refiner_loss": refiner_loss})

@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_anpr.boxes import BoxPx
+from edge_anpr.errors import ModelError
 from edge_anpr.vision.tflite import Int8Model
 
 WINDOW_H = 64
@@ -94,8 +95,6 @@ class PlateRefiner:
     def __init__(self, path: Path, *, passes: int = 2) -> None:
         self.model = Int8Model(path, batch_step=4)
         if self.model.input_shape[1:] != (WINDOW_H, WINDOW_W, 1):
-            from edge_anpr.errors import ModelError
-
             raise ModelError(
                 f"{path}: refiner input {self.model.input_shape[1:]} is not "
                 f"{(WINDOW_H, WINDOW_W, 1)}"
