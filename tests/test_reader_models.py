@@ -18,8 +18,10 @@ from edge_anpr.vision.reader import (
     CHAR_W,
     CLASSIFIER_FILE,
     SEGMENTER_FILE,
+    Letterbox,
     PlateReader,
     char_crops,
+    decode_segmentation,
     normalise_chars,
     reading_order,
 )
@@ -122,6 +124,29 @@ def test_reading_order_puts_the_top_line_first() -> None:
     assert ordered[:, 0].tolist() == [10, 25, 30, 60, 90]
     one_line = np.float32([[50, 10, 60, 40, 1], [10, 12, 20, 42, 1], [30, 8, 40, 38, 1]])
     assert reading_order(one_line)[:, 0].tolist() == [10, 30, 50]
+
+
+def _heat_map(peaks: list[tuple[int, int, float]]) -> np.ndarray:
+    """A segmenter output with one character peak per (cell x, cell y, height / 64)."""
+    maps = np.zeros((16, 32, 5), np.float32)
+    for x, y, h in peaks:
+        maps[y, x] = (0.9, 0.5, 0.5, 0.2, h)
+    return maps
+
+
+def test_a_raised_smaller_first_box_is_not_a_character() -> None:
+    line = [(x, 9, 0.4) for x in (8, 12, 16, 20, 24)]
+    identity = Letterbox(1.0, 0.0, 0.0)
+    # the top letter of a stacked prefix: above the line, three quarters of its height
+    boxes = decode_segmentation(_heat_map([(4, 5, 0.3), *line]), identity)
+    assert boxes[:, 0].tolist() == pytest.approx([(x + 0.5) * 4 - 6.4 for x, _, _ in line])
+    # a character of full height stays, however high it sits
+    assert len(decode_segmentation(_heat_map([(4, 5, 0.4), *line]), identity)) == 6
+    # so does the first line of a two-line plate, even when its characters are smaller
+    two_line = [(8, 3, 0.3), (12, 3, 0.3), *((x, 11, 0.4) for x in (6, 10, 14, 18))]
+    assert len(decode_segmentation(_heat_map(two_line), identity)) == 6
+    # and a smaller first box on the line (a narrow plate's first character)
+    assert len(decode_segmentation(_heat_map([(4, 9, 0.3), *line]), identity)) == 6
 
 
 def test_character_normalisation_is_numpys_percentile_stretch() -> None:
