@@ -344,8 +344,16 @@ def test_bench_serve_processes_prints_every_configuration_and_one_json_line(
         assert result["frames_per_s"] > 0
         assert result["latency_samples"] > 0
         assert 0 < result["latency_p50_ms"] <= result["latency_p99_ms"]
+        # the service recognised frames all window long: it used a good share of a core
+        assert 0.3 < result["service_cores"] <= (os.cpu_count() or 1) + 0.1
+        assert result["harness_cores"] >= 0
+        assert result["frames_per_cpu_s"] == pytest.approx(
+            result["frames_per_s"] / result["service_cores"], rel=0.01)
     one, two = summary["results"]
     assert two["rss_total_mb"] > one["rss_total_mb"] > 50, "a second process adds its own RSS"
     assert summary["scaling_processes"] == 2 and len(summary["scaling_rounds"]) == 2
     assert summary["scaling"] == round(two["frames_per_s"] / one["frames_per_s"], 2)
     assert any(line.startswith("round 2/2 processes=1") for line in out)
+    assert summary["cpu_efficiency"] == pytest.approx(
+        two["frames_per_cpu_s"] / one["frames_per_cpu_s"], abs=0.002)
+    assert 0 < summary["ceiling"] <= (os.cpu_count() or 1) / one["service_cores"] + 0.01

@@ -14,6 +14,13 @@ process ``k % P``), each looping the bundled 1280x720 JPEG demo frames.
   The result per count is the median of its windows, with every window's rate printed;
   ``scaling`` is the best multi-process median over the one-process median, and
   ``scaling_rounds`` the same ratio round by round (the spread).
+- CPU: over each timed window, the CPU time of the service (the supervisor and its children,
+  ``/proc/PID/stat``) and of the whole machine (``/proc/stat``), as cores in use. The service's
+  frames per CPU-second say whether processes cost more per frame than one; the machine's
+  busy cores less the service's are the harness (senders, mosquitto, this process), which on
+  a machine of few cores takes from what the service can use: with ``cores`` cores, a harness
+  of ``h`` cores and one process using ``c1`` cores, P processes can reach at most
+  ``(cores - h) / c1`` times one (``ceiling``).
 - Total RSS: the supervisor's and every child's ``VmRSS`` (``/proc``) at the end of each
   window; the largest is reported.
 - Latency, once per count after the rounds: the tracker's quiet time cut to 0.1 s so that each
@@ -42,6 +49,7 @@ from typing import Any
 
 from edge_anpr.assets import DEMO_DIR
 from edge_anpr.lab.bench_serve import _local_broker
+from edge_anpr.lab.cpu import machine_ticks, process_cpu_s
 
 ROUNDS = 5
 WARMUP_S = 3.0
@@ -96,6 +104,8 @@ def bench_serve_processes(
     cores = os.cpu_count() or 1
     per_count: dict[int, list[float]] = {p: [] for p in counts}
     rss: dict[int, float] = {p: 0.0 for p in counts}
+    cpu: dict[int, list[tuple[float, float]]] = {p: [] for p in counts}
+    """(service cores, machine busy cores) of every window."""
     worker_counts = {p: workers or max(1, cores // p) for p in counts}
     load_at_start = round(os.getloadavg()[0], 2)
     print(f"bench serve: {cameras} camera(s), processes {counts}, workers per process "
@@ -121,14 +131,21 @@ def bench_serve_processes(
                     with _senders(port, cameras, offered):
                         time.sleep(WARMUP_S)
                         t0 = time.monotonic()
+                        service0, machine0 = _tree_cpu_s(pid), _machine_busy_s()
                         time.sleep(WINDOW_S)
-                        fps = lines.frames_per_s(t0, time.monotonic())
+                        t1 = time.monotonic()
+                        service1, machine1 = _tree_cpu_s(pid), _machine_busy_s()
+                        fps = lines.frames_per_s(t0, t1)
                         rss[p] = max(rss[p], _tree_rss_mb(pid))
+                        cpu[p].append(((service1 - service0) / (t1 - t0),
+                                       (machine1 - machine0) / (t1 - t0)))
                 per_count[p].append(fps)
                 print(f"round {round_no + 1}/{rounds} processes={p} workers={worker_counts[p]} "
                       f"frames_per_s={fps:.1f} offered={offered:.0f}", flush=True)
         for p in counts:
             median = statistics.median(per_count[p])
+            service_cores = statistics.median(c for c, _ in cpu[p])
+            harness_cores = statistics.median(max(0.0, m - c) for c, m in cpu[p])
             cfg = _write_config(Path(tmp), broker, p, worker_counts[p], "latency", latency=True)
             p50, p99, n = _latency(cfg, broker, cameras, max(1.0, median * 0.5))
             result = {
@@ -136,12 +153,18 @@ def bench_serve_processes(
                 "frames_per_s": round(median, 1),
                 "rounds_frames_per_s": [round(x, 1) for x in per_count[p]],
                 "rss_total_mb": round(rss[p], 1),
+                "service_cores": round(service_cores, 3),
+                "harness_cores": round(harness_cores, 3),
+                "frames_per_cpu_s": round(median / service_cores, 2) if service_cores else None,
                 "latency_p50_ms": p50, "latency_p99_ms": p99, "latency_samples": n,
             }
             results.append(result)
             print(f"processes={p} workers={worker_counts[p]} frames_per_s={median:.1f} "
                   f"(rounds {', '.join(f'{x:.1f}' for x in per_count[p])}) "
-                  f"rss_total={rss[p]:.0f} MB latency p50={p50} p99={p99} ms (n={n})", flush=True)
+                  f"rss_total={rss[p]:.0f} MB service_cores={service_cores:.2f} "
+                  f"harness_cores={harness_cores:.2f} "
+                  f"frames_per_cpu_s={result['frames_per_cpu_s']} "
+                  f"latency p50={p50} p99={p99} ms (n={n})", flush=True)
     summary: dict[str, Any] = {
         "bench": "serve", "cameras": cameras, "mqtt": "local mosquitto",
         "method": f"{rounds} interleaved {WINDOW_S:g} s windows per process count, medians",
@@ -161,6 +184,16 @@ def bench_serve_processes(
         print(f"scaling {top['processes']} processes / 1 process, {cameras} camera(s): "
               f"{summary['scaling']:.2f}x (rounds: {', '.join(f'{r:.2f}x' for r in rounds_ratio)}"
               f"; spread {min(rounds_ratio):.2f}-{max(rounds_ratio):.2f})")
+        if one["frames_per_cpu_s"] and top["frames_per_cpu_s"] and one["service_cores"]:
+            # what this machine leaves the service, against what one process takes
+            ceiling = (cores - top["harness_cores"]) / one["service_cores"]
+            summary["cpu_efficiency"] = round(
+                top["frames_per_cpu_s"] / one["frames_per_cpu_s"], 3)
+            summary["ceiling"] = round(ceiling, 2)
+            print(f"per CPU-second {top['processes']} processes / 1 process: "
+                  f"{summary['cpu_efficiency']:.3f}; one process uses "
+                  f"{one['service_cores']:.2f} cores, the harness "
+                  f"{top['harness_cores']:.2f} of {cores}: at most {ceiling:.2f}x here")
     print(json.dumps(summary))
     return 0
 
@@ -260,16 +293,34 @@ def _senders(port: int, cameras: int, total_fps: float) -> Iterator[None]:
         time.sleep(1.0)  # the queues drain before the next phase
 
 
-def _tree_rss_mb(pid: int) -> float:
-    """VmRSS of ``pid`` and its children, in MB."""
+def _tree_pids(pid: int) -> list[int]:
     pids = [pid]
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         pids += [int(c) for c in children]
     except OSError:
         pass
+    return pids
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its children (all their threads)."""
+    return sum(process_cpu_s(p) or 0.0 for p in _tree_pids(pid))
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds all cores spent busy since boot (0 without ``/proc/stat``)."""
+    ticks = machine_ticks()
+    if ticks is None:
+        return 0.0
+    idle, total = ticks
+    return (total - idle) / (os.sysconf("SC_CLK_TCK"))
+
+
+def _tree_rss_mb(pid: int) -> float:
+    """VmRSS of ``pid`` and its children, in MB."""
     total_kb = 0
-    for p in pids:
+    for p in _tree_pids(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
