@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--negatives", action="store_true",
         help="the folder holds photographs without plates: count the false plates",
     )
+    evaluate.add_argument(
+        "--raw-labels", action="store_true",
+        help="score against the label files as shipped, without the review in "
+             "data/label-review/ (wrong texts, plates the labels lack)",
+    )
 
     eval_crops = with_config(sub.add_parser("eval-crops", help="evaluate the reader on crops"))
     eval_crops.add_argument("directory", type=Path, nargs="?", default=None)
@@ -285,7 +290,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "eval":
         from edge_anpr.lab.eval_scenes import eval_scenes_main
 
-        return eval_scenes_main(cfg, args.directory, split=args.split, negatives=args.negatives)
+        return eval_scenes_main(cfg, args.directory, split=args.split, negatives=args.negatives,
+                                 raw_labels=args.raw_labels)
     if command == "eval-crops":
         from edge_anpr.lab.eval_crops import eval_crops_main
 

@@ -63,6 +63,38 @@ def test_score_image_counts_hits_misreads_and_false_plates() -> None:
     assert t.misreads == [("XY999", "XY998")]
 
 
+def test_a_plate_the_labels_lack_is_neither_scored_nor_a_false_plate() -> None:
+    labels = [((100, 100, 80, 20), "AB123")]
+    found = [_found((101, 99, 80, 20), "AB123"), _found((700, 50, 60, 20), "CD456")]
+    as_shipped = score_image(labels, [], found)
+    assert (as_shipped.false_plates, as_shipped.unlabelled_found) == (1, 0)
+    reviewed = score_image(labels, [], found, unlabelled=[(702, 48, 58, 22)])
+    assert (reviewed.false_plates, reviewed.unlabelled_found, reviewed.top1) == (0, 1, 1)
+    # only where the review saw a plate
+    elsewhere = score_image(labels, [], found, unlabelled=[(300, 300, 60, 20)])
+    assert (elsewhere.false_plates, elsewhere.unlabelled_found) == (1, 0)
+
+
+def test_the_review_attaches_unlabelled_plates_to_their_scene(tmp_path: Path) -> None:
+    from edge_anpr.lab.scenes import find_scenes
+
+    scenes = tmp_path / "scenes"
+    (scenes / "us").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg"):
+        (scenes / "us" / name).write_bytes(b"")
+        (scenes / "us" / name).with_suffix(".txt").write_text(f"{name} 10 10 80 20 AB123\n")
+    review = tmp_path / "review"
+    review.mkdir()
+    (review / "scenes-unlabelled.csv").write_text(
+        "file,x,y,w,h,plate,reason\nus/b.jpg,300,40,70,30,xy999,a second car\n")
+    by_name = {s.image_path.name: s for s in find_scenes(scenes, review_dir=review)}
+    assert by_name["a.jpg"].unlabelled == ()
+    assert [(p.box_px, p.text) for p in by_name["b.jpg"].unlabelled] == [
+        ((300, 40, 70, 30), "XY999")]
+    raw = find_scenes(scenes, review_dir=review, raw=True)
+    assert all(s.unlabelled == () for s in raw)
+
+
 def test_detector_file_is_taken_from_the_models_dir_when_there(tmp_path: Path) -> None:
     from edge_anpr.config import READER_MODEL_FILES, config_from_dict
     from edge_anpr.vision.hog import default_model_path

@@ -16,7 +16,9 @@ Per sub-folder and overall:
   (a box that cuts characters off is found but not tight);
 * found recall per plate width (labelled width in the 1280-wide image: < 64, 64-100, 100-160,
   > 160 px), printed on a line of its own;
-* false plates per image: reported plates matching no labelled box;
+* false plates per image: reported plates matching no labelled box (nor a plate the project's
+  review found unlabelled in the photograph, ``data/label-review/<folder>-unlabelled.csv``:
+  those are counted apart and never scored; ``--raw-labels`` counts them as false plates);
 * medians of decode (+ resize), detect, read and total milliseconds.
 
 Each sub-folder is recognised as the camera of the same name: when the configuration has a
@@ -73,6 +75,8 @@ class Tally:
     top1: int = 0
     topn: int = 0
     false_plates: int = 0
+    unlabelled_found: int = 0
+    """Reported plates on a plate the labels lack (``score_image``)."""
     decode_ms: list[float] = field(default_factory=list)
     detect_ms: list[float] = field(default_factory=list)
     read_ms: list[float] = field(default_factory=list)
@@ -84,7 +88,7 @@ class Tally:
 
     def add(self, other: Tally) -> None:
         for name in ("images", "plates", "detected", "found", "tight", "top1", "topn",
-                     "false_plates"):
+                     "false_plates", "unlabelled_found"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for key, (n, f) in other.by_width.items():
             mine = self.by_width.setdefault(key, [0, 0])
@@ -108,6 +112,7 @@ class Tally:
             "top1": round(self.top1 / n, 4),
             "topn": round(self.topn / n, 4),
             "false_plates_per_image": round(self.false_plates / max(self.images, 1), 4),
+            "unlabelled_plates_reported": self.unlabelled_found,
             "decode_ms": med(self.decode_ms),
             "detect_ms": med(self.detect_ms),
             "read_ms": med(self.read_ms),
@@ -119,8 +124,12 @@ def score_image(
     labels: Sequence[tuple[BoxPx, str]],
     candidates: Sequence[BoxPx],
     found: Sequence[PlateRead],
+    unlabelled: Sequence[BoxPx] = (),
 ) -> Tally:
-    """Compare one image's detector candidates and reported plates with its labels."""
+    """Compare one image's detector candidates and reported plates with its labels.
+
+    A reported plate that matches no label but a plate of ``unlabelled`` (real plates the
+    label file lacks) is counted in ``unlabelled_found``, not as a false plate."""
     t = Tally(images=1, plates=len(labels))
     for box, _ in labels:
         if any(iou(box, c) >= MATCH_IOU for c in candidates):
@@ -150,7 +159,10 @@ def score_image(
             t.topn += 1
     for i, f in enumerate(found):
         if i not in used and all(iou(f.box_px, box) < MATCH_IOU for box, _ in labels):
-            t.false_plates += 1
+            if any(iou(f.box_px, box) >= MATCH_IOU for box in unlabelled):
+                t.unlabelled_found += 1
+            else:
+                t.false_plates += 1
     return t
 
 
@@ -172,7 +184,8 @@ def evaluate(
         cands = recognizer.last_candidates
         timing = recognizer.last_timing
         labels = [(scale_box(p.box_px, factor), p.text) for p in scene.plates]
-        tally = score_image(labels, [c.box_px for c in cands], found)
+        tally = score_image(labels, [c.box_px for c in cands], found,
+                            [scale_box(p.box_px, factor) for p in scene.unlabelled])
         tally.decode_ms.append(timing.decode_ms)
         tally.detect_ms.append(timing.detect_ms)
         tally.read_ms.append(timing.read_ms)
@@ -199,15 +212,18 @@ def eval_scenes_main(
     *,
     split: Literal["train", "val", "all", "holdout"] = "val",
     negatives: bool = False,
+    raw_labels: bool = False,
 ) -> int:
     """``split="holdout"``: the fifth of the training photographs that the plate refiner is
     not trained on (``datasplit.in_holdout``), for choosing settings. ``negatives``: the
-    folder holds photographs without plates (every reported plate is a false one)."""
+    folder holds photographs without plates (every reported plate is a false one).
+    ``raw_labels``: the label files as shipped, without the project's review."""
     cv2.setNumThreads(1)
     if not directory.is_dir():
         raise ConfigError(f"{directory}: not a folder")
     side: Literal["train", "val", "all"] = "train" if split == "holdout" else split
-    scenes = unlabelled_scenes(directory, side) if negatives else find_scenes(directory, side)
+    scenes = (unlabelled_scenes(directory, side) if negatives
+              else find_scenes(directory, side, raw=raw_labels))
     if split == "holdout":
         scenes = [sc for sc in scenes if in_holdout(sc.image_path.name)]
     if not scenes:
@@ -246,6 +262,10 @@ def eval_scenes_main(
     print("found recall by plate width (px): " + ", ".join(
         f"{name} {f}/{n}" + (f" {f / n:.3f}" if n else "") for name, (n, f) in by_width.items()
     ))
+    if overall.unlabelled_found:
+        print(f"plates the labels lack (data/label-review/{directory.name}-unlabelled.csv) "
+              f"reported: {overall.unlabelled_found}, neither scored nor false plates "
+              f"(--raw-labels: false plates)")
     if overall.misreads:
         shown = ", ".join(f"{a}->{b}" for a, b in overall.misreads[:20])
         print(f"misreads (label->read): {shown}")

@@ -9,6 +9,7 @@ configured for (in 1280-wide frame pixels) cover the photographs, whatever their
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import logging
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ class Scene:
     group: str
     """Sub-folder name (eu, us, br...) or ``all`` for a flat folder."""
     plates: tuple[LabelledPlate, ...]
+    unlabelled: tuple[LabelledPlate, ...] = ()
+    """Plates the photograph shows that its label file lacks (found by the project's review,
+    ``read_unlabelled``): a reported plate there is neither scored nor a false plate."""
 
 
 def read_labels(txt: Path) -> tuple[LabelledPlate, ...]:
@@ -59,16 +63,35 @@ def read_labels(txt: Path) -> tuple[LabelledPlate, ...]:
     return tuple(plates)
 
 
+def read_unlabelled(
+    folder_name: str, review_dir: Path = REVIEW_DIR
+) -> dict[str, tuple[LabelledPlate, ...]]:
+    """``GROUP/IMAGE`` -> the plates the review found in the photograph but not in its labels
+    (``REVIEW_DIR/<folder>-unlabelled.csv``: ``file,x,y,w,h,plate,reason``, the box in the
+    photograph's own pixels as in the label files). Empty when there is no such file."""
+    path = review_dir / f"{folder_name}-unlabelled.csv"
+    found: dict[str, list[LabelledPlate]] = {}
+    if path.is_file():
+        with path.open(newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                box = (int(row["x"]), int(row["y"]), int(row["w"]), int(row["h"]))
+                plate = LabelledPlate(box, (row.get("plate") or "").strip().upper())
+                found.setdefault(row["file"], []).append(plate)
+    return {k: tuple(v) for k, v in found.items()}
+
+
 def find_scenes(
     root: Path, split: Literal["train", "val", "all"] = "all", *, raw: bool = False,
     review_dir: Path = REVIEW_DIR,
 ) -> list[Scene]:
     """Every labelled image under ``root`` in the wanted split, sorted by group then name,
     with the project's review of wrong plate texts applied (``lab.labels``; a review row's
-    ``file`` is ``GROUP/IMAGE``), unless ``raw``."""
+    ``file`` is ``GROUP/IMAGE``) and the plates it found unlabelled attached
+    (``read_unlabelled``), unless ``raw``."""
     groups = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     dirs = [(g.name, g) for g in groups] or [("all", root)]
     review = read_review(root.name, review_dir) if not raw else None
+    unlabelled = read_unlabelled(root.name, review_dir) if not raw else {}
     scenes = []
     for name, folder in dirs:
         for img in sorted(folder.iterdir()):
@@ -84,7 +107,7 @@ def find_scenes(
                 plates = tuple(
                     dataclasses.replace(p, text=fixed) if p.text == wrong else p for p in plates
                 )
-            scenes.append(Scene(img, name, plates))
+            scenes.append(Scene(img, name, plates, unlabelled.get(key, ())))
     return scenes
 
 
