@@ -30,13 +30,28 @@ def test_fits_checks_kind_and_length() -> None:
     assert fits("A1", "**")
 
 
-def test_generic_ranks_by_confidence_and_fixes_nothing() -> None:
+def test_generic_ranks_the_classifiers_readings_and_fixes_nothing() -> None:
     a = alts([("O", 0.6), ("0", 0.4)], [("B", 0.9), ("8", 0.1)], [("1", 0.8), ("I", 0.2)])
     ranked = rank_candidates(a, ["generic"], 5)
     assert ranked[0].text == "OB1"
     assert ranked[0].region == "generic"
-    assert [r.confidence for r in ranked] == sorted((r.confidence for r in ranked), reverse=True)
+    assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
     assert len({r.text for r in ranked}) == len(ranked)
+    options = [{c for c, _ in position} for position in a]
+    assert all(all(c in o for c, o in zip(r.text, options, strict=True)) for r in ranked)
+
+
+def test_generic_prefers_a_reading_that_fits_some_regions_pattern() -> None:
+    # the classifier's first choice for the sixth character makes a text no region prints;
+    # its second choice makes a Brazilian one
+    a = [*certain("ABC12"), [("S", 0.6), ("5", 0.4)], *certain("4")]
+    assert rank_candidates(a, ["generic"], 3)[0].text == "ABC1254"
+    # with no alternative that fits, the reading stands (a vanity plate)
+    a = [*certain("ABC12"), [("S", 0.6), ("X", 0.4)], *certain("4")]
+    assert rank_candidates(a, ["generic"], 3)[0].text == "ABC12S4"
+    # and a fitting alternative the classifier gave little is not taken
+    a = [*certain("ABC12"), [("S", 0.98), ("5", 0.02)], *certain("4")]
+    assert rank_candidates(a, ["generic"], 3)[0].text == "ABC12S4"
 
 
 def test_uk_pattern_swaps_confusables_by_position() -> None:
@@ -244,9 +259,10 @@ def test_confusables_are_fixed_where_the_pattern_demands_the_other_kind(
 ) -> None:
     best = rank_candidates(misread(plate, at, wrong), [region], 3)[0]
     assert (best.text, best.region) == (plate, region)
-    # with no format prior the classifier's reading stands
-    raw = plate[:at] + wrong + plate[at + 1:]
-    assert rank_candidates(misread(plate, at, wrong), ["generic"], 3)[0].text == raw
+    # generic swaps nothing: the classifier's first or second choice stands at ``at``
+    read = rank_candidates(misread(plate, at, wrong), ["generic"], 3)[0].text
+    assert read[:at] + read[at + 1:] == plate[:at] + plate[at + 1:]
+    assert read[at] in {wrong, "X" if wrong.isdigit() else "9"}
 
 
 def test_overlapping_tables_credit_the_first_listed_region() -> None:

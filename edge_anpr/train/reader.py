@@ -17,6 +17,7 @@ Steps (each logged with its time):
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -229,15 +230,16 @@ Mined = tuple[np.ndarray, str, np.ndarray, np.ndarray, str]
 """A real training crop: grey image, label, character boxes, junk boxes, source tag."""
 
 
-def shrunk_copies(rng: np.random.Generator, kept: list[Mined]) -> list[Mined]:
-    """Each wide real crop once more as a distant camera sees it: 48..100 px wide, re-encoded.
+def shrunk_copies(rng: np.random.Generator, kept: list[Mined], copies: int = 1) -> list[Mined]:
+    """Each wide real crop ``copies`` times more as a distant camera sees it: 48..100 px wide,
+    re-encoded.
 
     Most real training crops are 150+ px wide, but whole-frame misreads concentrate on plates
     about 80 px wide, where a character is 8-10 px and the reader drops or doubles strokes.
     Boxes scale with the crop; the crop is read at that size at run time too.
     """
     out = []
-    for grey, label, boxes, junk, source in kept:
+    for (grey, label, boxes, junk, source), _ in itertools.product(kept, range(copies)):
         h, w = grey.shape[:2]
         if w < 110:
             continue
@@ -384,6 +386,8 @@ def main(argv: list[str]) -> int:
                     help="output of `python -m edge_anpr.train mine` (used when present)")
     ap.add_argument("--init-segmenter", type=Path, default=None,
                     help="start from this Keras segmenter (then --seg-epochs more epochs)")
+    ap.add_argument("--shrunk-copies", type=int, default=1,
+                    help="copies of each wide real crop shrunk to 48-100 px and re-encoded")
     ap.add_argument("--real-reps", default="crops=4,scenes=4,crops-br=2",
                     help="jittered copies of each real crop's characters per source: the "
                          "Brazilian crops outnumber the others three to one, and a classifier "
@@ -426,7 +430,7 @@ def main(argv: list[str]) -> int:
         kept = [(g, lab, b, np.zeros((0, 4), np.float32), src)
                 for g, lab, b, src in pseudo_label(seg, real)]
         say(f"pseudo-labelled real crops kept: {len(kept)} of {len(real)}")
-    kept += shrunk_copies(rng, kept)
+    kept += shrunk_copies(rng, kept, args.shrunk_copies)
     # classifier data
     cx, cy = [syn["cx"]], [syn["cy"]]
     rx, ry = [], []
