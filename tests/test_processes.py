@@ -20,14 +20,17 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 
+from edge_anpr.app import running_pipeline
 from edge_anpr.assets import DEMO_DIR
 from edge_anpr.config import config_from_dict
 from edge_anpr.ingest.udp import open_udp_socket, steer_by_camera
 from edge_anpr.publish import homeassistant
+from edge_anpr.publish.outbox import Outbox
 from edge_anpr.publish.topics import Topics
 from edge_anpr.system.processes import (
     ProcessSlot,
     client_id_for,
+    orphan_outboxes,
     outbox_path_for,
     process_count,
     workers_per_process,
@@ -87,6 +90,28 @@ def test_each_process_owns_its_outbox_client_id_and_status_topic() -> None:
     ]
 
 
+def test_outboxes_of_processes_gone_are_adopted_by_the_one_serving_their_cameras(
+    tmp_path: Path,
+) -> None:
+    base = tmp_path / "outbox.sqlite"
+    for name in ("outbox.sqlite", *(f"outbox-{j}.sqlite" for j in range(1, 6)),
+                 "outbox-3.sqlite-wal", "outbox-03.sqlite", "outbox-x.sqlite", "other-4.sqlite",
+                 "outbox-7.db"):
+        (tmp_path / name).write_bytes(b"")
+
+    def adopted(slot: ProcessSlot | None) -> list[str]:
+        return [Path(p).name for p in orphan_outboxes(str(base), slot)]
+
+    # 6 processes before (files 1..5); now 2: process 0 serves ids 0, 2, 4 (mod 6 -> mod 2)
+    assert adopted(ProcessSlot(0, 2)) == ["outbox-2.sqlite", "outbox-4.sqlite"]
+    assert adopted(ProcessSlot(1, 2)) == ["outbox-3.sqlite", "outbox-5.sqlite"]
+    assert adopted(None) == [f"outbox-{j}.sqlite" for j in range(1, 6)]  # one process: all
+    assert adopted(ProcessSlot(2, 3)) == ["outbox-5.sqlite"]
+    assert adopted(ProcessSlot(0, 6)) == [], "nothing is an orphan while as many processes run"
+    assert orphan_outboxes(":memory:", None) == []
+    assert orphan_outboxes(str(tmp_path / "missing" / "o.sqlite"), None) == []
+
+
 def test_sequenced_datagrams_go_to_socket_camera_id_mod_count() -> None:
     socks = []
     port = 0
@@ -117,6 +142,47 @@ def test_sequenced_datagrams_go_to_socket_camera_id_mod_count() -> None:
 
 
 # -- real services -----------------------------------------------------------------------------
+
+
+async def test_a_box_restarted_with_fewer_processes_sends_what_the_others_left(
+    tmp_path: Path, mosquitto: Broker, subscriber_factory: Callable[..., Subscriber],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run with 4 processes left events in the outboxes of processes 2 and 3 (the broker was
+    away); the box comes back with 2: process 0 takes over file 2, process 1 file 3, and a
+    subscriber gets every message, each file's in its order."""
+    outbox = tmp_path / "outbox.sqlite"
+    left: dict[int, list[tuple[str, bytes]]] = {}
+    for j in (2, 3):
+        box = Outbox(outbox_path_for(str(outbox), j), 1000)
+        left[j] = [(f"edge-anpr/shrunk/cam{j}/event", json.dumps({"n": n}).encode())
+                   for n in range(25)]
+        for topic, payload in left[j]:
+            box.put(topic, payload)
+        box.close()
+    cfg = config_from_dict({
+        "device": {"name": "shrunk"},
+        "ingest": {"bind": "127.0.0.1", "port": 0},
+        "workers": {"count": 1},
+        "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "outbox_path": str(outbox),
+                 "homeassistant_discovery": False},
+    })
+    sub = subscriber_factory(mosquitto, ["edge-anpr/shrunk/+/event"])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sub.run)
+        for index in (0, 1):
+            monkeypatch.setenv("EDGE_ANPR_PROCESS", f"{index}/2")
+            async with running_pipeline(cfg) as (pipeline, _):
+                topic = f"edge-anpr/shrunk/cam{index + 2}/event"
+                await sub.wait_for(lambda t=topic: len(sub.on(t)) >= 25, timeout_s=30)
+                pipeline.stop()
+        nursery.cancel_scope.cancel()
+    for j in (2, 3):
+        got = [m.payload for m in sub.messages if m.topic == f"edge-anpr/shrunk/cam{j}/event"]
+        assert got == [payload for _, payload in left[j]], f"file {j}: all, once, in order"
+        assert not Path(outbox_path_for(str(outbox), j)).exists(), f"file {j} removed"
+    for index in (0, 1):  # nothing left behind in the adopters either
+        assert len(Outbox(outbox_path_for(str(outbox), index), 1000)) == 0
 
 
 def write_config(
