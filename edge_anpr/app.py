@@ -53,7 +53,7 @@ from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.ingest.reassembly import Reassembler
 from edge_anpr.ingest.replay_state import (
     keep_replay_state,
-    load_replay_state,
+    load_replay_states,
     replay_state_path,
 )
 from edge_anpr.ingest.udp import run_udp_ingest
@@ -182,9 +182,11 @@ async def run_pipeline(
             outbox_path = outbox_path_for(configured, slot.index)
     # Replay protection's state lives beside the outbox, loaded before the first datagram and
     # saved while it changes and once more after the last (keep_replay_state).
-    replay_path = replay_state_path(outbox_path or default_outbox_path(cfg.mqtt.outbox_path))
+    replay_path = replay_state_path(
+        outbox_path or default_outbox_path(cfg.mqtt.outbox_path), slot.index if slot else 0
+    )
     replay_last_us = (
-        load_replay_state(replay_path, time.time_ns() // 1000)
+        load_replay_states(replay_path, time.time_ns() // 1000)
         if cfg.ingest.replay_window_s > 0 else None
     )
     reassembler = Reassembler(cfg.ingest, cfg.cameras, replay_last_us=replay_last_us)

@@ -14,9 +14,10 @@ Invariants, kept here so that every part derives them the same way:
   and the retained ``<camera>/plate`` therefore each stay in one process.
 - Each process has its own outbox file (``outbox_path_for``): process 0 keeps the configured
   path, so a box going from one process to several keeps its pending messages; process ``i``
-  writes beside it with ``-<i>`` before the suffix. The replay state follows its outbox. When
-  the count shrinks, the outboxes left by the processes that are gone are taken over by the
-  process now serving their cameras (``orphan_outboxes``), so no pending message is stranded.
+  writes beside it with ``-<i>`` before the suffix. Each saves its replay state in a file of
+  its own and loads them all (``ingest.replay_state``). When the count shrinks, the outboxes
+  left by the processes that are gone are taken over by the process now serving their cameras
+  (``orphan_outboxes``), so no pending message is stranded.
 - Each process has its own MQTT client id (``client_id_for``), and its own availability topic:
   ``<prefix>/status`` with one process, ``<prefix>/status/p<i>`` with several
   (``status_suffix``), so that one process's last will does not mark the others offline. The
