@@ -53,7 +53,7 @@ from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.ingest.reassembly import Reassembler
 from edge_anpr.ingest.replay_state import (
     keep_replay_state,
-    load_replay_state,
+    load_replay_states,
     replay_state_path,
 )
 from edge_anpr.ingest.udp import run_udp_ingest
@@ -66,7 +66,7 @@ from edge_anpr.publish.stage import (
     run_event_stage,
 )
 from edge_anpr.system.notify import Liveness, SystemdNotifier
-from edge_anpr.system.processes import ProcessSlot, outbox_path_for
+from edge_anpr.system.processes import ProcessSlot, orphan_outboxes, outbox_path_for
 from edge_anpr.system.supervise import supervise
 from edge_anpr.values import PlateRead
 from edge_anpr.vision.jobs import JobBoard
@@ -172,13 +172,21 @@ async def run_pipeline(
         stage_names.append("publish")
     liveness = Liveness(stage_names, stall_after_s)
     slot = ProcessSlot.from_environ()
-    if outbox_path is None and slot is not None:
-        outbox_path = outbox_path_for(default_outbox_path(cfg.mqtt.outbox_path), slot.index)
+    adopt: list[str] = []
+    if outbox_path is None:
+        # The configured outbox: this process's own file, and those of processes gone since a
+        # run with more of them (an explicit ``outbox_path`` is the caller's, taken as it is).
+        configured = default_outbox_path(cfg.mqtt.outbox_path)
+        adopt = orphan_outboxes(configured, slot)
+        if slot is not None:
+            outbox_path = outbox_path_for(configured, slot.index)
     # Replay protection's state lives beside the outbox, loaded before the first datagram and
     # saved while it changes and once more after the last (keep_replay_state).
-    replay_path = replay_state_path(outbox_path or default_outbox_path(cfg.mqtt.outbox_path))
+    replay_path = replay_state_path(
+        outbox_path or default_outbox_path(cfg.mqtt.outbox_path), slot.index if slot else 0
+    )
     replay_last_us = (
-        load_replay_state(replay_path, time.time_ns() // 1000)
+        load_replay_states(replay_path, time.time_ns() // 1000)
         if cfg.ingest.replay_window_s > 0 else None
     )
     reassembler = Reassembler(cfg.ingest, cfg.cameras, replay_last_us=replay_last_us)
@@ -215,6 +223,7 @@ async def run_pipeline(
                     functools.partial(
                         run_event_stage, cfg, reads_rx, report, on_event=sinks.on_event,
                         outbox_path=outbox_path, liveness=liveness, snapshot=_snapshot_maker(cfg),
+                        adopt=adopt,
                     ),
                 )
                 liveness.start_all()

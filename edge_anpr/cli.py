@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--port", type=int, default=None, help="override ingest.port")
     serve.add_argument("--no-mqtt", action="store_true", help="do not publish to MQTT")
+    serve.add_argument(
+        "--processes", type=int, default=None, metavar="N",
+        help="override workers.processes (0 = one per two cores)",
+    )
 
     demo = with_config(sub.add_parser("demo", help="serve and send the bundled sample frames"))
     demo.add_argument("--port", type=int, default=None, help="UDP port (default: a free one)")
@@ -271,7 +275,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
                 return serve_main(
                     cfg, stdout_json=args.stdout, port=args.port, mqtt=not args.no_mqtt,
-                    early=early.received, argv=args.argv,
+                    processes=args.processes, early=early.received, argv=args.argv,
                 )
             from edge_anpr.commands.demo import demo_main
 

@@ -442,14 +442,18 @@ def config_from_dict(raw: dict[str, Any], source: str = "config", root: str = "/
 
 
 def with_overrides(
-    cfg: Config, *, port: int | None = None, mqtt: bool = True, source: str = "command line"
+    cfg: Config, *, port: int | None = None, mqtt: bool = True, processes: int | None = None,
+    source: str = "command line",
 ) -> Config:
-    """``cfg`` with command-line overrides (``serve --port``, ``--no-mqtt``), checked by the
-    same code as the file: an out-of-range ``--port`` is the ``ConfigError`` of ``ingest.port``.
+    """``cfg`` with command-line overrides (``serve --port``, ``--no-mqtt``, ``--processes``),
+    checked by the same code as the file: an out-of-range ``--port`` is the ``ConfigError`` of
+    ``ingest.port``, a bad ``--processes`` that of ``workers.processes``.
     """
     raw = dataclasses.asdict(cfg)
     if port is not None:
         raw["ingest"]["port"] = port
+    if processes is not None:
+        raw["workers"]["processes"] = processes
     if not mqtt:
         raw["mqtt"]["enabled"] = False
     return config_from_dict(raw, source=source)

@@ -180,11 +180,24 @@ def test_serve_port_override_is_checked_like_the_file(held_udp_port: int) -> Non
     ]
 
 
+def test_serve_processes_override_is_checked_like_the_file(held_udp_port: int) -> None:
+    for value, problem in (("65", "at most 64, got 65"), ("-1", "at least 0, got -1")):
+        done = _serve(["serve", "--no-mqtt", "--port", str(held_udp_port), "--processes", value])
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"edge-anpr: error: --port, --processes: workers.processes must be {problem}"
+        ]
+    done = _serve(["serve", "--no-mqtt", "--processes", "two"])
+    assert done.returncode == 2 and "--processes: invalid int value: 'two'" in done.stderr
+
+
 def test_with_overrides_uses_the_same_checks() -> None:
     from edge_anpr.config import with_overrides
 
     cfg = with_overrides(Config(), port=0, mqtt=False)
     assert cfg.ingest.port == 0 and cfg.mqtt.enabled is False
+    assert with_overrides(Config(), processes=3).workers.processes == 3
+    assert with_overrides(cfg, processes=None).workers.processes == Config().workers.processes
     with pytest.raises(ConfigError, match=r"^--port: ingest\.port must be at least 0, got -1$"):
         with_overrides(Config(), port=-1, source="--port")
 

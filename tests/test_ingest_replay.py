@@ -18,6 +18,7 @@ from edge_anpr.ingest.protocol import encode_sequenced
 from edge_anpr.ingest.reassembly import Dropped, Event, FrameReady, Reassembler
 from edge_anpr.ingest.replay_state import (
     load_replay_state,
+    load_replay_states,
     replay_state_path,
     save_replay_state,
 )
@@ -221,3 +222,22 @@ def test_a_state_ahead_of_the_clock_is_kept_and_logged(
     with caplog.at_level(logging.WARNING):
         assert load_replay_state(str(path), T0) == {1: T0 + 60 * S}
     assert "replay_state_ahead_of_clock" in caplog.text and "ahead_s=60.0" in caplog.text
+
+
+def test_each_process_keeps_its_own_state_and_every_process_loads_them_all(
+    tmp_path: Path,
+) -> None:
+    """Several appliance processes: one file each (a shared one kept the last writer's cameras
+    only), and a camera that moved to another process with the process count keeps its time."""
+    outbox = str(tmp_path / "outbox.sqlite")
+    paths = [replay_state_path(outbox, i) for i in range(3)]
+    assert [Path(p).name for p in paths] == [
+        "edge-anpr-replay.json", "edge-anpr-replay-1.json", "edge-anpr-replay-2.json",
+    ]
+    save_replay_state(paths[0], {0: T0 + 1, 3: T0 + 3})
+    save_replay_state(paths[1], {1: T0 + 2})
+    save_replay_state(paths[2], {2: T0 + 4, 3: T0 + 9})  # camera 3 moved here later
+    (tmp_path / "edge-anpr-replay.json.tmp").write_text("{torn")  # not a state file
+    for path in paths[:2]:
+        assert load_replay_states(path, T0 + 10) == {0: T0 + 1, 1: T0 + 2, 2: T0 + 4, 3: T0 + 9}
+    assert load_replay_states(str(tmp_path / "empty" / "edge-anpr-replay.json"), T0) == {}

@@ -247,3 +247,51 @@ def test_replace_keeps_one_pending_message_per_topic(tmp_path: Path) -> None:
     ]
     assert all(m.retain for m in box.pending() if m.topic.endswith("snapshot"))
     box.close()
+
+
+def test_adopt_appends_another_outbox_in_order_and_removes_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    wall = FakeWall()
+    orphan_path = str(tmp_path / "o-3.sqlite")
+    orphan = Outbox(orphan_path, 100, wall_us=wall)
+    for i in range(4):
+        orphan.put(f"gone/{i}", f"g{i}".encode(), retain=i == 0, ttl_s=60 if i == 1 else 0)
+    orphan.close()
+    box = Outbox(str(tmp_path / "o-1.sqlite"), 100, wall_us=wall)
+    box.put("own/0", b"o0")
+    with caplog.at_level(logging.INFO, logger="edge_anpr.publish.outbox"):
+        assert box.adopt(orphan_path) == 4
+    got = box.pending()
+    assert [m.topic for m in got] == ["own/0", *(f"gone/{i}" for i in range(4))]
+    assert [m.payload for m in got[1:]] == [b"g0", b"g1", b"g2", b"g3"]
+    assert got[1].retain and not got[2].retain
+    assert got[2].expires_us == wall.us + 60_000_000  # the expiry travels with the message
+    assert len(box) == 5
+    assert not list(tmp_path.glob("o-3.sqlite*")), "the adopted file and its WAL are gone"
+    lines = [r.getMessage() for r in caplog.records if "outbox_adopted" in r.getMessage()]
+    assert len(lines) == 1 and "messages=4" in lines[0] and orphan_path in lines[0]
+    assert box.adopt(orphan_path) == 0, "a file already taken over is not there any more"
+    assert not (tmp_path / "o-3.sqlite").exists(), "adopting a missing file creates none"
+    # survives a restart: the adopted rows are committed in this file
+    box.close()
+    again = Outbox(str(tmp_path / "o-1.sqlite"), 100, wall_us=wall)
+    assert [m.topic for m in again.pending()] == [m.topic for m in got]
+
+
+def test_adopt_keeps_the_bound_and_leaves_an_unreadable_file(tmp_path: Path) -> None:
+    orphan_path = str(tmp_path / "o-2.sqlite")
+    orphan = Outbox(orphan_path, 100)
+    for i in range(5):
+        orphan.put(f"gone/{i}", b"x")
+    orphan.close()
+    box = Outbox(str(tmp_path / "o.sqlite"), 3)
+    box.put("own/0", b"x")
+    assert box.adopt(orphan_path) == 5
+    assert [m.topic for m in box.pending()] == ["gone/2", "gone/3", "gone/4"]  # oldest evicted
+    assert box.evicted == 3
+    junk = tmp_path / "o-4.sqlite"
+    junk.write_bytes(b"not a database" * 100)
+    assert box.adopt(str(junk)) == 0
+    assert junk.exists(), "what cannot be read stays for a later try"
+    assert len(box) == 3

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,14 +21,18 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 
+from edge_anpr.app import running_pipeline
 from edge_anpr.assets import DEMO_DIR
 from edge_anpr.config import config_from_dict
 from edge_anpr.ingest.udp import open_udp_socket, steer_by_camera
 from edge_anpr.publish import homeassistant
+from edge_anpr.publish.outbox import Outbox
 from edge_anpr.publish.topics import Topics
+from edge_anpr.system.children import ChildHealth, parse_notification
 from edge_anpr.system.processes import (
     ProcessSlot,
     client_id_for,
+    orphan_outboxes,
     outbox_path_for,
     process_count,
     workers_per_process,
@@ -87,6 +92,65 @@ def test_each_process_owns_its_outbox_client_id_and_status_topic() -> None:
     ]
 
 
+def test_outboxes_of_processes_gone_are_adopted_by_the_one_serving_their_cameras(
+    tmp_path: Path,
+) -> None:
+    base = tmp_path / "outbox.sqlite"
+    for name in ("outbox.sqlite", *(f"outbox-{j}.sqlite" for j in range(1, 6)),
+                 "outbox-3.sqlite-wal", "outbox-03.sqlite", "outbox-x.sqlite", "other-4.sqlite",
+                 "outbox-7.db"):
+        (tmp_path / name).write_bytes(b"")
+
+    def adopted(slot: ProcessSlot | None) -> list[str]:
+        return [Path(p).name for p in orphan_outboxes(str(base), slot)]
+
+    # 6 processes before (files 1..5); now 2: process 0 serves ids 0, 2, 4 (mod 6 -> mod 2)
+    assert adopted(ProcessSlot(0, 2)) == ["outbox-2.sqlite", "outbox-4.sqlite"]
+    assert adopted(ProcessSlot(1, 2)) == ["outbox-3.sqlite", "outbox-5.sqlite"]
+    assert adopted(None) == [f"outbox-{j}.sqlite" for j in range(1, 6)]  # one process: all
+    assert adopted(ProcessSlot(2, 3)) == ["outbox-5.sqlite"]
+    assert adopted(ProcessSlot(0, 6)) == [], "nothing is an orphan while as many processes run"
+    assert orphan_outboxes(":memory:", None) == []
+    assert orphan_outboxes(str(tmp_path / "missing" / "o.sqlite"), None) == []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_the_set_is_ready_when_every_child_is_and_alive_while_every_child_pings() -> None:
+    clock = Clock()
+    health = ChildHealth(3, silence_s=5.0, clock=clock)
+    health.note(0, b"READY=1\nSTATUS=listening on udp 0.0.0.0:6112")
+    health.note(2, b"READY=1")
+    health.note(1, b"STATUS=loading models")
+    assert not health.all_ready() and health.ready_count() == 2
+    clock.t += 60  # 0 and 2 are silent; 1, still loading, is not (systemd's start timeout is)
+    assert health.silent() == [0, 2]
+    health.note(1, b"READY=1")
+    health.note(0, b"WATCHDOG=1")
+    health.note(2, b"WATCHDOG=1")
+    assert health.all_ready() and health.silent() == []
+    clock.t += 4.0
+    health.note(0, b"WATCHDOG=1")
+    health.note(1, b"WATCHDOG=1")
+    health.note(2, b"STATUS=unhealthy: publish")  # withholds its pings: a stuck stage
+    assert health.silent() == []
+    clock.t += 1.5
+    assert health.silent() == [2] and health.status(2) == "unhealthy: publish"
+    health.note(2, b"WATCHDOG=1")
+    assert health.silent() == []
+    health.note(1, b"\xff\xfe garbage \x00")  # ignored, never raises
+    assert parse_notification(b"READY=1\nSTATUS=a=b\n\nnonsense") == {
+        "READY": "1", "STATUS": "a=b"
+    }
+    assert ChildHealth(2, silence_s=None, clock=clock).silent() == []
+
+
 def test_sequenced_datagrams_go_to_socket_camera_id_mod_count() -> None:
     socks = []
     port = 0
@@ -117,6 +181,47 @@ def test_sequenced_datagrams_go_to_socket_camera_id_mod_count() -> None:
 
 
 # -- real services -----------------------------------------------------------------------------
+
+
+async def test_a_box_restarted_with_fewer_processes_sends_what_the_others_left(
+    tmp_path: Path, mosquitto: Broker, subscriber_factory: Callable[..., Subscriber],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run with 4 processes left events in the outboxes of processes 2 and 3 (the broker was
+    away); the box comes back with 2: process 0 takes over file 2, process 1 file 3, and a
+    subscriber gets every message, each file's in its order."""
+    outbox = tmp_path / "outbox.sqlite"
+    left: dict[int, list[tuple[str, bytes]]] = {}
+    for j in (2, 3):
+        box = Outbox(outbox_path_for(str(outbox), j), 1000)
+        left[j] = [(f"edge-anpr/shrunk/cam{j}/event", json.dumps({"n": n}).encode())
+                   for n in range(25)]
+        for topic, payload in left[j]:
+            box.put(topic, payload)
+        box.close()
+    cfg = config_from_dict({
+        "device": {"name": "shrunk"},
+        "ingest": {"bind": "127.0.0.1", "port": 0},
+        "workers": {"count": 1},
+        "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "outbox_path": str(outbox),
+                 "homeassistant_discovery": False},
+    })
+    sub = subscriber_factory(mosquitto, ["edge-anpr/shrunk/+/event"])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sub.run)
+        for index in (0, 1):
+            monkeypatch.setenv("EDGE_ANPR_PROCESS", f"{index}/2")
+            async with running_pipeline(cfg) as (pipeline, _):
+                topic = f"edge-anpr/shrunk/cam{index + 2}/event"
+                await sub.wait_for(lambda t=topic: len(sub.on(t)) >= 25, timeout_s=30)
+                pipeline.stop()
+        nursery.cancel_scope.cancel()
+    for j in (2, 3):
+        got = [m.payload for m in sub.messages if m.topic == f"edge-anpr/shrunk/cam{j}/event"]
+        assert got == [payload for _, payload in left[j]], f"file {j}: all, once, in order"
+        assert not Path(outbox_path_for(str(outbox), j)).exists(), f"file {j} removed"
+    for index in (0, 1):  # nothing left behind in the adopters either
+        assert len(Outbox(outbox_path_for(str(outbox), index), 1000)) == 0
 
 
 def write_config(
@@ -318,6 +423,100 @@ async def test_two_appliances_share_one_broker_without_collision(
     broker_log = mosquitto.log_text()
     assert "edge-anpr-gate-a" in broker_log and "edge-anpr-gate-b" in broker_log
     assert "already connected" not in broker_log
+
+
+def _child_slots(pid: int) -> dict[int, int]:
+    """Process index -> pid of ``pid``'s children that are appliance processes."""
+    out: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat.rpartition(")")[2].split()[1]) != pid:
+            continue
+        for var in environ:
+            if var.startswith(b"EDGE_ANPR_PROCESS="):
+                out[int(var.split(b"=")[1].split(b"/")[0])] = int(entry.name)
+    return out
+
+
+@pytest.mark.slow
+def test_systemd_hears_ready_from_the_last_child_and_no_ping_while_one_hangs(
+    tmp_path: Path, mosquitto: Broker,
+) -> None:
+    """The supervisor under a stand-in for systemd (its notification socket, a 3 s watchdog),
+    started with ``--processes 2`` over a config that says 1."""
+    udp_port = free_udp_port()
+    config = write_config(tmp_path / "c.toml", mosquitto, udp_port, name="relay", processes=1)
+    name = f"edge-anpr-test-{uuid.uuid4().hex}"
+    systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    systemd.bind(b"\0" + name.encode())
+    heard: list[tuple[float, dict[str, str]]] = []
+
+    def listen(until: Callable[[], bool], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not until():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"systemd never heard it: {heard}\n{log_path.read_text()}")
+            systemd.settimeout(left)
+            try:
+                heard.append((time.monotonic(), parse_notification(systemd.recv(4096))))
+            except TimeoutError:
+                continue
+
+    def pings_since(t: float) -> int:
+        return sum(1 for when, m in heard if when >= t and m.get("WATCHDOG") == "1")
+
+    log_path = tmp_path / "serve.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_anpr", "serve", "--config", str(config), "--processes", "2"],
+        stdout=subprocess.DEVNULL, stderr=log_path.open("wb"),
+        env={**os.environ, "NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "3000000"},
+    )
+    try:
+        listen(lambda: any(m.get("READY") == "1" for _, m in heard), 90)
+        # READY only once both children are up (their pipelines started, workers ready)
+        assert log_path.read_text().count("event=workers_ready") == 2, log_path.read_text()
+        ready_at = heard[-1][0]
+        listen(lambda: pings_since(ready_at) >= 2, 10)
+        children = _child_slots(proc.pid)
+        assert sorted(children) == [0, 1]
+        os.kill(children[1], signal.SIGSTOP)  # process 1 hangs: alive, and silent
+        stopped_at = time.monotonic()
+        listen(lambda: any("process 1 silent" in m.get("STATUS", "") for _, m in heard), 10)
+        hung_at = time.monotonic()
+        assert hung_at - stopped_at < 3.0, "noticed within half the watchdog interval (+ poll)"
+        time.sleep(4.5)  # three of the supervisor's ping periods
+        systemd.setblocking(False)
+        try:
+            while True:
+                heard.append((time.monotonic(), parse_notification(systemd.recv(4096))))
+        except BlockingIOError:
+            pass
+        assert pings_since(hung_at) == 0, "no WATCHDOG=1 while a child hangs"
+        os.kill(children[1], signal.SIGCONT)
+        resumed_at = time.monotonic()
+        listen(lambda: pings_since(resumed_at) >= 1, 10)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        for pid in _child_slots(proc.pid).values():
+            os.kill(pid, signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        systemd.close()
+    log_text = log_path.read_text()
+    readies = [m for _, m in heard if m.get("READY") == "1"]
+    assert len(readies) == 1 and readies[0]["STATUS"] == "2 processes ready"
+    assert "event=process_unresponsive process=1" in log_text
+    assert "event=process_responsive process=1" in log_text
+    assert log_text.count("event=stopped") == 2
 
 
 @pytest.mark.slow

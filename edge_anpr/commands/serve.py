@@ -52,18 +52,22 @@ def read_line(read: PlateRead) -> dict[str, Any]:
 
 
 def serve_main(
-    cfg: Config, *, stdout_json: bool, port: int | None, mqtt: bool, early: Sequence[int] = (),
-    argv: Sequence[str] = (),
+    cfg: Config, *, stdout_json: bool, port: int | None, mqtt: bool,
+    processes: int | None = None, early: Sequence[int] = (), argv: Sequence[str] = (),
 ) -> int:
     """Run the appliance until SIGINT/SIGTERM; 0 on a clean stop.
 
     ``cfg`` was checked by the loader; the overrides go through the same checks, so a bad
-    ``--port`` is a ``ConfigError`` (exit 2) before anything binds or loads. With more than
-    one process (``system.processes.process_count``) this process supervises copies of
-    itself started with ``argv`` (``commands.processes``); each copy serves one share of the
-    cameras with ``workers_per_process`` workers.
+    ``--port`` or ``--processes`` is a ``ConfigError`` (exit 2) before anything binds or
+    loads. With more than one process (``system.processes.process_count``) this process
+    supervises copies of itself started with ``argv`` (``commands.processes``); each copy
+    serves one share of the cameras with ``workers_per_process`` workers.
     """
-    cfg = with_overrides(cfg, port=port, mqtt=mqtt, source="--port")
+    given = (("--port", port), ("--processes", processes))
+    flags = [flag for flag, value in given if value is not None]
+    cfg = with_overrides(
+        cfg, port=port, mqtt=mqtt, processes=processes, source=", ".join(flags) or "command line"
+    )
     slot = ProcessSlot.from_environ()
     count = slot.count if slot is not None else process_count(cfg)
     if slot is None and count > 1:

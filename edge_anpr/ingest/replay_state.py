@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
+from pathlib import Path
 
 import trio
 
@@ -31,9 +33,33 @@ SAVE_EVERY_S = 1.0
 FORMAT_VERSION = 1
 
 
-def replay_state_path(outbox_path: str) -> str:
-    """The state file: in the outbox's folder, whose writability the outbox already needs."""
-    return os.path.join(os.path.dirname(outbox_path) or ".", FILE_NAME)
+def replay_state_path(outbox_path: str, process: int = 0) -> str:
+    """The state file: in the outbox's folder, whose writability the outbox already needs.
+
+    With several appliance processes (``system.processes``) each saves its own cameras'
+    state, process ``i > 0`` in ``edge-anpr-replay-<i>.json``: one shared file would keep only
+    the last writer's cameras. Loading reads them all (``load_replay_states``).
+    """
+    name = FILE_NAME if process == 0 else f"{Path(FILE_NAME).stem}-{process}.json"
+    return os.path.join(os.path.dirname(outbox_path) or ".", name)
+
+
+def load_replay_states(path: str, wall_us: int) -> dict[int, int]:
+    """``load_replay_state`` of ``path`` and of every process's file beside it, merged: per
+    camera the latest time any of them accepted (the safe side). A camera moves to another
+    process when the process count changes; its last accepted time must go with it."""
+    folder = os.path.dirname(path) or "."
+    stem = Path(FILE_NAME).stem
+    pattern = re.compile(re.escape(stem) + r"(-[0-9]+)?\.json")
+    try:
+        names = sorted(n for n in os.listdir(folder) if pattern.fullmatch(n))
+    except OSError:
+        names = []
+    merged: dict[int, int] = {}
+    for name in names:
+        for camera, last_us in load_replay_state(os.path.join(folder, name), wall_us).items():
+            merged[camera] = max(last_us, merged.get(camera, last_us))
+    return merged
 
 
 def load_replay_state(path: str, wall_us: int) -> dict[int, int]:

@@ -198,6 +198,60 @@ class Outbox:
             return True
         return False
 
+    def adopt(self, path: str) -> int:
+        """Take over every message of the outbox file at ``path`` and remove that file.
+
+        For the outbox of a process that no longer runs (``system.processes.orphan_outboxes``):
+        its rows are appended after this outbox's pending ones, in their own order, with their
+        creation and expiry times, in one transaction of this file; only once that has committed
+        is ``path`` (with its ``-wal`` and ``-shm``) deleted. A crash in between leaves the
+        messages in both files, and the next start adopts them again: they may go out twice,
+        never zero times (the outbox's at-least-once). The size bound applies as to ``put``.
+        Returns the number of messages adopted (0 when ``path`` does not exist); a file that
+        cannot be read is logged and left in place, to be tried again at the next start.
+        """
+        if not os.path.exists(path):
+            return 0
+        try:
+            self._db.execute("ATTACH DATABASE ? AS orphan", (path,))
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    cur = self._db.execute(
+                        "INSERT INTO main.messages "
+                        "(topic, payload, qos, retain, created_us, expires_us) "
+                        "SELECT topic, payload, qos, retain, created_us, expires_us "
+                        "FROM orphan.messages ORDER BY id"
+                    )
+                    adopted = max(0, cur.rowcount)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            finally:
+                self._db.execute("DETACH DATABASE orphan")
+        except sqlite3.Error as exc:
+            log.error("%s", fields(
+                event="outbox_adopt_failed", path=path, into=self.path, error=exc,
+                effect="left in place; tried again at the next start",
+            ))
+            return 0
+        self._count += adopted
+        if self._count > self.max_messages:
+            self._evict(self._count - self.max_messages)
+        log.info("%s", fields(event="outbox_adopted", path=path, into=self.path, messages=adopted))
+        for leftover in (f"{path}-wal", f"{path}-shm", path):
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.error("%s", fields(
+                    event="outbox_adopted_not_removed", path=leftover, error=exc.strerror,
+                    effect="its messages are adopted again (sent twice) at the next start",
+                ))
+        return adopted
+
     def stats(self) -> dict[str, int]:
         return {
             "pending": self._count, "written": self.written, "acked": self.acked,

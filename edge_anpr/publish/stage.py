@@ -62,7 +62,7 @@ import logging
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -332,9 +332,15 @@ async def run_event_stage(
     id_source: Callable[[], str] | None = None,
     liveness: Liveness | None = None,
     snapshot: SnapshotMaker | None = None,
+    adopt: Sequence[str] = (),
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Track reads into events and publish them (see the module docstring)."""
+    """Track reads into events and publish them (see the module docstring).
+
+    ``adopt``: outbox files of processes that no longer run, taken over into this stage's
+    outbox before anything else is written to it (``Outbox.adopt``), so their messages go
+    out first, in their order; a file already taken over (a restart of the stage) is gone.
+    """
 
     def beat(stage: str) -> Callable[[], None]:
         if liveness is None:
@@ -344,6 +350,8 @@ async def run_event_stage(
     topics = Topics.from_config(cfg)
     path = outbox_path or default_outbox_path(cfg.mqtt.outbox_path)
     outbox = Outbox(path, cfg.mqtt.outbox_max_messages, wall_us=wall_us)
+    for orphan in adopt:
+        outbox.adopt(orphan)
     try:
         tracker = Tracker(cfg.tracker, id_source=id_source)
         sink = EventSink(cfg, outbox, topics, on_event=on_event, clock=clock)

@@ -14,7 +14,10 @@ Invariants, kept here so that every part derives them the same way:
   and the retained ``<camera>/plate`` therefore each stay in one process.
 - Each process has its own outbox file (``outbox_path_for``): process 0 keeps the configured
   path, so a box going from one process to several keeps its pending messages; process ``i``
-  writes beside it with ``-<i>`` before the suffix. The replay state follows its outbox.
+  writes beside it with ``-<i>`` before the suffix. Each saves its replay state in a file of
+  its own and loads them all (``ingest.replay_state``). When the count shrinks, the outboxes
+  left by the processes that are gone are taken over by the process now serving their cameras
+  (``orphan_outboxes``), so no pending message is stranded.
 - Each process has its own MQTT client id (``client_id_for``), and its own availability topic:
   ``<prefix>/status`` with one process, ``<prefix>/status/p<i>`` with several
   (``status_suffix``), so that one process's last will does not mark the others offline. The
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -90,6 +94,36 @@ def outbox_path_for(path: str, index: int) -> str:
         return path
     p = Path(path)
     return str(p.with_name(f"{p.stem}-{index}{p.suffix}"))
+
+
+def orphan_outboxes(path: str, slot: ProcessSlot | None) -> list[str]:
+    """The outbox files beside ``path`` (process 0's) that this process must take over.
+
+    A box that ran with more processes than it runs now may have left messages in the outboxes
+    of processes that no longer exist. Process ``i`` of ``P`` adopts (``Outbox.adopt``) every
+    ``<stem>-<j><suffix>`` with ``j >= P`` and ``j % P == i``, the process that now serves
+    camera ``j``'s share of the ids, in ascending ``j``. Each file has exactly one adopter,
+    so the processes never contend for one. ``path`` is the configured outbox (``:memory:``
+    has none); files named so belong to this appliance (docs/fleet.md).
+    """
+    index, count = (0, 1) if slot is None else (slot.index, slot.count)
+    if path == ":memory:":
+        return []
+    base = Path(path)
+    pattern = re.compile(re.escape(base.stem) + r"-([0-9]+)" + re.escape(base.suffix))
+    found: list[tuple[int, str]] = []
+    try:
+        names = os.listdir(base.parent)
+    except OSError:
+        return []
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None:
+            continue
+        j = int(match.group(1))
+        if j >= count and j % count == index and name == Path(outbox_path_for(path, j)).name:
+            found.append((j, str(base.parent / name)))
+    return [p for _, p in sorted(found)]
 
 
 def client_id_for(client_id: str, index: int) -> str:
