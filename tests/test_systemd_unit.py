@@ -77,7 +77,7 @@ def test_shipped_unit_verifies_cleanly(tmp_path: Path) -> None:
     [
         ("Type=notify", "Type=notifyy", "Failed to parse service type"),
         ("WatchdogSec=30", "WatchdgSec=30", "Unknown key 'WatchdgSec'"),
-        ("MemoryMax=400M", "MemoryMax=lots", "Invalid memory limit"),
+        ("MemoryMax=800M", "MemoryMax=lots", "Invalid memory limit"),
         ("RestrictAddressFamilies=AF_INET ", "RestrictAddressFamilies=AF_INETT ", "address family"),
         ("SystemCallFilter=@system-service", "SystemCallFilter=@system-servic", "system call"),
         ("ExecStart=/opt/edge-anpr/", "ExecStart=/nowhere/edge-anpr/", "not executable"),
@@ -111,7 +111,7 @@ def test_unit_has_the_required_settings() -> None:
     assert one("Restart") == "on-failure"
     assert one("RestartSec") == "2"
     assert one("TimeoutStopSec") == "15"
-    assert one("MemoryMax") == "400M"
+    assert one("MemoryMax") == "800M"
     assert one("KillSignal") == "SIGTERM"
     assert one("StateDirectory") == "edge-anpr"
     assert one("ConfigurationDirectory") == "edge-anpr"
