@@ -456,20 +456,12 @@ def rank_candidates(alts: Alternatives, regions: Sequence[str], top_n: int) -> l
         # generic: nothing swapped; of the classifier's own readings, one that fits some
         # region's pattern ranks above one that fits none
         prior = n * math.log(GENERIC_FORMAT_PRIOR)
-        known = _compiled(ALL_SPECIFIC)
-        for text, log_p in zip(texts, log_ps, strict=True):
-            if known.shapes is not None:
-                fitting = text.translate(_KINDS) in known.shapes
-            else:
-                fitting = _first_fitting(text, list(ALL_SPECIFIC)) is not None
-            offer(text, log_p, exp((log_p + (0.0 if fitting else prior)) / n), "generic")
+        fitting = _fitting_regions(texts, _compiled(ALL_SPECIFIC), list(ALL_SPECIFIC))
+        for text, log_p, index in zip(texts, log_ps, fitting, strict=True):
+            offer(text, log_p, exp((log_p + (prior if index is None else 0.0)) / n), "generic")
     else:
         off_format = n * math.log(OFF_FORMAT_PENALTY)
-        table = compiled.shapes
-        if table is not None:
-            indexes = list(map(table.get, map(str.translate, texts, repeat(_KINDS))))
-        else:
-            indexes = [_first_fitting(text, specific) for text in texts]
+        indexes = _fitting_regions(texts, compiled, specific)
         for text, log_p, index in zip(texts, log_ps, indexes, strict=True):
             if index is None:
                 offer(text, log_p, exp((log_p + off_format) / n), "generic")
@@ -479,6 +471,18 @@ def rank_candidates(alts: Alternatives, regions: Sequence[str], top_n: int) -> l
     return [
         Ranked(text, exp(log_p / n), region, score) for _, score, log_p, region, text in ranked
     ]
+
+
+def _fitting_regions(
+    texts: Sequence[str], compiled: _Compiled, specific: list[str]
+) -> list[int | None]:
+    """For each text, the index in ``specific`` (the regions ``compiled`` was made of) of the
+    first region with a pattern it fits, or None: one dict look-up of its letter/digit shape
+    per text when the patterns allow it, ``_first_fitting`` otherwise."""
+    table = compiled.shapes
+    if table is not None:
+        return list(map(table.get, map(str.translate, texts, repeat(_KINDS))))
+    return [_first_fitting(text, specific) for text in texts]
 
 
 def fits_any(text: str, regions: Sequence[str]) -> bool:
