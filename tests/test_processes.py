@@ -6,6 +6,7 @@ send`` subprocesses as cameras, a real mosquitto and one subscriber.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -283,9 +284,7 @@ class Service:
         return self.proc.returncode
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        _kill_with_children(self.proc)
 
 
 @pytest.fixture
@@ -425,6 +424,19 @@ async def test_two_appliances_share_one_broker_without_collision(
     assert "already connected" not in broker_log
 
 
+def _kill_with_children(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a ``serve`` still running, and its appliance processes: they run in sessions of
+    their own, so killing the supervisor alone would leave them running after the test."""
+    if proc.poll() is not None:
+        return
+    children = list(_child_slots(proc.pid).values())
+    proc.kill()
+    proc.wait()
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _child_slots(pid: int) -> dict[int, int]:
     """Process index -> pid of ``pid``'s children that are appliance processes."""
     out: dict[int, int] = {}
@@ -507,9 +519,7 @@ def test_systemd_hears_ready_from_the_last_child_and_no_ping_while_one_hangs(
     finally:
         for pid in _child_slots(proc.pid).values():
             os.kill(pid, signal.SIGCONT)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill_with_children(proc)
         systemd.close()
     log_text = log_path.read_text()
     readies = [m for _, m in heard if m.get("READY") == "1"]
