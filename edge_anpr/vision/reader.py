@@ -248,8 +248,7 @@ def _drop_raised_first(boxes: list[Box5], h: float) -> list[Box5]:
     """
     if len(boxes) < 4:
         return boxes
-    centres = sorted((b[1] + b[3]) / 2 for b in boxes[1:])
-    line = centres[len(centres) // 2]
+    line = _median([(b[1] + b[3]) / 2 for b in boxes[1:]])
     first, second = boxes[0], boxes[1]
     raised = line - (first[1] + first[3]) / 2 > RAISED_FIRST_DY * h
     second_on_line = abs((second[1] + second[3]) / 2 - line) < 0.2 * h
