@@ -134,7 +134,7 @@ def _heat_map(peaks: list[tuple[int, int, float]]) -> np.ndarray:
     return maps
 
 
-def test_a_raised_smaller_first_box_is_not_a_character() -> None:
+def test_a_raised_smaller_box_among_the_characters_is_not_one() -> None:
     line = [(x, 9, 0.4) for x in (8, 12, 16, 20, 24)]
     identity = Letterbox(1.0, 0.0, 0.0)
     # the top letter of a stacked prefix: above the line, three quarters of its height
@@ -147,6 +147,13 @@ def test_a_raised_smaller_first_box_is_not_a_character() -> None:
     assert len(decode_segmentation(_heat_map(two_line), identity)) == 6
     # and a smaller first box on the line (a narrow plate's first character)
     assert len(decode_segmentation(_heat_map([(4, 9, 0.3), *line]), identity)) == 6
+    # a letter of a state name above the serial's gap, between two characters on the line
+    gap = [(x, 9, 0.4) for x in (4, 8, 12, 20, 24, 28)]
+    boxes = decode_segmentation(_heat_map([*gap, (16, 6, 0.3)]), identity)
+    assert boxes[:, 0].tolist() == pytest.approx([(x + 0.5) * 4 - 6.4 for x, _, _ in gap])
+    # but not a full-height one, nor a smaller one on the line (a narrow 1)
+    assert len(decode_segmentation(_heat_map([*gap, (16, 6, 0.4)]), identity)) == 7
+    assert len(decode_segmentation(_heat_map([*gap, (16, 9, 0.3)]), identity)) == 7
 
 
 def test_character_normalisation_is_numpys_percentile_stretch() -> None:

@@ -63,7 +63,9 @@ RAISED_FIRST_HEIGHT = 0.9
 """The first box of a line is dropped when its centre sits more than ``RAISED_FIRST_DY`` of
 the median height above the others' median centre, it is shorter than
 ``RAISED_FIRST_HEIGHT`` of the median height, and the box after it sits on the line: the top
-letter of a stacked prefix or of the state name beside the characters (``_drop_raised_first``)."""
+letter of a stacked prefix or of the state name beside the characters (``_drop_raised``). A
+box between two boxes on the line is dropped by the same two measures (a letter of the state
+name above the serial's gap)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,28 +235,44 @@ def _crop_boxes(peaks: list[Box5], lb: Letterbox) -> list[Box5]:
         kept = [b for b, h in zip(kept, heights, strict=True) if h >= least]
         if len(kept) > 1:
             median = _median(tall)
-    return _drop_raised_first(_reading_order(kept, median), median)
+    return _drop_raised(_reading_order(kept, median), median)
 
 
-def _drop_raised_first(boxes: list[Box5], h: float) -> list[Box5]:
-    """``boxes`` (reading order, median height ``h``) without a raised, smaller first box.
+def _drop_raised(boxes: list[Box5], h: float) -> list[Box5]:
+    """``boxes`` (reading order, median height ``h``) without raised, smaller boxes set among
+    characters on the line.
 
     US plates print stacked two-letter prefixes (R over T) and state names above the serial;
     the segmenter boxes the upper letter, which reads as a character before the plate number
-    (3887 read V3887). A first box alone above the line (the box after it sits on the line,
-    so the first line of a two-line plate is never touched) and shorter than the characters
-    is that letter. Chosen on the training crops (2,640 US, Brazilian and scene plates): it
-    changes 5 of their reads, each from an extra first character to the label.
+    (3887 read V3887) or, a letter of the state name above the gap of the serial, inside it
+    (357 HPB read 35A7HPB under "Arkansas"). A first box alone above the line (the box after
+    it sits on the line, so the first line of a two-line plate is never touched), or a box
+    above the line between two boxes on it, and shorter than the characters is such a
+    letter. Chosen on the training crops (2,640 US, Brazilian and scene plates): the first-box
+    rule changes 5 of their reads, each from an extra first character to the label; the
+    inner-box rule, with the same two measures, 2 more, the same way.
     """
     if len(boxes) < 4:
         return boxes
-    line = _median([(b[1] + b[3]) / 2 for b in boxes[1:]])
-    first, second = boxes[0], boxes[1]
-    raised = line - (first[1] + first[3]) / 2 > RAISED_FIRST_DY * h
-    second_on_line = abs((second[1] + second[3]) / 2 - line) < 0.2 * h
+    centres = [(b[1] + b[3]) / 2 for b in boxes]
+    line = _median(centres[1:])
+    first = boxes[0]
+    raised = line - centres[0] > RAISED_FIRST_DY * h
+    second_on_line = abs(centres[1] - line) < 0.2 * h
     if raised and second_on_line and first[3] - first[1] < RAISED_FIRST_HEIGHT * h:
-        return boxes[1:]
-    return boxes
+        boxes, centres = boxes[1:], centres[1:]
+    if len(boxes) < 5:
+        return boxes
+    line = _median(centres)
+    keep = [
+        i == 0 or i == len(boxes) - 1
+        or not (line - centres[i] > RAISED_FIRST_DY * h
+                and boxes[i][3] - boxes[i][1] < RAISED_FIRST_HEIGHT * h
+                and abs(centres[i - 1] - line) < 0.2 * h
+                and abs(centres[i + 1] - line) < 0.2 * h)
+        for i in range(len(boxes))
+    ]
+    return [b for b, k in zip(boxes, keep, strict=True) if k]
 
 
 _PEAK_KERNEL = np.ones((3, 3), np.uint8)
