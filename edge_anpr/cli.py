@@ -176,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="read with this configured camera's regions (default: the folder's name, if a "
              "camera of that name is configured)",
     )
+    eval_crops.add_argument(
+        "--shrink-to", type=int, default=None, metavar="PX",
+        help="read each plate wider than PX pixels shrunk to PX wide and JPEG-compressed, as a "
+             "distant camera sees it",
+    )
 
     bench = with_config(sub.add_parser("bench", help="measure speed (per-stage medians)"))
     bench.add_argument(
@@ -302,7 +307,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return eval_crops_main(
             cfg, args.directory, split=args.split, failures_sheet=args.failures_sheet,
             scenes=args.scenes, margin=args.margin, camera=args.camera,
-            raw_labels=args.raw_labels, labels=args.labels,
+            raw_labels=args.raw_labels, labels=args.labels, shrink_to=args.shrink_to,
         )
     if command == "bench":
         return _bench(cfg, args)

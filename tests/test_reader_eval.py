@@ -135,6 +135,9 @@ def test_eval_crops_cuts_scene_boxes_and_reads_them_per_folder(
     assert set(result["groups"]) == {"us"} and result["images"] == 4
     assert result["exact_accuracy"] >= 0.75, out  # at least 3 of 4
     assert "confusions that cost most" in out
+    # a scene's plate is binned by its labelled box's width, not the crop's (with margin)
+    bins = result["exact_by_width"]
+    assert sum(b["crops"] for b in bins.values()) == 4
 
 
 def _text(text: str, *alts: str) -> PlateText:
@@ -181,6 +184,35 @@ def test_eval_crops_on_a_rendered_folder(
     result = json.loads(out.strip().splitlines()[-1])
     assert result["split"] == "all" and result["images"] == 12
     assert result["exact_accuracy"] >= 0.75, out  # at least 9 of 12 (the reader reads 10)
+    # every crop lands in the bin of its width, and the bins add up to the whole
+    widths = [cv2.imread(str(tmp_path / f"r{i}.png")).shape[1] for i in range(12)]
+    bins = result["exact_by_width"]
+    assert sum(b["crops"] for b in bins.values()) == 12
+    assert sum(b["exact"] for b in bins.values()) == round(result["exact_accuracy"] * 12)
+    assert bins[">160"]["crops"] == sum(w >= 160 for w in widths)
+    assert "exact by plate width (px): " in out
+
+
+def test_eval_crops_shrink_to_reads_each_plate_at_that_width(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import cv2
+
+    from edge_anpr.lab.eval_crops import shrunk
+
+    image = np.random.default_rng(1).integers(0, 256, (100, 400, 3), dtype=np.uint8)
+    small = shrunk(image, 0.2)
+    assert small.shape == (20, 80, 3) and small.dtype == np.uint8
+    (tmp_path / "a.png").write_bytes(cv2.imencode(".png", image)[1].tobytes())
+    (tmp_path / "b.png").write_bytes(cv2.imencode(".png", image[:, :60])[1].tobytes())
+    (tmp_path / "labels.csv").write_text("a.png,xx,ABC123\nb.png,xx,XYZ987\n")
+    assert main(["eval-crops", str(tmp_path), "--split", "all", "--shrink-to", "70"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # the wide crop is read 70 px wide, the narrower one as it is
+    assert result["shrink_to"] == 70
+    assert result["exact_by_width"]["64-100"]["crops"] == 1
+    assert result["exact_by_width"]["<64"]["crops"] == 1
+    assert main(["eval-crops", str(tmp_path), "--shrink-to", "8"]) == 2
 
 
 def test_eval_crops_without_labels_is_a_usage_error(

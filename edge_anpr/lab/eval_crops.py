@@ -14,8 +14,14 @@ Each group is read with the plate-format regions of the camera of the same name 
 config has one (a scenes sub-folder ``br`` is read as camera ``br``), else with
 ``reader.regions``; ``camera`` names one for a crops folder.
 
-Printed: exact whole-plate accuracy, top-N, per-character accuracy, the confusions that cost
-most (character edits aligned by edit distance, ``label>read``), and last one JSON line.
+Printed: exact whole-plate accuracy, top-N, per-character accuracy, exact accuracy per plate
+width (the crop's width, or the labelled box's in a scene; the bins of ``edge-anpr eval``), the
+confusions that cost most (character edits aligned by edit distance, ``label>read``), and last
+one JSON line.
+
+``shrink_to`` reads every crop wider than that many pixels as a distant camera would see it:
+resized to that width (aspect kept) and JPEG-compressed at ``SHRUNK_JPEG_QUALITY``, so one
+folder of large crops shows what the plate's size alone costs the reader.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from edge_anpr.boxes import BoxPx, crop_bounds
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError
 from edge_anpr.lab.datasplit import plate_in_split, shared_data_dir
+from edge_anpr.lab.eval_scenes import WIDTH_BINS, width_bin
 from edge_anpr.lab.labels import labelled_rows, read_label_column
 from edge_anpr.lab.progress import show_progress
 from edge_anpr.lab.scenes import find_scenes, normalise, scale_box
@@ -49,6 +56,8 @@ log = logging.getLogger(__name__)
 
 Split = Literal["val", "train", "all"]
 TOP_CONFUSIONS = 12
+SHRUNK_JPEG_QUALITY = 75
+"""``--shrink-to``: the JPEG quality a shrunk crop is re-encoded at (a camera's usual)."""
 
 
 def edit_ops(label: str, read: str) -> list[tuple[str, str]]:
@@ -100,8 +109,13 @@ class CropScore:
     timings_ms: list[float] = field(default_factory=list)
     failures: list[tuple[str, str, str]] = field(default_factory=list)
     confusions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    by_width: dict[str, list[int]] = field(default_factory=dict)
+    """Width bin (``eval_scenes.WIDTH_BINS``) -> [crops, exact reads]."""
 
-    def add(self, name: str, label: str, result: PlateText | None, ms: float) -> None:
+    def add(
+        self, name: str, label: str, result: PlateText | None, ms: float,
+        plate_width: float | None = None,
+    ) -> None:
         self.images += 1
         self.timings_ms.append(ms)
         self.label_chars += len(label)
@@ -110,6 +124,10 @@ class CropScore:
             self.no_read += 1
         if text == label:
             self.exact += 1
+        if plate_width is not None:
+            counts = self.by_width.setdefault(width_bin(round(plate_width)), [0, 0])
+            counts[0] += 1
+            counts[1] += text == label
         if result is not None and any(c.text == label for c in result.candidates):
             self.top_n += 1
         self.edits += edit_distance(text, label)
@@ -128,6 +146,10 @@ class CropScore:
         self.timings_ms += other.timings_ms
         self.failures += other.failures
         self.confusions.update(other.confusions)
+        for name, (n, exact) in other.by_width.items():
+            counts = self.by_width.setdefault(name, [0, 0])
+            counts[0] += n
+            counts[1] += exact
 
     def summary(self) -> dict[str, float | int]:
         n = max(1, self.images)
@@ -155,6 +177,9 @@ class LabelledCrop:
     """What the figures are reported under."""
     camera: str
     """Whose regions the crop is read with (``Config.regions_of``)."""
+    plate_width: float | None = None
+    """The labelled box's width in a scene (pixels of the frame the appliance works at); None
+    for a crop folder, whose crops are the plates (the crop's width is used)."""
 
 
 def crops_of_folder(
@@ -179,13 +204,14 @@ def crops_of_scenes(
         raw = cv2.imread(str(scene.image_path), cv2.IMREAD_COLOR)
         image, factor = (None, 1.0) if raw is None else normalise(np.asarray(raw, np.uint8))
         for k, plate in enumerate(scene.plates):
+            box = scale_box(plate.box_px, factor)
             crop = LabelledCrop(
-                f"{scene.image_path.name}#{k}", plate.text, scene.group, scene.group
+                f"{scene.image_path.name}#{k}", plate.text, scene.group, scene.group, box[2]
             )
             if image is None:
                 yield crop, None
                 continue
-            yield crop, cut_with_margin(image, scale_box(plate.box_px, factor), margin)
+            yield crop, cut_with_margin(image, box, margin)
 
 
 def cut_with_margin(
@@ -204,6 +230,7 @@ def eval_crops_main(
     cfg: Config, directory: Path | None, split: Split = "val",
     failures_sheet: Path | None = None, *, scenes: bool = False, margin: float = 0.15,
     camera: str | None = None, raw_labels: bool = False, labels: Path | None = None,
+    shrink_to: int | None = None,
 ) -> int:
     if directory is None:
         data = shared_data_dir()
@@ -212,6 +239,8 @@ def eval_crops_main(
         directory = data / ("scenes" if scenes else "plate-crops")
     if not directory.is_dir():
         raise ConfigError(f"{directory}: not a folder")
+    if shrink_to is not None and shrink_to < 16:
+        raise ConfigError(f"--shrink-to {shrink_to}: the reader needs plates at least 16 px wide")
     if scenes:
         items = list(crops_of_scenes(directory, split, margin))
     else:
@@ -230,29 +259,44 @@ def eval_crops_main(
         if image is None:
             log.warning("cannot read %s", crop.name)
             continue
+        width = crop.plate_width if crop.plate_width is not None else image.shape[1]
+        if shrink_to is not None and width > shrink_to:
+            image = shrunk(image, shrink_to / width)
+            width = shrink_to
         t0 = time.perf_counter()
         regions = cfg.regions_of(crop.camera)
         group_regions[crop.group] = regions
         result = reader.read(image, regions)
         groups.setdefault(crop.group, CropScore()).add(
-            crop.name, crop.label, result, (time.perf_counter() - t0) * 1000
+            crop.name, crop.label, result, (time.perf_counter() - t0) * 1000, width
         )
         if failures_sheet is not None and (result is None or result.text != crop.label):
             images[crop.name] = image
     overall = CropScore()
     for score in groups.values():
         overall.merge(score)
-    _report(directory, split, cfg, groups, group_regions, overall)
+    _report(directory, split, cfg, groups, group_regions, overall, shrink_to)
     if failures_sheet is not None:
         _sheet(images, overall.failures, failures_sheet)
     return 0
 
 
+def shrunk(image: NDArray[np.uint8], factor: float) -> NDArray[np.uint8]:
+    """``image`` resized by ``factor`` (< 1, aspect kept) and through a JPEG round trip at
+    ``SHRUNK_JPEG_QUALITY``: a plate as a more distant camera sees it."""
+    h, w = image.shape[:2]
+    size = (max(2, round(w * factor)), max(2, round(h * factor)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    _, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, SHRUNK_JPEG_QUALITY])
+    return np.asarray(cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED), np.uint8)
+
+
 def _report(
     directory: Path, split: Split, cfg: Config, groups: dict[str, CropScore],
-    group_regions: dict[str, tuple[str, ...]], overall: CropScore,
+    group_regions: dict[str, tuple[str, ...]], overall: CropScore, shrink_to: int | None,
 ) -> None:
-    print(f"eval-crops {directory} split={split} top_n={cfg.reader.top_n}")
+    shrink = f" shrink_to={shrink_to}px" if shrink_to is not None else ""
+    print(f"eval-crops {directory} split={split} top_n={cfg.reader.top_n}{shrink}")
     rows = [*((name, score) for name, score in sorted(groups.items())), ("overall", overall)]
     width = max(len(name) for name, _ in rows)
     print(f"{'set':<{width}} {'regions':<14} {'crops':>6} {'exact':>7} {'top-N':>7} "
@@ -263,6 +307,10 @@ def _report(
         print(f"{name:<{width}} {regions:<14} {s['images']:>6} {s['exact_accuracy']:>7.4f} "
               f"{s['top_n_accuracy']:>7.4f} {s['char_accuracy_aligned']:>7.4f} "
               f"{s['char_accuracy_edit']:>7.4f} {s['no_read']:>7} {s['median_ms']:>6.2f}")
+    by_width = {name: overall.by_width.get(name, [0, 0]) for name, _, _ in WIDTH_BINS}
+    print("exact by plate width (px): " + ", ".join(
+        f"{name} {k}/{n}" + (f" {k / n:.3f}" if n else "") for name, (n, k) in by_width.items()
+    ))
     costly = overall.top_confusions()
     print("confusions that cost most (label>read): "
           + (", ".join(f"{pair} x{n}" for pair, n in costly) or "none"))
@@ -271,7 +319,9 @@ def _report(
         "groups": {name: {**score.summary(), "regions": list(group_regions[name])}
                    for name, score in sorted(groups.items())},
         **overall.summary(),
+        "exact_by_width": {name: {"crops": n, "exact": k} for name, (n, k) in by_width.items()},
         "confusions": dict(costly),
+        **({"shrink_to": shrink_to} if shrink_to is not None else {}),
     }))
 
 
