@@ -230,8 +230,11 @@ Mined = tuple[np.ndarray, str, np.ndarray, np.ndarray, str]
 """A real training crop: grey image, label, character boxes, junk boxes, source tag."""
 
 
-def shrunk_copies(rng: np.random.Generator, kept: list[Mined], copies: int = 1) -> list[Mined]:
+def shrunk_copies(
+    rng: np.random.Generator, kept: list[Mined], copies: int = 1, blur: float = 0.0
+) -> list[Mined]:
     """Each wide real crop ``copies`` times more as a distant camera sees it: 48..100 px wide,
+    blurred (Gaussian, sigma drawn from 0..``blur`` pixels of the small crop; none when 0),
     re-encoded.
 
     Most real training crops are 150+ px wide, but whole-frame misreads concentrate on plates
@@ -246,6 +249,10 @@ def shrunk_copies(rng: np.random.Generator, kept: list[Mined], copies: int = 1) 
         f = float(rng.uniform(48, 100)) / w
         small = cv2.resize(grey, (max(16, round(w * f)), max(8, round(h * f))),
                            interpolation=cv2.INTER_AREA)
+        if blur > 0:
+            sigma = float(rng.uniform(0.0, blur))
+            if sigma >= 0.3:
+                small = cv2.GaussianBlur(small, (0, 0), sigma)
         ok, enc = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 91))])
         if ok:
             small = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE)
@@ -388,6 +395,9 @@ def main(argv: list[str]) -> int:
                     help="start from this Keras segmenter (then --seg-epochs more epochs)")
     ap.add_argument("--shrunk-copies", type=int, default=1,
                     help="copies of each wide real crop shrunk to 48-100 px and re-encoded")
+    ap.add_argument("--shrunk-blur", type=float, default=0.0,
+                    help="largest Gaussian blur sigma (pixels) of a shrunk copy: real small "
+                         "plates in scene photos are soft as well as small")
     ap.add_argument("--real-reps", default="crops=4,scenes=4,crops-br=2",
                     help="jittered copies of each real crop's characters per source: the "
                          "Brazilian crops outnumber the others three to one, and a classifier "
@@ -430,7 +440,7 @@ def main(argv: list[str]) -> int:
         kept = [(g, lab, b, np.zeros((0, 4), np.float32), src)
                 for g, lab, b, src in pseudo_label(seg, real)]
         say(f"pseudo-labelled real crops kept: {len(kept)} of {len(real)}")
-    kept += shrunk_copies(rng, kept, args.shrunk_copies)
+    kept += shrunk_copies(rng, kept, args.shrunk_copies, args.shrunk_blur)
     # classifier data
     cx, cy = [syn["cx"]], [syn["cy"]]
     rx, ry = [], []
