@@ -395,6 +395,9 @@ def main(argv: list[str]) -> int:
                     help="start from this Keras segmenter (then --seg-epochs more epochs)")
     ap.add_argument("--shrunk-copies", type=int, default=1,
                     help="copies of each wide real crop shrunk to 48-100 px and re-encoded")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the classifier's initial weights, shuffles and jitter (the "
+                         "renders keep theirs); another seed measures run-to-run spread")
     ap.add_argument("--shrunk-blur", type=float, default=0.0,
                     help="largest Gaussian blur sigma (pixels) of a shrunk copy: real small "
                          "plates in scene photos are soft as well as small")
@@ -405,8 +408,8 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     real_reps = {k: int(v) for k, v in (part.split("=") for part in args.real_reps.split(","))}
     tf = _tf()
-    tf.keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
+    tf.keras.utils.set_random_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
     say("rendering synthetic plates")
     syn = synth(args.synthetic, 0)
     sx = syn["x"].astype(np.float32)[..., None] / 255.0
