@@ -135,7 +135,7 @@ def test_eval_crops_cuts_scene_boxes_and_reads_them_per_folder(
     assert set(result["groups"]) == {"us"} and result["images"] == 4
     assert result["exact_accuracy"] >= 0.75, out  # at least 3 of 4
     assert "confusions that cost most" in out
-    # a scene's plate is binned by its labelled box's width, not the crop's (with margin)
+    # every plate is binned once (a scene's by its labelled box's width)
     bins = result["exact_by_width"]
     assert sum(b["crops"] for b in bins.values()) == 4
 

@@ -58,14 +58,15 @@ groups (``char_groups``)."""
 MIN_HEIGHT_RATIO = 0.6
 """Boxes shorter than this share of the median box height are small print, not characters
 (stacked two-letter prefixes, sticker digits): US labels leave them out."""
-RAISED_FIRST_DY = 0.35
-RAISED_FIRST_HEIGHT = 0.9
-"""The first box of a line is dropped when its centre sits more than ``RAISED_FIRST_DY`` of
-the median height above the others' median centre, it is shorter than
-``RAISED_FIRST_HEIGHT`` of the median height, and the box after it sits on the line: the top
-letter of a stacked prefix or of the state name beside the characters (``_drop_raised``). A
-box between two boxes on the line is dropped by the same two measures (a letter of the state
-name above the serial's gap)."""
+RAISED_DY = 0.35
+RAISED_HEIGHT = 0.9
+ON_LINE_DY = 0.2
+"""A box is a raised letter, not a character, when its centre sits more than ``RAISED_DY`` of
+the median height above the line (the other boxes' median centre), it is shorter than
+``RAISED_HEIGHT`` of the median height, and its neighbours along the line sit on it (centre
+within ``ON_LINE_DY`` of the height): the top letter of a stacked prefix or of the state name
+beside the characters, first in the line, or a letter of the state name above the serial's
+gap, between two characters (``_drop_raised``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,24 +256,20 @@ def _drop_raised(boxes: list[Box5], h: float) -> list[Box5]:
     if len(boxes) < 4:
         return boxes
     centres = [(b[1] + b[3]) / 2 for b in boxes]
-    line = _median(centres[1:])
-    first = boxes[0]
-    raised = line - centres[0] > RAISED_FIRST_DY * h
-    second_on_line = abs(centres[1] - line) < 0.2 * h
-    if raised and second_on_line and first[3] - first[1] < RAISED_FIRST_HEIGHT * h:
+
+    def raised_letter(i: int, line: float, neighbours: tuple[int, ...]) -> bool:
+        box = boxes[i]
+        return (line - centres[i] > RAISED_DY * h and box[3] - box[1] < RAISED_HEIGHT * h
+                and all(abs(centres[j] - line) < ON_LINE_DY * h for j in neighbours))
+
+    if raised_letter(0, _median(centres[1:]), (1,)):
         boxes, centres = boxes[1:], centres[1:]
     if len(boxes) < 5:
         return boxes
     line = _median(centres)
-    keep = [
-        i == 0 or i == len(boxes) - 1
-        or not (line - centres[i] > RAISED_FIRST_DY * h
-                and boxes[i][3] - boxes[i][1] < RAISED_FIRST_HEIGHT * h
-                and abs(centres[i - 1] - line) < 0.2 * h
-                and abs(centres[i + 1] - line) < 0.2 * h)
-        for i in range(len(boxes))
-    ]
-    return [b for b, k in zip(boxes, keep, strict=True) if k]
+    last = len(boxes) - 1
+    return [b for i, b in enumerate(boxes)
+            if i in (0, last) or not raised_letter(i, line, (i - 1, i + 1))]
 
 
 _PEAK_KERNEL = np.ones((3, 3), np.uint8)
