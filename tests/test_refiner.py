@@ -105,8 +105,8 @@ def test_refiner_rejects_windows_without_a_plate() -> None:
     assert max(scores) < DetectorConfig().min_refined_score, scores
 
 
-def test_hog_and_cascade_both_read_the_demo_frames() -> None:
-    for kind in ("hog", "cascade"):
+def test_every_detector_kind_reads_the_demo_frames() -> None:
+    for kind in ("hog", "cascade", "dnn"):
         cfg = Config(detector=DetectorConfig(kind=kind))  # type: ignore[arg-type]
         rec = FrameRecognizer(cfg)
         assert (rec.refiner is None) == (kind == "hog")

@@ -20,10 +20,11 @@ equal). The detector's file is optional there: without it the bundled one is use
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    kind: Literal["hog", "cascade"] = key_field(
-        "cascade", "hog: the HoG scanner alone, its boxes read with variants; cascade: HoG "
-        "proposals verified and re-boxed by the plate refiner network ("
-        "plate_refiner.tflite in the models folder).",
+    kind: Literal["hog", "cascade", "dnn"] = key_field(
+        "cascade", "hog: the HoG scanner alone, its boxes read with variants; cascade: the HoG "
+        "scanner's and the plate finder network's proposals, verified and re-boxed by the plate "
+        "refiner network; dnn: the finder's proposals alone, through the refiner "
+        "(plate_finder.tflite, plate_refiner.tflite in the models folder).",
     )
     min_plate_width_px: int = key_field(
         64, "Narrowest plate searched for, in frame pixels (the main cost: halve it, 4x work).",
@@ -43,10 +44,15 @@ class DetectorConfig:
         "score_threshold: the refiner rejects what the scanner lets through).",
     )
     max_proposals: int = key_field(
-        8, "cascade: proposals refined per frame after NMS.", lo=1, hi=64
+        8, "cascade, dnn: proposals refined per frame from each source (the HoG scanner after "
+        "NMS, the finder).", lo=1, hi=64,
     )
     min_refined_score: float = key_field(
-        0.5, "cascade: the refiner's plate probability a proposal needs to be read.", lo=0, hi=1,
+        0.5, "cascade, dnn: the refiner's plate probability a proposal needs to be read.",
+        lo=0, hi=1,
+    )
+    min_finder_score: float = key_field(
+        0.2, "cascade, dnn: the finder's plate-centre probability a proposal needs.", lo=0, hi=1,
     )
 
 

@@ -42,13 +42,23 @@ from pathlib import Path
 from typing import Literal
 
 import cv2
+import numpy as np
+from numpy.typing import NDArray
 
 from edge_anpr.boxes import BoxPx, iou
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError, ModelError
 from edge_anpr.lab.datasplit import in_holdout, in_split
 from edge_anpr.lab.progress import show_progress
-from edge_anpr.lab.scenes import IMAGE_SUFFIXES, Scene, find_scenes, normalise, scale_box
+from edge_anpr.lab.scenes import (
+    IMAGE_SUFFIXES,
+    Scene,
+    find_boxed_frames,
+    find_scenes,
+    is_boxes_only,
+    normalise,
+    scale_box,
+)
 from edge_anpr.values import PlateRead
 from edge_anpr.vision.recognize import FrameRecognizer, decode_jpeg
 
@@ -85,15 +95,18 @@ class Tally:
     """(label, read) pairs of found plates read wrongly."""
     by_width: dict[str, list[int]] = field(default_factory=dict)
     """Width bin -> [labelled plates, found plates]."""
+    by_light: dict[str, list[int]] = field(default_factory=dict)
+    """"day" / "night" (``light_of``) -> [labelled plates, found plates]."""
 
     def add(self, other: Tally) -> None:
         for name in ("images", "plates", "detected", "found", "tight", "top1", "topn",
                      "false_plates", "unlabelled_found"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for key, (n, f) in other.by_width.items():
-            mine = self.by_width.setdefault(key, [0, 0])
-            mine[0] += n
-            mine[1] += f
+        for table, theirs in ((self.by_width, other.by_width), (self.by_light, other.by_light)):
+            for key, (n, f) in theirs.items():
+                mine = table.setdefault(key, [0, 0])
+                mine[0] += n
+                mine[1] += f
         for name in ("decode_ms", "detect_ms", "read_ms", "total_ms", "misreads"):
             getattr(self, name).extend(getattr(other, name))
 
@@ -118,6 +131,21 @@ class Tally:
             "read_ms": med(self.read_ms),
             "total_ms": med(self.total_ms),
         }
+
+
+NIGHT_MEAN_GREY = 70
+"""A frame whose name says neither day nor night is night when its mean grey is under this."""
+
+
+def light_of(name: str, gray: NDArray[np.uint8]) -> str:
+    """"night" or "day": from the file name when it says so (``nightride_...``), else from
+    the frame's mean brightness."""
+    lowered = name.lower()
+    if "night" in lowered:
+        return "night"
+    if "day" in lowered:
+        return "day"
+    return "night" if float(gray.mean()) < NIGHT_MEAN_GREY else "day"
 
 
 def score_image(
@@ -186,6 +214,7 @@ def evaluate(
         labels = [(scale_box(p.box_px, factor), p.text) for p in scene.plates]
         tally = score_image(labels, [c.box_px for c in cands], found,
                             [scale_box(p.box_px, factor) for p in scene.unlabelled])
+        tally.by_light[light_of(scene.image_path.name, image)] = [tally.plates, tally.found]
         tally.decode_ms.append(timing.decode_ms)
         tally.detect_ms.append(timing.detect_ms)
         tally.read_ms.append(timing.read_ms)
@@ -222,10 +251,14 @@ def eval_scenes_main(
     if not directory.is_dir():
         raise ConfigError(f"{directory}: not a folder")
     side: Literal["train", "val", "all"] = "train" if split == "holdout" else split
-    scenes = (unlabelled_scenes(directory, side) if negatives
-              else find_scenes(directory, side, raw=raw_labels))
-    if split == "holdout":
-        scenes = [sc for sc in scenes if in_holdout(sc.image_path.name)]
+    boxes_only = not negatives and is_boxes_only(directory)
+    if boxes_only:
+        scenes = find_boxed_frames(directory, split)
+    else:
+        scenes = (unlabelled_scenes(directory, side) if negatives
+                  else find_scenes(directory, side, raw=raw_labels))
+        if split == "holdout":
+            scenes = [sc for sc in scenes if in_holdout(sc.image_path.name)]
     if not scenes:
         raise ConfigError(f"{directory}: no labelled images (NAME.jpg + NAME.txt) in split {split}")
     try:
@@ -254,19 +287,29 @@ def eval_scenes_main(
     rows = {**{g: groups[g] for g in sorted(groups)}, "overall": overall}
     for name, tally in rows.items():
         s = tally.summary()
+        scored = ("     -      -      -" if boxes_only else
+                  f"{s['top1']:>6.3f} {s['topn']:>6.3f} {s['false_plates_per_image']:>6.3f}")
         print(f"{name:8} {s['images']:>6} {s['plates']:>6} {s['detection_recall']:>7.3f} "
-              f"{s['found_recall']:>6.3f} {s['tight_share']:>6.3f} {s['top1']:>6.3f} "
-              f"{s['topn']:>6.3f} {s['false_plates_per_image']:>6.3f} {s['decode_ms']:>7.1f} "
+              f"{s['found_recall']:>6.3f} {s['tight_share']:>6.3f} {scored} "
+              f"{s['decode_ms']:>7.1f} "
               f"{s['detect_ms']:>7.1f} {s['read_ms']:>7.1f} {s['total_ms']:>7.1f}")
     by_width = {name: overall.by_width.get(name, [0, 0]) for name, _, _ in WIDTH_BINS}
     print("found recall by plate width (px): " + ", ".join(
         f"{name} {f}/{n}" + (f" {f / n:.3f}" if n else "") for name, (n, f) in by_width.items()
     ))
+    wide = [sum(v) for v in zip(*(by_width[n] for n, lo, _ in WIDTH_BINS if lo >= 64), strict=True)]
+    by_light = {k: overall.by_light[k] for k in sorted(overall.by_light)}
+    print(f"found recall, plates 64 px and wider: {wide[1]}/{wide[0]}"
+          + (f" {wide[1] / wide[0]:.3f}" if wide[0] else "") + "; by light: " + ", ".join(
+              f"{k} {f}/{n}" + (f" {f / n:.3f}" if n else "") for k, (n, f) in by_light.items()))
+    if boxes_only:
+        print("boxes-only folder: plate texts unknown, so reads and false plates are not scored "
+              "(a plate reported outside every box may be an unboxed real plate)")
     if overall.unlabelled_found:
         print(f"plates the labels lack (data/label-review/{directory.name}-unlabelled.csv) "
               f"reported: {overall.unlabelled_found}, neither scored nor false plates "
               f"(--raw-labels: false plates)")
-    if overall.misreads:
+    if overall.misreads and not boxes_only:
         shown = ", ".join(f"{a}->{b}" for a, b in overall.misreads[:20])
         print(f"misreads (label->read): {shown}")
     result = {
@@ -274,6 +317,8 @@ def eval_scenes_main(
         "detector": cfg.detector.kind,
         "groups": {name: tally.summary() for name, tally in rows.items()},
         "found_by_width": {name: {"plates": n, "found": f} for name, (n, f) in by_width.items()},
+        "found_by_light": {k: {"plates": n, "found": f} for k, (n, f) in by_light.items()},
+        "boxes_only": boxes_only,
     }
     print(json.dumps(result))
     return 0

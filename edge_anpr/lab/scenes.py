@@ -2,7 +2,10 @@
 
 Layout: either sub-folders (``eu``, ``us``, ``br``...) each holding ``NAME.jpg`` + ``NAME.txt``,
 or one folder of such pairs. A label line is ``NAME.jpg X Y W H PLATE`` (tabs or spaces); an
-image may have several lines. Images are *normalised* to ``WORK_WIDTH`` pixels wide before any
+image may have several lines. A *boxes-only* folder (``scenes-ro``) holds its images and one
+``labels.csv`` of ``file,x,y,w,h`` rows instead: plates without text (``LabelledPlate.text``
+is ""), split by time blocks when the names are video frames (``datasplit.frame_part``).
+Images are *normalised* to ``WORK_WIDTH`` pixels wide before any
 detection, in training and in evaluation alike, so that the plate widths the detector is
 configured for (in 1280-wide frame pixels) cover the photographs, whatever their size.
 """
@@ -21,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_anpr.boxes import BoxPx
-from edge_anpr.lab.datasplit import in_split
+from edge_anpr.lab.datasplit import frame_in_split, in_split
 from edge_anpr.lab.labels import REVIEW_DIR, read_review
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,47 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 class LabelledPlate:
     box_px: BoxPx
     text: str
+    """Upper case, no spaces; "" in a boxes-only folder (the text is not known)."""
+
+
+BOXES_FILE = "labels.csv"
+BOXES_HEADER = ["file", "x", "y", "w", "h"]
+
+
+def is_boxes_only(root: Path) -> bool:
+    """Whether ``root`` is a boxes-only folder: a ``labels.csv`` whose header is
+    ``file,x,y,w,h``."""
+    path = root / BOXES_FILE
+    if not path.is_file():
+        return False
+    with path.open(newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f), [])
+    return [h.strip().lower() for h in header] == BOXES_HEADER
+
+
+def find_boxed_frames(
+    root: Path, split: Literal["train", "val", "all", "holdout"] = "all"
+) -> list[Scene]:
+    """Every image of a boxes-only folder listed in its ``labels.csv`` (an image with no row
+    is a frame without plates only if listed with an empty box, so unlisted images are left
+    out), in the wanted part (``datasplit.frame_in_split``), sorted by name; the group is the
+    folder's name."""
+    boxes: dict[str, list[LabelledPlate]] = {}
+    with (root / BOXES_FILE).open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            name = row["file"].strip()
+            plates = boxes.setdefault(name, [])
+            try:
+                box = (int(row["x"]), int(row["y"]), int(row["w"]), int(row["h"]))
+            except (TypeError, ValueError):
+                continue  # a frame listed without a box: no plate in it
+            if box[2] > 0 and box[3] > 0:
+                plates.append(LabelledPlate(box, ""))
+    return [
+        Scene(root / name, root.name, tuple(plates))
+        for name, plates in sorted(boxes.items())
+        if (root / name).is_file() and frame_in_split(name, split)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +131,9 @@ def find_scenes(
     """Every labelled image under ``root`` in the wanted split, sorted by group then name,
     with the project's review of wrong plate texts applied (``lab.labels``; a review row's
     ``file`` is ``GROUP/IMAGE``) and the plates it found unlabelled attached
-    (``read_unlabelled``), unless ``raw``."""
+    (``read_unlabelled``), unless ``raw``. A boxes-only folder: ``find_boxed_frames``."""
+    if is_boxes_only(root):
+        return find_boxed_frames(root, split)
     groups = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     dirs = [(g.name, g) for g in groups] or [("all", root)]
     review = read_review(root.name, review_dir) if not raw else None

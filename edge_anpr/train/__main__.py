@@ -20,6 +20,7 @@ COMMANDS = {
     "mine": "edge_anpr.train.mine",  # real character/junk boxes from the training split
     "detector": "edge_anpr.train.detector",  # HoG + linear SVMs -> plate_hog.npz
     "refiner": "edge_anpr.train.refiner",  # proposal verifier + box refiner -> plate_refiner.tflite
+    "finder": "edge_anpr.train.finder",  # full-frame plate proposals -> plate_finder.tflite
     "demo_frames": "edge_anpr.train.demo_frames",  # edge_anpr/assets/demo/*.jpg + expected.json
 }
 
@@ -35,8 +36,12 @@ ALL_STEPS: list[tuple[str, list[str]]] = [
                 "--cls-epochs", "6", "--finetune-epochs", "3"]),
     # detector: HoG + linear SVMs on the training split of the scenes
     ("detector", []),
-    # refiner: verifies and re-boxes the detector's proposals (needs the detector above)
+    # refiner, round 1: verifies and re-boxes the detector's proposals (needs the detector)
     ("refiner", []),
+    # finder: full-frame plate proposals (its ignore boxes come from the cascade above)
+    ("finder", []),
+    # refiner, round 2: the HoG scanner's and the finder's proposals
+    ("refiner", ["--finder", "edge_anpr/models/plate_finder.tflite"]),
     # demo frames drawn last, so they are checked against the models just trained
     ("demo_frames", []),
 ]

@@ -8,12 +8,15 @@ checkpointed there after every epoch and a run resumes from it (``--resume``).
 Data (all from ``../shared/data``, TRAINING side of the fixed split only):
 
 * scenes (``split_of`` by file name, minus the detector's 20% ``holdout`` kept for choosing
-  thresholds): windows around every labelled plate through jittered proposals (width 0.7-1.45x,
+  thresholds) and the ``train`` part of ``scenes-ro`` (time blocks, ``datasplit.frame_part``):
+  windows around every labelled plate through jittered proposals (width 0.7-1.45x,
   centre shifted up to 20% of the width and 60% of the height), a third of them from the scene
   shrunk so the plate is 36-72 px wide (small, low-resolution plates), and the HoG detector's
-  real proposals (threshold -1, widths 40-640 px): a proposal whose window holds a labelled plate
-  whole is a positive with the plate's box, one whose window misses every plate a negative,
-  anything between is left out;
+  and the plate finder's real proposals (HoG: threshold -1, widths 40-640 px; finder: heat
+  0.05 and up, when ``--finder`` names a model): a proposal whose window holds a labelled plate
+  whole is a positive with the plate's box, one whose window misses every plate a negative
+  unless its read looks like a plate number (an unboxed plate: ``scenes-ro`` boxes some plates
+  of a busy frame, the scenes one car of several), anything between is left out;
 * ``negatives/`` (``split_of`` by file name: the validation quarter is never opened here): the
   HoG detector's proposals and random windows, all negatives;
 * plate crops (``plate-crops-br`` and ``plate-crops`` by plate text, ``plate-crops-eu-unlabelled``
@@ -44,8 +47,14 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_anpr.boxes import BoxPx
-from edge_anpr.lab.datasplit import in_split, plate_in_split, shared_data_dir
-from edge_anpr.lab.scenes import IMAGE_SUFFIXES, find_scenes, normalise, scale_box
+from edge_anpr.lab.datasplit import frame_part, in_split, plate_in_split, shared_data_dir
+from edge_anpr.lab.scenes import (
+    IMAGE_SUFFIXES,
+    find_boxed_frames,
+    find_scenes,
+    normalise,
+    scale_box,
+)
 from edge_anpr.models import bundled_models_dir
 from edge_anpr.train.detector import holdout
 from edge_anpr.train.reader import _tf, export_int8
@@ -53,7 +62,7 @@ from edge_anpr.vision.hog import PlateDetector, load_detector
 from edge_anpr.vision.refine import WINDOW_H, WINDOW_W, Window, cut_window, window_of
 
 CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
-WINDOWS_FILE = "refiner_windows_v1.npz"
+WINDOWS_FILE = "refiner_windows_v2.npz"
 HARD_FILE = "refiner_hard_v2.npz"
 
 
@@ -110,9 +119,42 @@ def label_window(win: Window, plates: list[BoxPx]) -> tuple[str, tuple[float, fl
     return "pos", tuple(float(min(max(e, 0.0), 1.0)) for e in edges)  # type: ignore[return-value]
 
 
-def scene_windows(rng: np.random.Generator, data: Path, out: Windows, detector: PlateDetector,
+class Proposer:
+    """The proposals a refiner sees at run time: the HoG scanner's and, with a finder model, the
+    finder's; and a reader to tell an unboxed plate from clutter."""
+
+    def __init__(self, detector: PlateDetector, finder: Path | None) -> None:
+        from edge_anpr.config import Config
+        from edge_anpr.vision.finder import PlateFinder
+        from edge_anpr.vision.reader import make_reader
+
+        self.detector = detector
+        self.finder = PlateFinder(finder) if finder is not None else None
+        self.reader = make_reader(Config())
+
+    def boxes(self, gray: np.ndarray) -> list[tuple[float, float, float, float]]:
+        props: list[tuple[float, float, float, float]] = [
+            d.box_px for d in self.detector.detect(gray, min_plate_width_px=40,
+                                                   max_plate_width_px=640, threshold=-1.0,
+                                                   limit=40)]
+        if self.finder is not None:
+            props += [p.box_px for p in self.finder.propose(gray, min_score=0.05, limit=20)]
+        return props
+
+    def looks_like_plate(self, gray: np.ndarray, box: tuple[float, float, float, float]) -> bool:
+        from edge_anpr.vision.recognize import plate_crop
+
+        b = tuple(round(v) for v in box)
+        (read,) = self.reader.read_many([plate_crop(gray, b)])  # type: ignore[arg-type]
+        return read is not None and len(read.text) >= 5 and sum(
+            c.isdigit() for c in read.text) >= 2
+
+
+def scene_windows(rng: np.random.Generator, data: Path, out: Windows, proposer: Proposer,
                   jitters: int) -> None:
     scenes = [s for s in find_scenes(data / "scenes", "train") if not holdout(s.image_path.name)]
+    scenes += [s for s in find_boxed_frames(data / "scenes-ro", "all")
+               if frame_part(s.image_path.name) == "train"]
     for sc in tqdm(scenes, desc="scenes", unit="img"):
         img = cv2.imread(str(sc.image_path), cv2.IMREAD_GRAYSCALE)
         if img is None:
@@ -136,14 +178,12 @@ def scene_windows(rng: np.random.Generator, data: Path, out: Windows, detector: 
                 kind, edges = label_window(win, [tuple(v * f for v in q) for q in plates])  # type: ignore[misc]
                 if kind == "pos":
                     out.add(photometric(rng, cut_window(g, win)), 1.0, edges, 1.0, 1.0)
-        props = detector.detect(gray, min_plate_width_px=40, max_plate_width_px=640,
-                                threshold=-1.0, limit=40)
-        for d in props:
-            win = window_of(d.box_px)
+        for box in proposer.boxes(gray):
+            win = window_of(box)
             kind, edges = label_window(win, plates)
             if kind == "pos":
                 out.add(photometric(rng, cut_window(gray, win)), 1.0, edges, 1.0, 1.0)
-            elif kind == "neg":
+            elif kind == "neg" and not proposer.looks_like_plate(gray, box):
                 out.add(photometric(rng, cut_window(gray, win)), 0.0, edges, 1.0, 0.0)
 
 
@@ -154,15 +194,13 @@ def negative_images(data: Path) -> list[Path]:
 
 
 def negative_windows(rng: np.random.Generator, data: Path, out: Windows,
-                     detector: PlateDetector) -> None:
+                     proposer: Proposer) -> None:
     for path in tqdm(negative_images(data), desc="negatives", unit="img"):
         img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if img is None:
             continue
         gray, _ = normalise(img)
-        props = detector.detect(gray, min_plate_width_px=40, max_plate_width_px=640,
-                                threshold=-1.0, limit=30)
-        boxes = [d.box_px for d in props]
+        boxes = proposer.boxes(gray)
         h, w = gray.shape
         for _ in range(8):
             bw = float(np.exp(rng.uniform(np.log(40), np.log(500))))
@@ -229,13 +267,14 @@ def pasted_windows(rng: np.random.Generator, data: Path, out: Windows) -> None:
             out.add(photometric(rng, canvas), 1.0 if positive else 0.0, (0, 0, 0, 0), 1.0, 0.0)
 
 
-def build_windows(data: Path, jitters: int, seed: int) -> dict[str, np.ndarray]:
+def build_windows(data: Path, jitters: int, seed: int,
+                  finder: Path | None) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    detector = PlateDetector(load_detector(), verify=False)
+    proposer = Proposer(PlateDetector(load_detector(), verify=False), finder)
     out = Windows([], [])
-    scene_windows(rng, data, out, detector, jitters)
+    scene_windows(rng, data, out, proposer, jitters)
     n_scene = len(out.x)
-    negative_windows(rng, data, out, detector)
+    negative_windows(rng, data, out, proposer)
     n_neg = len(out.x) - n_scene
     pasted_windows(rng, data, out)
     y = np.stack(out.y)
@@ -354,6 +393,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", type=Path, default=bundled_models_dir() / "plate_refiner.tflite")
     ap.add_argument("--export-only", action="store_true",
                     help="only convert the cached checkpoint to the int8 model file")
+    ap.add_argument("--finder", type=Path, default=None, metavar="MODEL",
+                    help="also take this plate finder model's proposals as windows")
     ap.add_argument("--mine", type=Path, default=None, metavar="MODEL",
                     help="first mine hard negatives with this refiner model (cached; adds them)")
     args = ap.parse_args(argv)
@@ -362,12 +403,13 @@ def main(argv: list[str]) -> int:
         print("refiner: ../shared/data not found", file=sys.stderr)
         return 1
     CACHE.mkdir(parents=True, exist_ok=True)
-    cached = CACHE / WINDOWS_FILE
+    cached = CACHE / (WINDOWS_FILE if args.finder is None
+                      else WINDOWS_FILE.replace(".npz", f"_{args.finder.stem}.npz"))
     if cached.exists():
         d = dict(np.load(cached))
         say(f"windows from {cached}: {len(d['x'])}")
     else:
-        d = build_windows(data, args.jitters, args.seed)
+        d = build_windows(data, args.jitters, args.seed, args.finder)
         np.savez_compressed(cached, **d)
     hard = CACHE / HARD_FILE
     if args.mine is not None and not hard.exists():

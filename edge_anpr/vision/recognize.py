@@ -6,9 +6,11 @@
 1. detection on the grayscale frame (optionally inside the camera's ROI, with the camera's
    plate-width overrides), NMS, at most ``detector.max_candidates`` boxes. With
    ``detector.kind = "cascade"`` (the default) the HoG scanner's proposals (a lower margin,
-   ``detector.proposal_threshold``, at most ``detector.max_proposals``) go through the plate
-   refiner (``vision/refine.py``), which keeps those it takes for plates
+   ``detector.proposal_threshold``, at most ``detector.max_proposals``) and the plate finder's
+   (``vision/finder.py``: one look at the whole frame, ``detector.min_finder_score``) go
+   through the plate refiner (``vision/refine.py``), which keeps those it takes for plates
    (``detector.min_refined_score``) with the box it finds around the whole plate;
+   ``"dnn"`` does the same with the finder's proposals alone;
 2. every candidate is cut out with a margin like the crops the reader was trained on and read;
    candidates the reader rejects (None, or confidence under ``reader.min_confidence``) are
    dropped: this verification is what removes most detector false alarms;
@@ -37,6 +39,8 @@ from edge_anpr.config import Config
 from edge_anpr.models import bundled_models_dir
 from edge_anpr.plates.formats import REGIONS
 from edge_anpr.values import PlateRead, PlateText
+from edge_anpr.vision.finder import MODEL_FILE as FINDER_FILE
+from edge_anpr.vision.finder import PlateFinder, heat_at
 from edge_anpr.vision.hog import (
     Detection,
     DetectorModel,
@@ -130,13 +134,24 @@ def detector_path(cfg: Config) -> Path:
     return default_model_path()
 
 
-def refiner_path(cfg: Config) -> Path:
-    """``plate_refiner.tflite`` in ``models.dir`` when it is there, else the bundled one."""
+def model_path(cfg: Config, name: str) -> Path:
+    """The model file ``name`` in ``models.dir`` when it is there, else the bundled one."""
     if cfg.models.dir:
-        candidate = Path(cfg.models.dir) / REFINER_FILE
+        candidate = Path(cfg.models.dir) / name
         if candidate.exists():
             return candidate
-    return bundled_models_dir() / REFINER_FILE
+    return bundled_models_dir() / name
+
+
+def refiner_path(cfg: Config) -> Path:
+    """``plate_refiner.tflite`` in ``models.dir`` when it is there, else the bundled one."""
+    return model_path(cfg, REFINER_FILE)
+
+
+FINDER_WIDTH_SLACK = 1.5
+"""A finder proposal is kept when its width is within this factor of the plate widths searched
+(``min_plate_width_px`` / slack to ``max_plate_width_px`` * slack): its width is an estimate
+that the refiner corrects, and the finder sees plates narrower than the scanner's floor."""
 
 
 def plate_crop(image: NDArray[np.uint8], box: BoxPx) -> NDArray[np.uint8]:
@@ -167,7 +182,10 @@ class FrameRecognizer:
             score_threshold=det.score_threshold,
             verify=det.kind == "hog",
         )
-        self.refiner = PlateRefiner(refiner_path(cfg)) if det.kind == "cascade" else None
+        self.refiner = PlateRefiner(refiner_path(cfg)) if det.kind != "hog" else None
+        self.finder = (
+            PlateFinder(model_path(cfg, FINDER_FILE)) if det.kind in ("cascade", "dnn") else None
+        )
         if reader is None and with_reader:
             from edge_anpr.vision.reader import make_reader
 
@@ -198,17 +216,54 @@ class FrameRecognizer:
                 gray, min_plate_width_px=lo, max_plate_width_px=hi, roi=roi,
                 limit=det.max_candidates,
             )
-        proposals = self.detector.detect(
-            gray, min_plate_width_px=lo, max_plate_width_px=hi, roi=roi,
-            limit=det.max_proposals, threshold=det.proposal_threshold,
-        )
+        proposals: list[Detection] = []
+        if det.kind == "cascade":
+            proposals = self.detector.detect(
+                gray, min_plate_width_px=lo, max_plate_width_px=hi, roi=roi,
+                limit=det.max_proposals, threshold=det.proposal_threshold,
+            )
+        if self.finder is not None:
+            proposals += self.finder_proposals(gray, roi, lo, hi)
         refined = self.refiner.refine(gray, [p.box_px for p in proposals])
         plates = [
-            Detection(r.box_px, r.score, p.shape)
+            Detection(r.box_px, r.score, p.shape, finder_score=self._finder_heat(r.box_px, roi))
             for p, r in zip(proposals, refined, strict=True)
             if r.score >= det.min_refined_score
         ]
         return nms(plates, self.detector.nms_iou, det.max_candidates)
+
+    def _finder_heat(
+        self, box: BoxPx, roi: tuple[int, int, int, int] | None
+    ) -> float | None:
+        """The finder's heat at a refined box of this frame (None without the finder)."""
+        if self.finder is None or self.finder.last_answer is None:
+            return None
+        answer, scale = self.finder.last_answer
+        x0, y0 = (max(0, roi[0]), max(0, roi[1])) if roi is not None else (0, 0)
+        return heat_at(answer, scale, (box[0] - x0, box[1] - y0, box[2], box[3]))
+
+    def finder_proposals(
+        self, gray: NDArray[np.uint8], roi: tuple[int, int, int, int] | None, lo: int, hi: int
+    ) -> list[Detection]:
+        """The finder's proposals (inside the ROI, which is then what it looks at, so a small
+        ROI is seen at a finer scale), those of a plausible width (``FINDER_WIDTH_SLACK``)."""
+        assert self.finder is not None
+        det = self.cfg.detector
+        x0 = y0 = 0
+        area = gray
+        if roi is not None:
+            x0, y0 = max(0, roi[0]), max(0, roi[1])
+            area = gray[y0 : y0 + max(1, roi[3]), x0 : x0 + max(1, roi[2])]
+            if area.size == 0:
+                return []
+        out = []
+        self.finder.last_answer = None
+        for p in self.finder.propose(area, min_score=det.min_finder_score,
+                                     limit=det.max_proposals):
+            x, y, w, h = p.box_px
+            if lo / FINDER_WIDTH_SLACK <= w <= hi * FINDER_WIDTH_SLACK:
+                out.append(Detection((x + x0, y + y0, w, h), p.score, "finder"))
+        return out
 
     def recognize(
         self,

@@ -26,14 +26,19 @@ from edge_anpr.vision.hog.scoring import WindowScorer
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    """One plate candidate: its box in the scanned image's pixels and the scanner's score."""
+    """One plate candidate: its box in the scanned image's pixels and its score (the scanner's
+    margin; after the refiner, the refiner's plate probability)."""
 
     box_px: BoxPx
     score: float
     shape: str
-    """Name of the window model that fired (eu, us, br...)."""
+    """Name of the window model that fired (eu, us, br...), or "finder" for a proposal of the
+    plate finder network."""
     verify_score: float | None = None
     """Second-stage score (None when the model has no verifier)."""
+    finder_score: float | None = None
+    """The plate finder's heat at the candidate's centre (``vision.finder.heat_at``), when the
+    finder looked at the frame."""
 
 
 def default_model_path() -> Path:
