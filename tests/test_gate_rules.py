@@ -50,11 +50,27 @@ def sink_for(cfg: Config, tmp_path: Path) -> tuple[EventSink, Outbox]:
     return EventSink(cfg, outbox, Topics.from_config(cfg)), outbox
 
 
-def event(authenticated: bool, event_id: str = "e1") -> PlateEvent:
+def event(authenticated: bool, event_id: str = "e1", confidence: float = 0.9,
+          kind: str = "start") -> PlateEvent:
     return PlateEvent(
-        event_id, "start", "gate", "AB123CD", 0.9, (Candidate("AB123CD", 0.9),), "generic",
-        (100, 200, 120, 30), 0, 0, 0, 1, None, 0.0, authenticated=authenticated,
+        event_id, kind, "gate", "AB123CD", confidence, (Candidate("AB123CD", confidence),),  # type: ignore[arg-type]
+        "generic", (100, 200, 120, 30), 0, 0, 0, 1, None, 0.0, authenticated=authenticated,
     )
+
+
+def test_a_less_sure_read_never_opens_the_gate_until_the_event_is_read_surely(
+    tmp_path: Path,
+) -> None:
+    """A plate the detector is sure of is reported with a less sure read (down to
+    reader.min_sure_plate_confidence); the gate keeps its own threshold."""
+    sink, outbox = sink_for(gate_cfg(key=KEY), tmp_path)
+    low = Config().mqtt.gate_min_confidence - 0.2
+    sink.handle(event(True, "e1", low))
+    assert (sink.known_matches, sink.gate_commands, sink.gate_withheld_low_confidence) == (1, 0, 1)
+    sink.handle(event(True, "e1", 0.95, "update"))
+    assert sink.gate_commands == 1
+    assert sum(m.topic.endswith("/gate/gate") for m in outbox.pending()) == 1
+    outbox.close()
 
 
 def test_only_authenticated_events_open_the_gate(tmp_path: Path) -> None:

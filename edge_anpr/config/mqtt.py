@@ -52,6 +52,10 @@ class MqttConfig:
     gate_command_ttl_s: float = key_field(
         10.0, "A gate command older than this is dropped, not sent late (0 = never).", lo=0
     )
+    gate_min_confidence: float = key_field(
+        0.85, "A gate command is sent only for an event read at least this confidently (a plate "
+        "reported with a less sure read is published, never opens the gate).", lo=0, hi=1,
+    )
     flush_timeout_s: float = key_field(
         3.0, "At shutdown, time allowed to send the outbox before leaving it for next start.",
         lo=0, hi=60,

@@ -54,6 +54,14 @@ class DetectorConfig:
     min_finder_score: float = key_field(
         0.2, "cascade, dnn: the finder's plate-centre probability a proposal needs.", lo=0, hi=1,
     )
+    sure_plate_score: float = key_field(
+        0.8, "cascade, dnn: a candidate with at least this refiner probability and "
+        "sure_finder_score is a plate the detector is sure of (reader.min_sure_plate_confidence "
+        "applies; 1 = none).", lo=0, hi=1,
+    )
+    sure_finder_score: float = key_field(
+        0.5, "cascade, dnn: the finder's heat a sure candidate needs as well.", lo=0, hi=1,
+    )
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,10 @@ class ReaderConfig:
         "with specific regions configured; never above min_plate_confidence).", lo=0, hi=1,
     )
     top_n: int = key_field(5, "Candidates kept per read.", lo=1, hi=20)
+    min_sure_plate_confidence: float = key_field(
+        0.5, "A candidate the detector is sure of (detector.sure_plate_score) is reported with "
+        "a read this confident or more, when the read has a letter and a digit.", lo=0, hi=1,
+    )
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,9 @@ Per event step (see ``plates/tracker.py``) it writes, in this order, to the outb
 (``{"command": "open"}``, with a time to live of ``mqtt.gate_command_ttl_s``) the first time it
 matches an entry with ``gate = true`` and every read of the event came from authenticated frames
 (or the camera sets ``allow_gate_unauthenticated``); otherwise the command is withheld and
-counted (``gate_refused_unauthenticated``). Known-plate matching compares the best text and then the
+counted (``gate_refused_unauthenticated``). An event read less confidently than
+``mqtt.gate_min_confidence`` opens nothing yet (``gate_withheld_low_confidence``): the detector
+reports plates it is sure of with less sure reads, and those must never open a gate. Known-plate matching compares the best text and then the
 event's candidates. The stage has no stats loop of its own: while it runs, its ``StatsReport``
 adds the tracker's, the outbox's and the connection's counters to the report ``app`` builds
 every ``device.stats_interval_s``, and ``StatsReport.send`` publishes that report to
@@ -116,6 +118,9 @@ class EventSink:
     known_matches: int = 0
     gate_commands: int = 0
     gate_refused_unauthenticated: int = 0
+    gate_withheld_low_confidence: int = 0
+    """Known-plate matches with ``gate = true`` whose event read stayed under
+    ``mqtt.gate_min_confidence`` (counted once per event update)."""
     outbox_errors: int = 0
     _bad_disk: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
     _refused_gate: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
@@ -190,6 +195,10 @@ class EventSink:
             self._put(self.topics.known(event.camera), known_payload(event, match))
             self._put(self.topics.sighting(event.camera), sighting_payload(event, match))
         if match.entry.gate and not state.gate_sent:
+            if event.confidence < self.cfg.mqtt.gate_min_confidence:
+                # Not yet: a later update of the event, read more surely, may open it.
+                self.gate_withheld_low_confidence += 1
+                return
             state.gate_sent = True
             if not self._may_open_gate(event):
                 self.gate_refused_unauthenticated += 1
@@ -243,6 +252,7 @@ class EventSink:
             "events": self.events, "known_matches": self.known_matches,
             "gate_commands": self.gate_commands,
             "gate_refused_unauthenticated": self.gate_refused_unauthenticated,
+            "gate_withheld_low_confidence": self.gate_withheld_low_confidence,
             "outbox_errors": self.outbox_errors, "snapshots": self.snapshots,
         }
 

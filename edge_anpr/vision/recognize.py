@@ -351,15 +351,21 @@ class FrameRecognizer:
         def rank(text: PlateText) -> tuple[bool, float]:
             return (in_format(text), text.confidence)
 
-        def accepted(text: PlateText | None) -> bool:
+        sure_conf = min(min_conf, self.cfg.reader.min_sure_plate_confidence)
+
+        def accepted(text: PlateText | None, sure: bool = False) -> bool:
             """A plate: confident enough, or a little less when it fits a region's pattern
-            (junk rarely reads as a whole plate number of the configured format)."""
+            (junk rarely reads as a whole plate number of the configured format), or, for a
+            candidate the detector is sure of (``is_sure``), a read of letters and digits at
+            ``reader.min_sure_plate_confidence``."""
             if text is None or not MIN_PLATE_CHARS <= len(text.text) <= MAX_PLATE_CHARS:
                 return False
             if specific and not in_format(text) and not any(c.isdigit() for c in text.text):
                 return False  # every format of the configured regions has digits
             fitting = specific and in_format(text)
-            return text.confidence >= (fit_conf if fitting else min_conf)
+            if text.confidence >= (fit_conf if fitting else min_conf):
+                return True
+            return sure and text.confidence >= sure_conf and _letters_and_digits(text.text)
 
         reads: list[PlateRead] = []
         ranked = sorted(cands, key=lambda c: -c.score)
@@ -380,7 +386,8 @@ class FrameRecognizer:
             else:
                 text = self._read_box(image, cand.box_px, regions)
                 calls += 1
-            if not accepted(text):
+            sure = self.is_sure(cand)
+            if not accepted(text, sure):
                 rejected += 1
                 continue
             assert text is not None
@@ -397,7 +404,7 @@ class FrameRecognizer:
                     boxes = _extended(cand.box_px, extension, image.shape[1], image.shape[0])
                 calls += len(boxes)
                 for alt, box in zip(self._read_boxes(image, boxes, regions), boxes, strict=True):
-                    if alt is not None and accepted(alt):
+                    if alt is not None and accepted(alt, sure):
                         votes.append((alt, box))
             support: dict[str, float] = defaultdict(float)
             for t, _ in votes:
@@ -413,13 +420,22 @@ class FrameRecognizer:
                 trim = round(EU_BAND_FRACTION * w)
                 alt = self._read_box(image, (x + trim, y, w - trim, h), regions)
                 calls += 1
-                if (alt is not None and accepted(alt) and alt.text == best.text[1:]
+                if (alt is not None and accepted(alt, sure) and alt.text == best.text[1:]
                         and rank(alt) >= rank(best)):
                     best = alt
             reads.append(PlateRead(best, cand.box_px, cand.score))
         self.last_reads = calls
         reads.sort(key=lambda f: (-f.text.confidence, -f.detector_score))
         return reads
+
+    def is_sure(self, cand: Detection) -> bool:
+        """The detector is sure this candidate is a plate: the refiner's probability reaches
+        ``detector.sure_plate_score`` and the finder's heat ``detector.sure_finder_score``
+        (never with ``kind = "hog"``: the scanner's margin is no probability)."""
+        det = self.cfg.detector
+        return (self.refiner is not None and det.sure_plate_score < 1.0
+                and cand.score >= det.sure_plate_score
+                and (cand.finder_score or 0.0) >= det.sure_finder_score)
 
     def _read_box(
         self, image: NDArray[np.uint8], box: BoxPx, regions: Sequence[str] | None = None
@@ -432,6 +448,10 @@ class FrameRecognizer:
         """Reads of several boxes in one batch (the reader skips crops too small to read)."""
         assert self.reader is not None
         return self.reader.read_many([plate_crop(image, box) for box in boxes], regions)
+
+
+def _letters_and_digits(text: str) -> bool:
+    return any(c.isdigit() for c in text) and any(c.isalpha() for c in text)
 
 
 MIN_PLATE_CHARS = 4
