@@ -22,17 +22,17 @@ Per event step (see ``plates/tracker.py``) it writes, in this order, to the outb
 ``<camera>/event``; ``<camera>/plate`` (retained) when the camera's last plate changed (below);
 ``<camera>/sighting`` (``plate_seen``) when the event starts; ``<camera>/known`` and
 ``<camera>/sighting`` (``known_plate``) the first time the event matches a known-plate entry;
-``<camera>/gate``
-(``{"command": "open"}``, with a time to live of ``mqtt.gate_command_ttl_s``) the first time it
-matches an entry with ``gate = true`` and every read of the event came from authenticated frames
-(or the camera sets ``allow_gate_unauthenticated``); otherwise the command is withheld and
-counted (``gate_refused_unauthenticated``). An event read less confidently than
+``<camera>/gate`` (``{"command": "open"}``, with a time to live of ``mqtt.gate_command_ttl_s``)
+the first time it matches an entry with ``gate = true`` and every read of the event came from
+authenticated frames (or the camera sets ``allow_gate_unauthenticated``); otherwise the command
+is withheld and counted (``gate_refused_unauthenticated``). An event read less confidently than
 ``mqtt.gate_min_confidence`` opens nothing yet (``gate_withheld_low_confidence``): the detector
-reports plates it is sure of with less sure reads, and those must never open a gate. Known-plate matching compares the best text and then the
-event's candidates. The stage has no stats loop of its own: while it runs, its ``StatsReport``
-adds the tracker's, the outbox's and the connection's counters to the report ``app`` builds
-every ``device.stats_interval_s``, and ``StatsReport.send`` publishes that report to
-``<prefix>/status/stats`` (QoS 0, not stored: stale counters are worthless).
+reports plates it is sure of with less sure reads, and those must never open a gate. Known-plate
+matching compares the best text and then the event's candidates. The stage has no stats loop of
+its own: while it runs, its ``StatsReport`` adds the tracker's, the outbox's and the
+connection's counters to the report ``app`` builds every ``device.stats_interval_s``, and
+``StatsReport.send`` publishes that report to ``<prefix>/status/stats`` (QoS 0, not stored:
+stale counters are worthless).
 
 The last plate of a camera (``<camera>/plate`` and ``<camera>/snapshot``, both retained) is
 held by the camera's newest event: a start takes it over, an update or end of that event

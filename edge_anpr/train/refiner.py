@@ -469,7 +469,8 @@ def main(argv: list[str]) -> int:
     # The converter fails in the process that trained the model (Keras' call context is gone
     # after fit: "'NoneType' object is not callable"); a fresh process converts the checkpoint.
     return subprocess.call([sys.executable, "-m", "edge_anpr.train.refiner", "--export-only",
-                            "--out", str(args.out), "--seed", str(args.seed)])
+                            "--out", str(args.out), "--seed", str(args.seed),
+                            *(["--finder", str(args.finder)] if args.finder else [])])
 
 
 if __name__ == "__main__":
