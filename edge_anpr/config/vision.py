@@ -27,7 +27,13 @@ class DetectorConfig:
         "(plate_finder.tflite, plate_refiner.tflite in the models folder).",
     )
     min_plate_width_px: int = key_field(
-        64, "Narrowest plate searched for, in frame pixels (the main cost: halve it, 4x work).",
+        40, "Narrowest plate searched for, in frame pixels (finder proposals narrower than this "
+        "are dropped; the HoG scanner starts at scan_min_plate_width_px if that is wider).",
+        lo=16, hi=4096,
+    )
+    scan_min_plate_width_px: int = key_field(
+        64, "Narrowest plate the HoG scanner searches for (kinds hog and cascade), its main "
+        "cost: halve it, 4x work (with cascade the finder proposes narrower plates).",
         lo=16, hi=4096,
     )
     max_plate_width_px: int = key_field(640, "Widest plate searched for, in frame pixels.", lo=16,
@@ -55,12 +61,12 @@ class DetectorConfig:
         0.2, "cascade, dnn: the finder's plate-centre probability a proposal needs.", lo=0, hi=1,
     )
     sure_plate_score: float = key_field(
-        0.8, "cascade, dnn: a candidate with at least this refiner probability and "
+        0.95, "cascade, dnn: a candidate with at least this refiner probability and "
         "sure_finder_score is a plate the detector is sure of (reader.min_sure_plate_confidence "
         "applies; 1 = none).", lo=0, hi=1,
     )
     sure_finder_score: float = key_field(
-        0.5, "cascade, dnn: the finder's heat a sure candidate needs as well.", lo=0, hi=1,
+        0.1, "cascade, dnn: the finder's heat a sure candidate needs as well.", lo=0, hi=1,
     )
 
 
