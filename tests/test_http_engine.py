@@ -1,0 +1,104 @@
+"""Plate Recognizer's engine ``config`` (``http.engine``) and what the answer makes of it
+(``routes.engine_filter``), with plain calls: every option Plate Recognizer documents is taken
+or refused with a 400 naming it; ``region: strict`` answers only readings that fit a format of
+the regions read with; the thresholds leave out weak plates."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from edge_anpr.assets import DEMO_DIR
+from edge_anpr.config import Config, config_from_dict
+from edge_anpr.http.engine import EngineConfig, parse_engine_config
+from edge_anpr.http.routes import Job, Reply, answer, engine_filter, prepare
+from edge_anpr.http.uploads import BadUpload
+from edge_anpr.values import Candidate, PlateRead, PlateText
+from edge_anpr.vision.jobs import JobResult
+
+JPEG = (DEMO_DIR / "frame_00.jpg").read_bytes()
+
+
+def read(*readings: tuple[str, float], box_score: float = 0.99) -> PlateRead:
+    text, conf = readings[0]
+    return PlateRead(
+        PlateText(text, conf, (), tuple(Candidate(t, c) for t, c in readings), "generic"),
+        (10, 20, 100, 30), detector_score=box_score,
+    )
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, EngineConfig()),
+    ("", EngineConfig()),
+    ("{}", EngineConfig()),
+    ('{"region": "strict"}', EngineConfig(region_strict=True)),
+    ({"detection_mode": "vehicle"}, EngineConfig(vehicle_mode=True)),
+    ('{"detection_mode": "plate", "threshold_d": 0.2, "threshold_o": 0.5}',
+     EngineConfig(threshold_d=0.2, threshold_o=0.5)),
+    ('{"detection_rule": "strict", "mode": "fast"}', EngineConfig()),
+])
+def test_documented_options_are_taken(value: Any, expected: EngineConfig) -> None:
+    assert parse_engine_config(value) == expected
+
+
+@pytest.mark.parametrize("value, named", [
+    ('{"text_formats": ["[a-z]{3}"]}', "config.text_formats"),
+    ('{"region": "loose"}', "config.region"),
+    ('{"detection_mode": "car"}', "config.detection_mode"),
+    ('{"threshold_d": 2}', "config.threshold_d"),
+    ('{"threshold_o": true}', "config.threshold_o"),
+    ('{"mode": "slow"}', "config.mode"),
+    ("[1, 2]", "config"),
+    ("{not json", "config"),
+])
+def test_anything_else_is_a_400_naming_the_option(value: str, named: str) -> None:
+    with pytest.raises(BadUpload) as caught:
+        parse_engine_config(value)
+    assert caught.value.status == 400 and caught.value.detail.startswith(named)
+
+
+def test_strict_answers_the_best_fitting_reading_or_leaves_the_plate_out() -> None:
+    strict = EngineConfig(region_strict=True)
+    plates = [
+        read(("2FE5568", 1.0), ("ZFE5568", 0.906)),   # the second fits uk: answered
+        read(("1234567", 0.98), ("12345678", 0.5)),   # none fits uk: left out
+        read(("AB12CDE", 0.97)),                      # fits: unchanged
+    ]
+    kept = engine_filter(plates, strict, ("uk",))
+    assert [(r.text.text, r.text.confidence) for r in kept] == [("ZFE5568", 0.906),
+                                                                ("AB12CDE", 0.97)]
+    assert [c.text for c in kept[0].text.candidates] == ["ZFE5568"]
+    # without a region of its own there is nothing to fit: nothing is left out
+    assert engine_filter(plates, strict, ("generic",)) == plates
+    assert engine_filter(plates, EngineConfig(), ("uk",)) == plates
+
+
+def test_thresholds_leave_out_weak_plates() -> None:
+    plates = [read(("AB12CDE", 0.97)), read(("AB12CDF", 0.4)),
+              read(("AB12CDG", 0.97), box_score=0.3)]
+    kept = engine_filter(plates, EngineConfig(threshold_o=0.5, threshold_d=0.5), ("uk",))
+    assert [r.text.text for r in kept] == ["AB12CDE"]
+
+
+def test_a_form_config_field_reaches_the_answer() -> None:
+    """The Home Assistant component sends ``config`` as a JSON text in a multipart field."""
+    request = httpx.Request("POST", "http://a/v1/plate-reader/", files={"upload": JPEG},
+                            data={"regions": "gb", "config": json.dumps({"region": "strict"})})
+    cfg = config_from_dict({})
+    job = prepare("plate_reader", request.read(), request.headers["content-type"], "", cfg)
+    assert isinstance(job, Job) and job.engine.region_strict and job.regions == ("gb",)
+    result = JobResult("read", (read(("2FE5568", 1.0)), read(("AB12CDE", 0.97))), 5.0)
+    doc = json.loads(answer(job, result, cfg, now_s=0, calls=7).body)
+    assert [r["plate"] for r in doc["results"]] == ["ab12cde"]
+    assert doc["usage"]["calls"] == 7
+
+
+def test_an_unsupported_option_is_refused_before_anything_is_read() -> None:
+    request = httpx.Request("POST", "http://a/v1/plate-reader/", json={
+        "upload": "AAAA", "config": {"text_formats": ["x"]}})
+    reply = prepare("plate_reader", request.read(), "application/json", "", Config())
+    assert isinstance(reply, Reply) and reply.status == 400
+    assert json.loads(reply.body)["detail"].startswith("config.text_formats")
