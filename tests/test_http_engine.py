@@ -60,17 +60,16 @@ def test_anything_else_is_a_400_naming_the_option(value: str, named: str) -> Non
     assert caught.value.status == 400 and caught.value.detail.startswith(named)
 
 
-def test_strict_answers_the_best_fitting_reading_or_leaves_the_plate_out() -> None:
+def test_strict_keeps_only_plates_whose_reading_fits_and_their_fitting_candidates() -> None:
     strict = EngineConfig(region_strict=True)
     plates = [
-        read(("2FE5568", 1.0), ("ZFE5568", 0.906)),   # the second fits uk: answered
-        read(("1234567", 0.98), ("12345678", 0.5)),   # none fits uk: left out
-        read(("AB12CDE", 0.97)),                      # fits: unchanged
+        read(("2FE5568", 1.0), ("ZFE5568", 0.906)),   # the plate's reading fits no uk format
+        read(("1234567", 0.98), ("12345678", 0.5)),   # nor this one
+        read(("AB12CDE", 0.97), ("AB12CD3", 0.4)),    # fits; its second candidate does not
     ]
     kept = engine_filter(plates, strict, ("uk",))
-    assert [(r.text.text, r.text.confidence) for r in kept] == [("ZFE5568", 0.906),
-                                                                ("AB12CDE", 0.97)]
-    assert [c.text for c in kept[0].text.candidates] == ["ZFE5568"]
+    assert [(r.text.text, r.text.confidence) for r in kept] == [("AB12CDE", 0.97)]
+    assert [c.text for c in kept[0].text.candidates] == ["AB12CDE"]
     # without a region of its own there is nothing to fit: nothing is left out
     assert engine_filter(plates, strict, ("generic",)) == plates
     assert engine_filter(plates, EngineConfig(), ("uk",)) == plates

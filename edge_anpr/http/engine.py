@@ -3,10 +3,10 @@ an object in a JSON body): what each option does here (pure).
 
 Options Plate Recognizer documents, and their meaning on this appliance:
 
-- ``region: "strict"``: only readings that fit a plate format of the regions the image is read
-  with are answered: a plate whose reading does not fit answers its best-scoring candidate that
-  does, and a plate none of whose candidates fits is left out. With no region of its own
-  (``generic`` only) nothing is left out: there is no format to fit.
+- ``region: "strict"``: only plates whose reading fits a plate format of the regions the image
+  is read with are answered (their candidates too: only those that fit); the others are left
+  out. With no region of its own (``generic`` only) nothing is left out: there is no format to
+  fit.
 - ``detection_mode: "vehicle"`` (or ``"plate"``, the default): the answer takes the
   vehicle-first shape (``plate`` and ``vehicle`` objects with ``props``, docs/http.md); the
   appliance finds plates, not vehicles, so every result is a plate with the empty vehicle and no

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from edge_anpr.config import Config
 from edge_anpr.http.engine import EngineConfig, parse_engine_config
 from edge_anpr.http.regions import reader_regions
-from edge_anpr.http.shapes import by_score, detector_score, openalpr_json, plate_reader_json
+from edge_anpr.http.shapes import detector_score, openalpr_json, plate_reader_json
 from edge_anpr.http.uploads import BadUpload, Upload, parse_upload
 from edge_anpr.plates.formats import fits_any
 from edge_anpr.values import PlateRead
@@ -179,26 +179,20 @@ def prepare(
 
 def engine_filter(reads: Sequence[PlateRead], engine: EngineConfig, regions: Sequence[str]
                   ) -> list[PlateRead]:
-    """``reads`` as the engine options keep them (``http.engine``): under ``region: strict``
-    each read answers its best-scoring reading that fits a format of ``regions`` (the regions
-    the image was read with), or is left out when none does; ``threshold_d``/``threshold_o``
-    leave out reads whose ``dscore``/``score`` are under them."""
+    """``reads`` as the engine options keep them (``http.engine``): under ``region: strict`` a
+    read whose plate (its answered reading) fits no format of ``regions`` (the regions the image
+    was read with) is left out, and a kept read keeps only the candidates that fit;
+    ``threshold_d``/``threshold_o`` leave out reads whose ``dscore``/``score`` are under them."""
     kept: list[PlateRead] = []
     strict = engine.region_strict and any(r != "generic" for r in regions)
     for read in reads:
         if strict:
-            fitting = [c for c in by_score(read.text.candidates) if fits_any(c.text, regions)]
-            if not fitting:
+            if not fits_any(read.text.text, regions):
                 continue
-            if fitting[0].text != read.text.text:
-                read = dataclasses.replace(read, text=dataclasses.replace(
-                    read.text, text=fitting[0].text, confidence=fitting[0].confidence,
-                    char_confidences=(), candidates=tuple(fitting),
-                ))
-            else:
-                read = dataclasses.replace(
-                    read, text=dataclasses.replace(read.text, candidates=tuple(fitting))
-                )
+            fitting = tuple(c for c in read.text.candidates if fits_any(c.text, regions))
+            read = dataclasses.replace(
+                read, text=dataclasses.replace(read.text, candidates=fitting)
+            )
         if detector_score(read.detector_score) < engine.threshold_d:
             continue
         if read.text.confidence < engine.threshold_o:
