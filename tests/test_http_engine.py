@@ -10,9 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_anpr.assets import DEMO_DIR
-from edge_anpr.config import Config, config_from_dict
+from edge_anpr.config import Config, config_from_dict, config_warnings
 from edge_anpr.http.engine import EngineConfig, parse_engine_config
 from edge_anpr.http.routes import Job, Reply, answer, engine_filter, prepare
 from edge_anpr.http.uploads import BadUpload
@@ -101,3 +103,30 @@ def test_an_unsupported_option_is_refused_before_anything_is_read() -> None:
     reply = prepare("plate_reader", request.read(), "application/json", "", Config())
     assert isinstance(reply, Reply) and reply.status == 400
     assert json.loads(reply.body)["detail"].startswith("config.text_formats")
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["region", "detection_mode", "threshold_d", "threshold_o", "mode",
+                         "detection_rule", "x"]), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_VALUES, as_text=st.booleans())
+def test_any_config_is_options_or_a_400(value: Any, as_text: bool) -> None:
+    try:
+        options = parse_engine_config(json.dumps(value) if as_text else value)
+    except BadUpload as exc:
+        assert exc.status == 400 and exc.detail.startswith("config")
+    else:
+        assert isinstance(options, EngineConfig)
+
+
+def test_allowing_every_address_is_warned() -> None:
+    cfg = config_from_dict({"http": {"port": 8080, "token": "t" * 20, "allow": ["0.0.0.0/0"]}})
+    assert any("every address" in w for w in config_warnings(cfg))
+    default = config_from_dict({"http": {"port": 8080, "token": "t" * 20}})
+    assert not any("http.allow" in w for w in config_warnings(default))
