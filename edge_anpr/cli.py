@@ -148,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
              "data/label-review/ (wrong texts, plates the labels lack)",
     )
 
+    dscore = with_config(sub.add_parser(
+        "calibrate-dscore", help="fit the HTTP answer's dscore to the scenes' training holdout"))
+    dscore.add_argument("directory", type=Path)
+    dscore.add_argument("--split", choices=["holdout", "val"], default="holdout",
+                        help="holdout (fit there); val only to check a fit, never to fit")
+    dscore.add_argument("--negatives", type=Path, default=None,
+                        help="a folder of photographs without plates (adds false plates)")
+
     eval_crops = with_config(sub.add_parser("eval-crops", help="evaluate the reader on crops"))
     eval_crops.add_argument("directory", type=Path, nargs="?", default=None)
     eval_crops.add_argument("--split", choices=["val", "train", "all"], default="val")
@@ -301,6 +309,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return eval_scenes_main(cfg, args.directory, split=args.split, negatives=args.negatives,
                                  raw_labels=args.raw_labels)
+    if command == "calibrate-dscore":
+        from edge_anpr.lab.calibrate_dscore import calibrate_dscore_main
+
+        return calibrate_dscore_main(cfg, args.directory, split=args.split,
+                                     negatives=args.negatives)
     if command == "eval-crops":
         from edge_anpr.lab.eval_crops import eval_crops_main
 

@@ -33,6 +33,9 @@ COMMON = {
     "name", "unique_id", "default_entity_id", "availability_topic", "payload_available",
     "payload_not_available", "device", "origin", "icon", "entity_category",
     "json_attributes_topic", "json_attributes_template", "qos", "encoding", "enabled_by_default",
+    # known up to 2026.3 (the id before 2025.10); from 2026.4 ignored, the discovery unbroken
+    # (home-assistant/core PR 164460)
+    "object_id",
 }
 # The keys each platform's discovery schema knows (anything else is silently removed by
 # vol.REMOVE_EXTRA: a typo would be lost without a word) and the ones it requires.
@@ -82,7 +85,6 @@ def check_home_assistant_rules(topic: str, payload: dict[str, Any], prefix: str)
     known, required = PLATFORMS[platform]
     assert set(payload) <= known, f"{topic}: keys Home Assistant drops: {set(payload) - known}"
     assert required <= set(payload), f"{topic}: missing {required - set(payload)}"
-    assert "object_id" not in payload  # deprecated in 2025.10, removed in 2026.4
     device = payload["device"]
     assert device.get("identifiers") or device.get("connections")
     assert all(isinstance(i, str) for i in device.get("identifiers", []))
@@ -99,6 +101,8 @@ def check_home_assistant_rules(topic: str, payload: dict[str, Any], prefix: str)
     entity_id = payload["default_entity_id"]
     assert ENTITY_ID.match(entity_id), entity_id
     assert entity_id.split(".")[0] == platform
+    # before 2025.10 the id is <platform>.<object_id>: the same id on every supported release
+    assert f"{platform}.{payload['object_id']}" == entity_id
     if "entity_category" in payload:
         assert payload["entity_category"] in ENTITY_CATEGORIES
     if "state_class" in payload:

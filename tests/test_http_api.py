@@ -47,7 +47,7 @@ async def appliance(**http: Any) -> AsyncIterator[tuple[Pipeline, httpx.AsyncCli
         "mqtt": {"enabled": False, "outbox_path": ":memory:"},
         "workers": {"count": 1},
         "cameras": {"gate": {"id": 3, "regions": ["sk"]}},
-        "http": {"port": port, "token": TOKEN, **http},
+        "http": {"port": port, "token": TOKEN, "allow": [], **http},
     })
     async with running_pipeline(cfg) as (pipeline, _), httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{port}", timeout=30

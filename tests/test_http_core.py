@@ -21,8 +21,8 @@ from edge_anpr.assets import DEMO_DIR
 from edge_anpr.config import Config, config_from_dict
 from edge_anpr.http.metrics import Observed, health_json, render_metrics
 from edge_anpr.http.regions import reader_regions, region_code
-from edge_anpr.http.routes import Job, Reply, answer, authorized, classify, prepare
-from edge_anpr.http.shapes import detector_score, openalpr_json, plate_reader_json
+from edge_anpr.http.routes import Job, Reply, answer, authorized, classify, prepare, reason
+from edge_anpr.http.shapes import MAX_CALLS, detector_score, openalpr_json, plate_reader_json
 from edge_anpr.http.uploads import BadUpload, parse_upload
 from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.values import Candidate, Frame, PlateRead, PlateText
@@ -39,11 +39,13 @@ def encode(**kw: object) -> tuple[bytes, str]:
     return request.read(), request.headers.get("content-type", "")
 
 
-def read(text: str = "ABC1234", conf: float = 0.9, region: str = "br") -> PlateRead:
+def read(text: str = "ABC1234", conf: float = 0.9, region: str = "br",
+         others: tuple[Candidate, ...] | None = None, box_score: float = 0.7) -> PlateRead:
+    candidates = (Candidate(text, conf),
+                  *(others if others is not None else (Candidate(text[:-1] + "0", 0.2),)))
     return PlateRead(
-        PlateText(text, conf, (conf,) * len(text),
-                  (Candidate(text, conf), Candidate(text[:-1] + "0", 0.2)), region),
-        (10, 20, 100, 30), detector_score=0.7,
+        PlateText(text, conf, (conf,) * len(text), candidates, region),
+        (10, 20, 100, 30), detector_score=box_score,
     )
 
 
@@ -144,16 +146,44 @@ def test_any_body_gives_an_upload_or_a_bad_upload(body: bytes, ctype: str, query
 
 def test_plate_recognizer_shape() -> None:
     doc = plate_reader_json([read()], processing_ms=12.3456, timestamp="T", filename="f.jpg",
-                            camera_id="gate", requested_regions=("br",))
+                            camera_id="gate", requested_regions=("br",), calls=3)
     assert set(doc) == {"processing_time", "results", "filename", "version", "camera_id",
-                        "timestamp"}
+                        "timestamp", "usage"}
+    assert doc["usage"] == {"calls": 3, "max_calls": MAX_CALLS}
     (r,) = doc["results"]
     assert r["plate"] == "abc1234" and r["score"] == 0.9
     assert r["box"] == {"xmin": 10, "ymin": 20, "xmax": 110, "ymax": 50}
-    assert r["region"] == {"code": "br", "score": 1.0}
+    # a format the text fits is not the plate's region: none is known yet
+    assert r["region"] == {"code": "", "score": 0.0}
     assert r["candidates"][1] == {"score": 0.2, "plate": "abc1230"}
-    assert 0.5 < r["dscore"] < 1 and r["vehicle"]["type"] == ""
+    assert 0.5 < r["dscore"] < 1
+    assert r["vehicle"] == {"score": 0.0, "type": "",
+                            "box": {"xmin": 0, "ymin": 0, "xmax": 0, "ymax": 0}}
+    assert r["model_make"] == r["color"] == r["orientation"] == []
     assert doc["camera_id"] == "gate" and doc["processing_time"] == 12.346
+
+
+def test_candidates_come_best_score_first_in_both_shapes() -> None:
+    shuffled = read("ZFE5568", 0.906, others=(Candidate("2FE5568", 1.0),
+                                              Candidate("ZFE556B", 0.3)))
+    pr = plate_reader_json([shuffled], processing_ms=1, timestamp="T")["results"][0]
+    assert [c["score"] for c in pr["candidates"]] == [1.0, 0.906, 0.3]
+    alpr = openalpr_json([shuffled], regions=("uk",), top_n=5, processing_ms=1, epoch_ms=0,
+                         width=10, height=10)["results"][0]
+    assert [c["confidence"] for c in alpr["candidates"]] == [100.0, 90.6, 30.0]
+    assert alpr["region"] == "" and alpr["region_confidence"] == 0
+
+
+def test_vehicle_mode_shape_has_plate_and_vehicle_objects_with_props() -> None:
+    doc = plate_reader_json([read()], processing_ms=1, timestamp="T", vehicle_mode=True)
+    (r,) = doc["results"]
+    assert set(r) == {"plate", "vehicle"}
+    plate = r["plate"]
+    assert plate["box"] == {"xmin": 10, "ymin": 20, "xmax": 110, "ymax": 50}
+    assert plate["props"]["plate"][0] == {"value": "abc1234", "score": 0.9}
+    assert plate["props"]["region"] == [] and 0.5 < plate["score"] < 1
+    assert r["vehicle"]["props"] == {"make_model": [], "orientation": [], "color": []}
+    assert r["vehicle"]["score"] == 0.0 and "usage" in doc
 
 
 def test_openalpr_shape() -> None:
@@ -168,9 +198,13 @@ def test_openalpr_shape() -> None:
     assert r["requested_topn"] == 5 and r["processing_time_ms"] == 40.0
 
 
-def test_dscore_orders_like_the_margin_and_stays_in_0_1() -> None:
+def test_dscore_is_the_calibrated_map_increasing_within_0_1() -> None:
     assert detector_score(-1e9) == pytest.approx(0) and detector_score(1e9) == pytest.approx(1)
-    assert detector_score(-0.5) < detector_score(0) == 0.5 < detector_score(0.5)
+    assert detector_score(0.5) < detector_score(0.9) < detector_score(0.99)
+    # the fit of docs/performance.md: a clear plate's box (0.99) is ~0.95, a doubtful one
+    # (0.6) ~0.65, where the old logistic of the raw score gave ~0.7 to both
+    assert detector_score(0.99) == pytest.approx(0.954, abs=0.002)
+    assert detector_score(0.6) == pytest.approx(0.651, abs=0.002)
 
 
 # --- routing ---------------------------------------------------------------------------------
@@ -191,6 +225,25 @@ def test_classify_and_tokens() -> None:
     assert not authorized("openalpr", "Token " + "t" * 19, token)
     assert not authorized("openalpr", None, token)
     assert authorized("health", None, token) and authorized("openalpr", None, "")
+
+
+def test_allowed_networks_need_no_token_and_others_still_do() -> None:
+    token, allow = "t" * 20, ["127.0.0.1/32", "192.168.1.0/24", "::1"]
+    assert authorized("plate_reader", None, token, peer="127.0.0.1", allow=allow)
+    assert authorized("plate_reader", None, token, peer="::ffff:127.0.0.1", allow=allow)
+    assert authorized("plate_reader", None, token, peer="192.168.1.77", allow=allow)
+    assert authorized("plate_reader", None, token, peer="::1", allow=allow)
+    assert not authorized("plate_reader", None, token, peer="127.0.0.2", allow=allow)
+    assert not authorized("plate_reader", "Token wrong", token, peer="10.0.0.1", allow=allow)
+    assert authorized("plate_reader", f"Token {token}", token, peer="10.0.0.1", allow=allow)
+    assert not authorized("openalpr", None, token, peer="127.0.0.1", allow=[])
+    assert not authorized("openalpr", None, token, peer="not an address", allow=["0.0.0.0/0"])
+    assert Config().http.allow == ["127.0.0.0/8", "::1/128"]
+
+
+def test_status_lines_carry_the_reason_phrase() -> None:
+    assert (reason(201), reason(429), reason(200)) == ("Created", "Too Many Requests", "OK")
+    assert reason(599) == ""
 
 
 def test_prepare_checks_the_frame_limits_before_anything_is_decoded() -> None:

@@ -71,6 +71,7 @@ outbox_path = "{tmp_path / 'outbox.sqlite'}"
 [http]
 port = {port}
 token = "{TOKEN}"
+allow = []
 max_pending = 8
 max_connections = 256
 """)

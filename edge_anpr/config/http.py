@@ -43,6 +43,11 @@ class HttpConfig:
         15.0, "A request must arrive whole (408 otherwise) and be answered (504) within this "
         "many seconds; an idle kept-alive connection is closed after 5 s.", lo=0.5, hi=600,
     )
+    allow: list[str] = key_field(
+        ["127.0.0.0/8", "::1/128"], "Networks (CIDR) whose clients need no token, as clients "
+        "of Plate Recognizer's on-premise SDK send none; every other client needs http.token. "
+        "[] = every client needs it.",
+    )
 
 
 HTTP_TOKEN_MIN_CHARS = 16
@@ -65,3 +70,11 @@ def check_http(cfg: Config, source: str) -> None:
             f"{source}: http.token must be at least {HTTP_TOKEN_MIN_CHARS} printable ASCII "
             f"characters without spaces (or '' for none), got {len(token)} characters"
         )
+    for i, network in enumerate(cfg.http.allow):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{source}: http.allow[{i}] must be a network such as 192.168.1.0/24 or an "
+                f"address, got {network!r}"
+            ) from None

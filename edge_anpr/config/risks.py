@@ -45,4 +45,11 @@ def config_warnings(cfg: Config) -> list[str]:
             f"http.bind = {cfg.http.bind!r} is not a loopback address and http.token is "
             "empty: anyone who can reach the port can use the HTTP API (set http.token)"
         )
+    everyone = [n for n in cfg.http.allow
+                if ipaddress.ip_network(n, strict=False).prefixlen == 0]
+    if cfg.http.port and cfg.http.token and everyone:
+        warnings.append(
+            f"http.allow holds {everyone[0]!r}, every address: no client is asked for "
+            "http.token (list only the networks of the clients that send none)"
+        )
     return warnings

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edge_anpr.plates.formats import REGIONS
+from edge_anpr.values import PlateRead
 
 MAX_REGION_CODES = 16
 """Codes looked at per request; more are ignored (clients send the top 3-4)."""
@@ -48,6 +49,20 @@ def _map_code(code: str) -> tuple[str, ...]:
     if code in REGIONS and code != "generic":
         return (code,)
     return ()
+
+
+def plate_region(read: PlateRead, requested: Sequence[str] = ()) -> tuple[str, float]:
+    """(Plate Recognizer's region code, its score 0-1) of the plate ``read`` shows; ``("",
+    0.0)`` when its region is not known. Every answer shape (``http.shapes``) takes the region
+    from here and nowhere else.
+
+    Not known yet for any read: the reader tells which format table a text fits, which is not
+    where the plate is from (a German plate's text fits a Californian format); a region read
+    from the plate itself (colours, layout, the state name) is to fill this. ``requested``:
+    the request's region codes, for answering a region in the code the client used
+    (``region_code``)."""
+    del read, requested
+    return "", 0.0
 
 
 def region_code(region: str, requested: Sequence[str] = ()) -> str:

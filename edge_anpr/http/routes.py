@@ -1,24 +1,32 @@
 """What each request asks for and what it is answered (pure: request values in, replies out).
 
 The server shell (``http.server``) calls, in order: ``classify`` (the endpoint, or 404/405),
-``authorized`` (the token; 401), then for a recognition ``prepare`` (the body into a ``Job``
-for a worker, or 400/413/415) and, once a worker has answered (or the time is up), ``answer``.
+``authorized`` (the token, or a client in ``http.allow``; 401), then for a recognition
+``prepare`` (the body into a ``Job`` for a worker, or 400/413/415) and, once a worker has
+answered (or the time is up), ``answer``.
 Errors are JSON: ``{"error": <code>, "detail": <one line>}``; a missing or wrong token is
 ``{"detail": "Invalid token."}`` with ``WWW-Authenticate: Token``, as Plate Recognizer answers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hmac
+import ipaddress
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Literal
 
 from edge_anpr.config import Config
+from edge_anpr.http.engine import EngineConfig, parse_engine_config
 from edge_anpr.http.regions import reader_regions
-from edge_anpr.http.shapes import openalpr_json, plate_reader_json
+from edge_anpr.http.shapes import detector_score, openalpr_json, plate_reader_json
 from edge_anpr.http.uploads import BadUpload, Upload, parse_upload
+from edge_anpr.plates.formats import fits_any
+from edge_anpr.values import PlateRead
 from edge_anpr.vision.imagesize import image_size
 from edge_anpr.vision.jobs import JobResult
 
@@ -68,15 +76,48 @@ def classify(method: str, path: str) -> Endpoint | Reply:
     return endpoint
 
 
-def authorized(endpoint: Endpoint, authorization: str | None, token: str) -> bool:
-    """True when ``endpoint`` needs no token (``/health``, ``/metrics``, or none configured) or
-    ``authorization`` is ``Token <token>`` (compared in constant time)."""
+def reason(status: int) -> str:
+    """The status line's reason phrase (``201 Created``); '' for a code HTTP does not name."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def authorized(
+    endpoint: Endpoint, authorization: str | None, token: str, *,
+    peer: str = "", allow: Sequence[str] = (),
+) -> bool:
+    """True when ``endpoint`` needs no token (``/health``, ``/metrics``, or none configured),
+    the client's address ``peer`` is in a network of ``allow`` (``http.allow``: clients written
+    for Plate Recognizer's on-premise SDK send no token), or ``authorization`` is
+    ``Token <token>`` (compared in constant time)."""
     if not token or endpoint not in RECOGNITION:
+        return True
+    if peer and allowed_peer(peer, allow):
         return True
     scheme, _, credential = (authorization or "").strip().partition(" ")
     return scheme.lower() == "token" and hmac.compare_digest(
         credential.strip().encode("utf-8", "replace"), token.encode("utf-8")
     )
+
+
+def allowed_peer(peer: str, allow: Sequence[str]) -> bool:
+    """``peer`` (an IP address; an IPv4-mapped IPv6 one counts as its IPv4) is in one of the
+    networks ``allow`` (checked by the config loader; a bad entry matches nothing)."""
+    try:
+        address = ipaddress.ip_address(peer.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for network in allow:
+        try:
+            if address in ipaddress.ip_network(network, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def unauthorized() -> Reply:
@@ -103,6 +144,8 @@ class Job:
     """The reader's regions from the request's codes; () = the camera's."""
     width: int
     height: int
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    """Plate Recognizer's engine options of the request (``http.engine``)."""
 
 
 def prepare(
@@ -114,6 +157,7 @@ def prepare(
         upload = parse_upload(
             body, content_type, query, max_image_bytes=cfg.ingest.max_frame_bytes
         )
+        engine = parse_engine_config(upload.config)
     except BadUpload as exc:
         return error_reply(exc.status, exc.error, exc.detail)
     size = image_size(upload.image)
@@ -130,12 +174,39 @@ def prepare(
         )
     regions, _ignored = reader_regions(upload.regions)
     camera = upload.camera_id if upload.camera_id in cfg.cameras else ""
-    return Job(endpoint, upload, camera or "", regions, width, height)
+    return Job(endpoint, upload, camera or "", regions, width, height, engine)
 
 
-def answer(job: Job, result: JobResult | None, cfg: Config, *, now_s: float) -> Reply:
+def engine_filter(reads: Sequence[PlateRead], engine: EngineConfig, regions: Sequence[str]
+                  ) -> list[PlateRead]:
+    """``reads`` as the engine options keep them (``http.engine``): under ``region: strict`` a
+    read whose plate (its answered reading) fits no format of ``regions`` (the regions the image
+    was read with) is left out, and a kept read keeps only the candidates that fit;
+    ``threshold_d``/``threshold_o`` leave out reads whose ``dscore``/``score`` are under them."""
+    kept: list[PlateRead] = []
+    strict = engine.region_strict and any(r != "generic" for r in regions)
+    for read in reads:
+        if strict:
+            if not fits_any(read.text.text, regions):
+                continue
+            fitting = tuple(c for c in read.text.candidates if fits_any(c.text, regions))
+            read = dataclasses.replace(
+                read, text=dataclasses.replace(read.text, candidates=fitting)
+            )
+        if detector_score(read.detector_score) < engine.threshold_d:
+            continue
+        if read.text.confidence < engine.threshold_o:
+            continue
+        kept.append(read)
+    return kept
+
+
+def answer(
+    job: Job, result: JobResult | None, cfg: Config, *, now_s: float, calls: int = 0
+) -> Reply:
     """The reply to ``job`` once its worker answered, or (``result`` None) when the time ran
-    out: 504. ``now_s`` is the wall clock (Unix seconds) for the answer's timestamp."""
+    out: 504. ``now_s`` is the wall clock (Unix seconds) for the answer's timestamp;
+    ``calls`` the recognitions answered so far, this one included (``usage.calls``)."""
     if result is None:
         return error_reply(
             504, "timeout", f"not recognised within http.timeout_s ({cfg.http.timeout_s:g} s)"
@@ -146,17 +217,20 @@ def answer(job: Job, result: JobResult | None, cfg: Config, *, now_s: float) -> 
         return error_reply(413, "too_many_pixels", "upload: too many pixels")
     if result.outcome == "failed":
         return error_reply(500, "recognition_failed", "recognition failed (logged); a bug")
+    regions = job.regions or cfg.regions_of(job.camera)
+    reads = engine_filter(result.reads, job.engine, regions)
     if job.endpoint == "openalpr":
         return json_reply(200, openalpr_json(
-            result.reads, regions=job.regions or cfg.regions_of(job.camera),
+            reads, regions=regions,
             top_n=cfg.reader.top_n, processing_ms=result.recognition_ms,
             epoch_ms=int(now_s * 1000), width=job.width, height=job.height,
             requested_regions=job.upload.regions,
         ))
     return json_reply(201, plate_reader_json(
-        result.reads, processing_ms=result.recognition_ms,
+        reads, processing_ms=result.recognition_ms,
         timestamp=job.upload.timestamp or _iso(now_s), filename=job.upload.filename,
-        camera_id=job.upload.camera_id, requested_regions=job.upload.regions,
+        camera_id=job.upload.camera_id, requested_regions=job.upload.regions, calls=calls,
+        vehicle_mode=job.engine.vehicle_mode,
     ))
 
 

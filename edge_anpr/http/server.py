@@ -48,6 +48,7 @@ from edge_anpr.http.routes import (
     error_reply,
     json_reply,
     prepare,
+    reason,
     saturated,
     unauthorized,
 )
@@ -90,6 +91,9 @@ class HttpServer:
         self.backend = backend
         self.requests: Counter[tuple[str, int]] = Counter()
         """Requests answered, by (endpoint, status); ``other`` for unknown paths."""
+        self.calls = 0
+        """Recognitions answered with a read since the start (Plate Recognizer's
+        ``usage.calls``)."""
         self.open_connections = 0
         self._wall_clock = wall_clock
         self._accepting = trio.CancelScope()
@@ -275,7 +279,8 @@ class _Connection:
             return endpoint, await self._refuse(dataclasses.replace(reply, close=True), deadline)
         if endpoint not in RECOGNITION:
             return endpoint, await self._refuse(server.status_reply(endpoint), deadline)
-        if not authorized(endpoint, headers.get("authorization"), cfg.http.token):
+        if not authorized(endpoint, headers.get("authorization"), cfg.http.token,
+                          peer=self.peer[0], allow=cfg.http.allow):
             return endpoint, await self._refuse(unauthorized(), deadline)
         jobs = server.backend.jobs
         ticket = jobs.reserve()
@@ -306,7 +311,10 @@ class _Connection:
             result = None
             with trio.move_on_at(deadline):
                 result = await ticket.wait()
-            return endpoint, answer(job, result, cfg, now_s=server._wall_clock())
+            if result is not None and result.outcome == "read":
+                server.calls += 1
+            return endpoint, answer(job, result, cfg, now_s=server._wall_clock(),
+                                    calls=server.calls)
         finally:
             if not queued:
                 jobs.release(ticket)
@@ -370,7 +378,9 @@ class _Connection:
         ]
         if reply.close:
             headers.append(("Connection", "close"))
-        data = self.conn.send(h11.Response(status_code=reply.status, headers=headers)) or b""
+        data = self.conn.send(h11.Response(
+            status_code=reply.status, headers=headers, reason=reason(reply.status).encode(),
+        )) or b""
         data += self.conn.send(h11.Data(data=reply.body)) or b""
         data += self.conn.send(h11.EndOfMessage()) or b""
         with trio.move_on_after(self.cfg.http.timeout_s):

@@ -9,8 +9,10 @@ Accepted, as Plate Recognizer's Snapshot API and OpenALPR's cloud API take them:
 - ``image/*`` or ``application/octet-stream``: the body is the image itself.
 
 Other fields: ``regions`` (repeatable, or a list in JSON; ``country`` is OpenALPR's name for
-it), ``camera_id``, ``timestamp``; they may also be given in the query string (the body wins).
-``upload_url`` is refused: the appliance fetches nothing. Every other field is ignored.
+it), ``camera_id``, ``timestamp``, ``config`` (Plate Recognizer's engine options: a JSON text,
+or an object in a JSON body; kept as sent, ``http.engine`` reads it); they may also be given in
+the query string (the body wins). ``upload_url`` is refused: the appliance fetches nothing.
+Every other field (``mmc`` among them) is ignored.
 
 Errors are ``BadUpload`` with the status to answer (400, 413 or 415) and a one-line reason
 naming the field; nothing here raises anything else for any body (``tests/test_http_uploads.py``
@@ -58,6 +60,8 @@ class Upload:
     """Region codes as sent (``regions``, else ``country``), not yet mapped."""
     camera_id: str | None
     timestamp: str | None
+    config: str | dict[str, Any] | None = None
+    """Plate Recognizer's engine ``config`` as sent: a JSON text, or a JSON body's object."""
 
 
 @dataclass
@@ -66,6 +70,8 @@ class _Fields:
 
     text: dict[str, list[str]]
     image: bytes | None = None
+    config: dict[str, Any] | None = None
+    """A JSON body's ``config`` object."""
     filename: str = ""
     count: int = 0
 
@@ -140,6 +146,7 @@ def parse_upload(
         regions=tuple(r for value in regions for r in value.split(",") if r.strip()),
         camera_id=_first(merged, "camera_id"),
         timestamp=_first(merged, "timestamp"),
+        config=fields.config if fields.config is not None else _first(merged, "config"),
     )
 
 
@@ -196,10 +203,13 @@ def _read_json(body: bytes, fields: _Fields) -> None:
     if not isinstance(doc, dict):
         raise BadUpload(400, "bad_json", "body: a JSON object was expected")
     for name, value in doc.items():
+        if name == "config" and isinstance(value, dict):
+            fields.config = value
+            continue
         values = value if isinstance(value, list) else [value]
         for item in values:
             if isinstance(item, (dict, list)):
-                continue  # Plate Recognizer's `config` object: accepted, not used
+                continue  # a nested value of a field this API does not read
             fields.add_text(str(name), "" if item is None else str(item))
 
 

@@ -22,9 +22,12 @@ They expire after three stats intervals without a report.
 
 Ids. Home Assistant accepts ``[a-zA-Z0-9_-]`` in discovery topics; node and object ids are the
 device's and camera's ``config.safe_id`` (the loader refused names that give one id twice).
-``default_entity_id`` (which replaced the deprecated ``object_id`` in Home Assistant 2025.10) is
-``<platform>.<slug>``, a valid entity id (``config.entity_slug``). Every config carries an
-``origin`` block (name, version, support URL). ``tests/test_homeassistant_rules.py`` checks all
+The entity id is given twice, so it is the same on every supported Home Assistant:
+``default_entity_id`` = ``<platform>.<slug>`` (read by Home Assistant 2025.10 and later) and
+``object_id`` = ``<slug>`` (read before 2025.10, which otherwise made the id from the names;
+ignored from 2025.10 when ``default_entity_id`` is there, and from 2026.4 on), ``<slug>`` a valid
+entity id part (``config.entity_slug``). Every config carries an ``origin`` block (name,
+version, support URL). ``tests/test_homeassistant_rules.py`` checks all
 of them against Home Assistant's own rules, not only against ``schemas/discovery_*.json``.
 """
 
@@ -67,10 +70,12 @@ def _common(cfg: Config, topics: Topics, platform: str, object_id: str, name: st
             ) -> dict[str, Any]:
     """What every entity config has: ids, availability, device and origin."""
     node = node_id(cfg)
+    slug = entity_slug(f"{node}_{object_id}")
     return {
         "name": name,
         "unique_id": f"{node}_{object_id}",
-        "default_entity_id": f"{platform}.{entity_slug(f'{node}_{object_id}')}",
+        "default_entity_id": f"{platform}.{slug}",
+        "object_id": slug,
         **_availability(topics),
         "device": device_block(cfg),
         "origin": origin_block(),
