@@ -140,7 +140,7 @@ def test_an_in_order_run_is_taken_in_bulk_and_the_frame_comes_out_whole() -> Non
     r = _reassembler()
     head = b"".join(datagrams[:15])
     assert r.feed_coalesced(head, len(datagrams[0]), SENDER, 1.0) == []
-    (part,) = r._frames_lru.values()
+    (part,) = r._frames_lru[False].values()  # untagged: not authenticated
     # One byte range for the first datagram (fed alone: it starts the frame), one for the
     # other 14 as a run; fed one by one they would be 15.
     assert (part.received, len(part.starts)) == (15, 2)

@@ -90,7 +90,7 @@ class Checker:
 
     def held_bytes(self) -> int:
         """Bytes the frames in progress really hold (at most what they are charged)."""
-        parts = self.r._frames_lru.values()  # the invariant is about internals
+        parts = [p for lru in self.r._frames_lru for p in lru.values()]  # about internals
         return sum(len(p.buf) + sum(map(len, p.pieces)) for p in parts)
 
 

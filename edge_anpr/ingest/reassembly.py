@@ -13,6 +13,11 @@ small one does until its data comes; assembly is O(bytes)); the number of such f
 charged bytes are capped globally (the least recently active frame is dropped
 to make room), frames per sequenced stream are capped, and tracked senders (legacy senders with a
 frame in progress plus sequenced streams) are capped with least-recently-active eviction.
+
+Invariant: frames and streams of authenticated cameras (every chunk tagged with the camera's
+key) are evicted only to make room for other authenticated ones. Forged datagrams cost nothing
+to send, from any address and camera id; an unauthenticated frame or stream that would fit only
+in an authenticated one's place is refused instead (``tests/test_ingest_shares.py``).
 """
 
 from __future__ import annotations
@@ -132,8 +137,8 @@ class _Partial:
     """
 
     __slots__ = (
-        "buf", "camera", "cost", "count", "covered", "ends", "got", "key", "last_s", "length",
-        "pieces", "received", "sender", "seq", "starts", "stream", "time_us",
+        "auth", "buf", "camera", "cost", "count", "covered", "ends", "got", "key", "last_s",
+        "length", "pieces", "received", "sender", "seq", "starts", "stream", "time_us",
     )
 
     def __init__(
@@ -141,6 +146,8 @@ class _Partial:
         count: int, seq: int, time_us: int, now_s: float,
     ) -> None:
         self.key = key
+        self.auth = stream is not None and stream.auth
+        """Of an authenticated stream: its slot is taken only for another such frame."""
         self.sender = sender
         self.stream = stream
         self.camera = camera
@@ -173,13 +180,15 @@ class _Stream:
     """One sequenced stream: (source address, camera id)."""
 
     __slots__ = (
-        "camera", "capped", "far_late_last", "far_late_run", "frames", "key", "last_handed",
-        "last_s", "late_seen",
+        "auth", "camera", "capped", "far_late_last", "far_late_run", "frames", "key",
+        "last_handed", "last_s", "late_seen",
     )
 
-    def __init__(self, key: _Key, camera: str, now_s: float) -> None:
+    def __init__(self, key: _Key, camera: str, now_s: float, auth: bool) -> None:
         self.key = key
         self.camera = camera
+        self.auth = auth
+        """Every chunk of the stream carries a tag checked against the camera's key."""
         self.frames: dict[int, _Partial] = {}
         self.last_handed: int | None = None
         self.late_seen: deque[int] = deque(maxlen=LATE_MEMORY)
@@ -246,26 +255,29 @@ class Reassembler:
         self.stats = IngestStats()
         self._legacy: dict[Address, _Partial] = {}
         self._streams: dict[tuple[str, int], _Stream] = {}
-        # Least recently active first: tracked senders (legacy frames in progress and sequenced
-        # streams), and frames in progress of both formats.
-        self._senders_lru: OrderedDict[_Key, _Partial | _Stream] = OrderedDict()
-        self._frames_lru: OrderedDict[_Key, _Partial] = OrderedDict()
-        self._bytes = 0
+        # Least recently active first, unauthenticated ones [False] apart from authenticated
+        # ones [True]: tracked senders (legacy frames in progress and sequenced streams), and
+        # frames in progress of both formats with the bytes charged for them.
+        self._senders_lru: tuple[OrderedDict[_Key, _Partial | _Stream], ...] = (
+            OrderedDict(), OrderedDict(),
+        )
+        self._frames_lru: tuple[OrderedDict[_Key, _Partial], ...] = (OrderedDict(), OrderedDict())
+        self._bytes = [0, 0]
 
     # -- bounds, for tests and the stats line ---------------------------------------------
 
     def tracked_bytes(self) -> int:
         """Bytes charged for frames in progress (at most ``ingest.max_buffered_bytes``): each
         frame's announced length plus its per-chunk bookkeeping."""
-        return self._bytes
+        return self._bytes[0] + self._bytes[1]
 
     def tracked_frames(self) -> int:
         """Frames in progress (at most ``ingest.max_frames_in_flight_total``)."""
-        return len(self._frames_lru)
+        return len(self._frames_lru[0]) + len(self._frames_lru[1])
 
     def tracked_senders(self) -> int:
         """Legacy senders with a frame in progress plus sequenced streams (<= max_senders)."""
-        return len(self._senders_lru)
+        return len(self._senders_lru[0]) + len(self._senders_lru[1])
 
     # -- input ------------------------------------------------------------------------------
 
@@ -354,8 +366,8 @@ class Reassembler:
         part.buf += data[pos : pos + taken]
         part.covered += taken
         part.last_s = now_s
-        self._frames_lru.move_to_end(part.key)
-        self._senders_lru.move_to_end(part.key)
+        self._frames_lru[False].move_to_end(part.key)
+        self._senders_lru[False].move_to_end(part.key)
         self.stats.datagrams += count
         self.stats.datagram_bytes += taken
         return count
@@ -436,8 +448,8 @@ class Reassembler:
         part.last_s = now_s
         part.sender = sender
         stream.last_s = now_s
-        self._senders_lru.move_to_end(stream.key)
-        self._frames_lru.move_to_end(part.key)
+        self._senders_lru[False].move_to_end(stream.key)  # untagged: never an authenticated one
+        self._frames_lru[False].move_to_end(part.key)
         self.stats.datagrams += taken
         self.stats.datagram_bytes += taken * size
         return taken
@@ -449,20 +461,22 @@ class Reassembler:
         """
         events: list[Event] = []
         cutoff = now_s - self._timeout_s
-        frames = self._frames_lru
-        while frames:
-            part = next(iter(frames.values()))
-            if part.last_s > cutoff:
-                break
-            events.append(self._discard(part, "timeout", f"no datagram for {self._timeout_s:g} s"))
+        for frames in self._frames_lru:
+            while frames:
+                part = next(iter(frames.values()))
+                if part.last_s > cutoff:
+                    break
+                events.append(self._discard(
+                    part, "timeout", f"no datagram for {self._timeout_s:g} s",
+                ))
         idle_cutoff = now_s - self._stream_idle_s
-        senders = self._senders_lru
-        while senders:
-            owner = next(iter(senders.values()))
-            if owner.last_s > idle_cutoff or not isinstance(owner, _Stream) or owner.frames:
-                break
-            del senders[owner.key]
-            self._forget_stream(owner)
+        for senders in self._senders_lru:
+            while senders:
+                owner = next(iter(senders.values()))
+                if owner.last_s > idle_cutoff or not isinstance(owner, _Stream) or owner.frames:
+                    break
+                del senders[owner.key]
+                self._forget_stream(owner)
         return events
 
     # -- legacy -----------------------------------------------------------------------------
@@ -491,17 +505,27 @@ class Reassembler:
                 ))
                 return events
             key: _Key = ("L", sender[0], sender[1])
-            events.extend(self._make_sender_room())
+            if not self._make_sender_room(False, events):
+                events.extend(self._drop(
+                    "memory_limit", sender, camera,
+                    f"all {self._max_senders} tracked senders are authenticated streams",
+                ))
+                return events
             if length > self._max_bytes:
                 events.extend(self._drop(
                     "memory_limit", sender, camera,
                     f"frame of {length} bytes exceeds ingest.max_buffered_bytes",
                 ))
                 return events
-            events.extend(self._make_room(frame_cost(length, 0)))
+            if not self._make_room(frame_cost(length, 0), False, events):
+                events.extend(self._drop(
+                    "memory_limit", sender, camera,
+                    "the frames in progress of authenticated streams leave no room",
+                ))
+                return events
             part = _Partial(key, sender, None, camera, length, 0, 0, 0, now_s)
             self._legacy[sender] = part
-            self._senders_lru[key] = part
+            self._senders_lru[False][key] = part
             self._add_frame(part)
             return events
         if part is None:
@@ -517,8 +541,8 @@ class Reassembler:
         part.buf += data
         part.covered = covered + size
         part.last_s = now_s
-        self._frames_lru.move_to_end(part.key)
-        self._senders_lru.move_to_end(part.key)
+        self._frames_lru[False].move_to_end(part.key)
+        self._senders_lru[False].move_to_end(part.key)
         if part.covered < part.length:
             return _NO_EVENTS
         self._remove_frame(part)
@@ -567,16 +591,22 @@ class Reassembler:
                     f"{self._per_source} unauthenticated streams from this address already "
                     "(ingest.max_streams_per_source)",
                 )
-            events.extend(self._make_sender_room())
+            auth = key is not None
+            if not self._make_sender_room(auth, events):
+                events.extend(self._drop(
+                    "memory_limit", sender, camera,
+                    f"all {self._max_senders} tracked senders are authenticated streams",
+                ))
+                return events
             skey: _Key = ("S", sender[0], cam_id)
-            stream = _Stream(skey, camera, now_s)
+            stream = _Stream(skey, camera, now_s, auth)
             if capped:
                 stream.capped = True
                 self._capped_streams[sender[0]] += 1
             self._streams[(sender[0], cam_id)] = stream
-            self._senders_lru[skey] = stream
+            self._senders_lru[auth][skey] = stream
         else:
-            self._senders_lru.move_to_end(stream.key)
+            self._senders_lru[stream.auth].move_to_end(stream.key)
         stream.last_s = now_s
         part = stream.frames.get(seq)
         if part is None:
@@ -622,7 +652,12 @@ class Reassembler:
                     f"ingest.max_buffered_bytes ({self._max_bytes})",
                 ))
                 return events
-            events.extend(self._make_room(cost))
+            if not self._make_room(cost, stream.auth, events):
+                events.extend(self._drop(
+                    "memory_limit", sender, camera,
+                    "the frames in progress of authenticated streams leave no room",
+                ))
+                return events
             part = _Partial(
                 ("S", sender[0], cam_id, seq), sender, stream, camera, length, count, seq,
                 time_us, now_s,
@@ -655,7 +690,7 @@ class Reassembler:
         part.covered += end - off
         part.last_s = now_s
         part.sender = sender
-        self._frames_lru.move_to_end(part.key)
+        self._frames_lru[part.auth].move_to_end(part.key)
         if part.received < part.count:
             if part.covered >= part.length:
                 events.append(self._discard(
@@ -757,16 +792,16 @@ class Reassembler:
         return [Dropped(reason, sender, camera, detail, 0)]
 
     def _add_frame(self, part: _Partial) -> None:
-        self._frames_lru[part.key] = part
-        self._bytes += part.cost
+        self._frames_lru[part.auth][part.key] = part
+        self._bytes[part.auth] += part.cost
 
     def _remove_frame(self, part: _Partial) -> None:
-        if self._frames_lru.pop(part.key, None) is None:
+        if self._frames_lru[part.auth].pop(part.key, None) is None:
             return
-        self._bytes -= part.cost
+        self._bytes[part.auth] -= part.cost
         if part.stream is None:
             self._legacy.pop(part.sender, None)
-            self._senders_lru.pop(part.key, None)
+            self._senders_lru[False].pop(part.key, None)
         else:
             part.stream.frames.pop(part.seq, None)
 
@@ -781,25 +816,40 @@ class Reassembler:
             part.count - part.received,
         )
 
-    def _make_room(self, cost: int) -> list[Event]:
-        """Drop least recently active frames until one more costing ``cost`` bytes fits."""
-        events: list[Event] = []
-        frames = self._frames_lru
-        while frames and (
-            len(frames) >= self._max_frames or self._bytes + cost > self._max_bytes
-        ):
-            victim = next(iter(frames.values()))
-            events.append(self._discard(
-                victim, "memory_limit",
-                f"{len(frames)} frames / {self._bytes} bytes in flight, room needed",
-            ))
-        return events
+    def _make_room(self, cost: int, auth: bool, events: list[Event]) -> bool:
+        """Make room for one more frame costing ``cost`` bytes, of an authenticated stream or
+        not; False (nothing dropped) when it cannot have any.
 
-    def _make_sender_room(self) -> list[Event]:
-        """Evict least recently active senders/streams until one more fits."""
-        events: list[Event] = []
-        while len(self._senders_lru) >= self._max_senders:
-            _, owner = self._senders_lru.popitem(last=False)
+        Invariant: a frame of an authenticated stream is dropped for room only to make room
+        for another one (``tests/test_ingest_shares.py``). Room is taken from the least
+        recently active unauthenticated frame first; an unauthenticated frame that would fit
+        only by dropping an authenticated one is refused instead.
+        """
+        unauth, authed = self._frames_lru
+        if not auth and (
+            len(authed) >= self._max_frames or self._bytes[True] + cost > self._max_bytes
+        ):
+            return False
+        while unauth or authed:
+            held = len(unauth) + len(authed)
+            charged = self._bytes[False] + self._bytes[True]
+            if held < self._max_frames and charged + cost <= self._max_bytes:
+                break
+            victim = next(iter((unauth or authed).values()))
+            events.append(self._discard(
+                victim, "memory_limit", f"{held} frames / {charged} bytes in flight, room needed",
+            ))
+        return True
+
+    def _make_sender_room(self, auth: bool, events: list[Event]) -> bool:
+        """Evict least recently active senders/streams until one more fits, unauthenticated
+        ones first; an authenticated stream is evicted only for another one (False, nothing
+        evicted, when an unauthenticated one would need that)."""
+        unauth, authed = self._senders_lru
+        while len(unauth) + len(authed) >= self._max_senders:
+            if not unauth and not auth:
+                return False
+            _, owner = (unauth or authed).popitem(last=False)
             self.stats.senders_evicted += 1
             if isinstance(owner, _Stream):
                 self._forget_stream(owner)
@@ -807,4 +857,4 @@ class Reassembler:
                     events.append(self._discard(part, "evicted", "least recently active stream"))
             else:
                 events.append(self._discard(owner, "evicted", "least recently active sender"))
-        return events
+        return True
