@@ -243,9 +243,16 @@ async def run_udp_ingest(
     reassembler: Reassembler,
     *,
     beat: Callable[[], None] = lambda: None,
+    persist: Callable[[], None] = lambda: None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Receive on ``cfg.ingest.bind``/``port`` until cancelled, feeding ``queue``.
+
+    ``persist`` is called at the end of every drain pass, before the loop yields: the replay
+    state's write-through (``replay_state.ReplayJournal.write``). Frames reach the workers only
+    through tasks of this trio run, which cannot run before then, so no frame is read before
+    the capture time it was accepted with is on file; one write serves all the frames of a
+    pass. (The expiry task accepts no frame.)
 
     Reports the bound port through ``task_status.started(port)`` (so ``port = 0`` works), and
     logs ``serving udp=HOST:PORT``. Counters live in ``reassembler.stats``. Never raises because
@@ -315,6 +322,7 @@ async def run_udp_ingest(
                 if now >= next_expire:
                     deliver(reassembler.expire(now), queue, drops)
                     next_expire = now + expire_every_s
+                persist()  # before the frames of this pass can reach a worker
 
 
 async def _expire_periodically(
