@@ -282,8 +282,10 @@ def test_frames_replayed_right_after_a_sigkill_are_refused(tmp_path: Path) -> No
     key = "gate-camera-key-0123"
     cfg = tmp_path / "c.toml"
     cfg.write_text(
-        '[device]\nstats_interval_s = 0.5\n[mqtt]\noutbox_path = "'
-        + str(tmp_path / "outbox.sqlite") + f'"\n[cameras.gate]\nid = 1\nkey = "{key}"\n'
+        # a window wider than a slow restart: the replays are refused as replayed, not stale
+        '[device]\nstats_interval_s = 0.5\n[ingest]\nreplay_window_s = 30\n[mqtt]\n'
+        'outbox_path = "' + str(tmp_path / "outbox.sqlite")
+        + f'"\n[cameras.gate]\nid = 1\nkey = "{key}"\n'
     )
     image = _jpeg(tmp_path / "car.jpg", 64, 48)
     recorded: list[list[bytes]] = []
@@ -313,11 +315,9 @@ def test_frames_replayed_right_after_a_sigkill_are_refused(tmp_path: Path) -> No
         replays = [d for frame in recorded[read - 10 : read] for d in frame]
         again = _Serve(cfg, first.port)
         try:
-            started = time.monotonic()
             for d in replays:
                 sock.sendto(d, ("127.0.0.1", again.port))
             stats = again.stats_until(lambda s: s["datagrams"] >= len(replays))
-            assert time.monotonic() - started < 2
             fresh = encode_sequenced(image, camera=1, frame=0, key=key.encode(),
                                      time_us=time.time_ns() // 1000)
             for d in fresh:
