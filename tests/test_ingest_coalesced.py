@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from test_ingest_property import BOUNDS, KEY, SENDERS, operations
 
 from edge_anpr.config import config_from_dict
+from edge_anpr.ingest.events import Event, FrameReady
 from edge_anpr.ingest.protocol import HEADER, MAGIC, VERSION, encode_legacy, encode_sequenced
-from edge_anpr.ingest.reassembly import Event, FrameReady, Reassembler
+from edge_anpr.ingest.reassembly import Reassembler
 
 SENDER = ("10.0.0.9", 5000)
 

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_anpr.config import config_from_dict
+from edge_anpr.ingest.events import Dropped, Event, FrameReady
 from edge_anpr.ingest.protocol import (
     DROP_REASONS,
     FLAG_TAG,
@@ -31,7 +32,7 @@ from edge_anpr.ingest.protocol import (
     encode_legacy,
     encode_sequenced,
 )
-from edge_anpr.ingest.reassembly import Dropped, Event, FrameReady, Reassembler
+from edge_anpr.ingest.reassembly import Reassembler
 
 KEY = b"fuzz-camera-key-0123"
 T0 = 1_780_000_000_000_000  # the appliance's wall clock at the start, us

@@ -15,8 +15,9 @@ import pytest
 
 from edge_anpr.config import config_from_dict, config_warnings
 from edge_anpr.errors import ConfigError
+from edge_anpr.ingest.events import Dropped, Event, FrameReady
 from edge_anpr.ingest.protocol import encode_sequenced
-from edge_anpr.ingest.reassembly import Dropped, Event, FrameReady, Reassembler
+from edge_anpr.ingest.reassembly import Reassembler
 from edge_anpr.ingest.replay_state import (
     ReplayJournal,
     load_replay_state,

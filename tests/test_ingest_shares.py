@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from edge_anpr.config import config_from_dict
+from edge_anpr.ingest.events import Dropped, Event, FrameReady
 from edge_anpr.ingest.protocol import HEADER, encode_legacy, encode_sequenced
-from edge_anpr.ingest.reassembly import Dropped, Event, FrameReady, Reassembler
+from edge_anpr.ingest.reassembly import Reassembler
 
 KEY = b"gate-camera-key-0123"
 GATE = ("10.0.0.1", 5000)

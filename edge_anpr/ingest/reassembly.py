@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import bisect
 import hmac
-import struct
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from edge_anpr.config import CameraConfig, IngestConfig
+from edge_anpr.ingest.events import Address, Dropped, Event, FrameReady, IngestStats
+from edge_anpr.ingest.inflight import Partial, SlotKey, Stream, frame_cost, seq_distance
 from edge_anpr.ingest.protocol import (
     HEADER_BYTES,
     LEGACY_HEADER,
@@ -43,9 +43,8 @@ from edge_anpr.ingest.protocol import (
     seq_newer,
 )
 from edge_anpr.ingest.replay import ReplayGuard
+from edge_anpr.ingest.runs import CoalescedRuns
 from edge_anpr.values import Frame
-
-Address = tuple[str, int]
 
 RESYNC_FRAMES = 1024
 """A frame number this far *behind* the last one handed on means the sender restarted its
@@ -58,149 +57,12 @@ does that (a late chunk belongs to a frame that was in flight); a stream that go
 last number does: a sender that restarted just behind its old numbers, or one spoofed datagram
 that completed a frame numbered far ahead. Without this, that one datagram made the next
 thousand frames of the stream ``late``; with it, two are."""
-LATE_MEMORY = 16
-"""Frame numbers per stream remembered as already counted late, so a late frame of 140 chunks
-is one drop, not 140."""
 
 
-@dataclass(frozen=True, slots=True)
-class FrameReady:
-    frame: Frame
-
-
-@dataclass(frozen=True, slots=True)
-class Dropped:
-    reason: DropReason
-    sender: Address
-    camera: str | None
-    """Camera name when known (``None`` for datagrams too broken to name one)."""
-    detail: str
-    missing_chunks: int = 0
-    """For sequenced frames dropped incomplete: how many chunks never arrived."""
-
-
-_RUN_HEADER = struct.Struct(">12sH6sI8s")
-"""A sequenced header as the bytes a run's chunks share (magic to frame number; count and
-length; time) and the two numbers that step along it (index, offset)."""
-
-Event = FrameReady | Dropped
-_Key = tuple[str, str, int] | tuple[str, str, int, int]
-"""("L", ip, port): legacy sender; ("S", ip, camera): stream; ("S", ip, camera, seq): frame."""
 _NO_EVENTS: tuple[Event, ...] = ()
 
 
-@dataclass
-class IngestStats:
-    """Counters of the ingest stage; ``drops`` is keyed by drop reason."""
-
-    datagrams: int = 0
-    datagram_bytes: int = 0
-    frames_completed: int = 0
-    frame_bytes: int = 0
-    duplicates: int = 0
-    senders_evicted: int = 0
-    streams_reset: int = 0
-    kernel_drops: int | None = None
-    """Datagrams the kernel dropped before they were read (a full socket receive buffer),
-    set by the socket's owner (``ingest.udp``); None where the system does not tell."""
-    drops: Counter[str] = field(default_factory=Counter)
-
-    def snapshot(self) -> dict[str, object]:
-        return {
-            "datagrams": self.datagrams,
-            "datagram_bytes": self.datagram_bytes,
-            "frames_completed": self.frames_completed,
-            "frame_bytes": self.frame_bytes,
-            "duplicates": self.duplicates,
-            "senders_evicted": self.senders_evicted,
-            "streams_reset": self.streams_reset,
-            **({} if self.kernel_drops is None else {"kernel_drops": self.kernel_drops}),
-            "dropped": dict(sorted(self.drops.items())),
-        }
-
-
-CHUNK_OVERHEAD_BYTES = 96
-"""Bookkeeping per sequenced chunk (received flag, start/end offsets as Python ints), charged to
-the byte budget up front so that a frame of 65,535 one-byte chunks is bounded like any other."""
-
-
-class _Partial:
-    """A frame in progress and the bytes of it that have arrived, never more.
-
-    A datagram that announces a frame costs a sender nothing, so it must not cost the receiver
-    an allocation (and a memset) of the announced size. Legacy frames arrive in order: their
-    buffer ``buf`` grows with the data. Sequenced chunks arrive in any order: each range of
-    bytes received is one entry of ``pieces``, in offset order like ``starts``/``ends``, joined
-    once the frame is complete (its ranges then cover ``0..length`` exactly, without gaps or
-    overlaps). Either way ``cost`` (charged to ``ingest.max_buffered_bytes`` when the frame
-    starts) bounds what the frame can ever hold.
-    """
-
-    __slots__ = (
-        "auth", "buf", "camera", "cost", "count", "covered", "ends", "got", "key", "last_s",
-        "length", "pieces", "received", "sender", "seq", "starts", "stream", "time_us",
-    )
-
-    def __init__(
-        self, key: _Key, sender: Address, stream: _Stream | None, camera: str, length: int,
-        count: int, seq: int, time_us: int, now_s: float,
-    ) -> None:
-        self.key = key
-        self.auth = stream is not None and stream.auth
-        """Of an authenticated stream: its slot is taken only for another such frame."""
-        self.sender = sender
-        self.stream = stream
-        self.camera = camera
-        self.buf = bytearray()
-        self.pieces: list[bytes] = []
-        self.cost = frame_cost(length, count)
-        self.length = length
-        self.count = count
-        self.seq = seq
-        self.time_us = time_us
-        self.covered = 0
-        self.received = 0
-        self.got = bytearray(count) if count else bytearray()
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-        self.last_s = now_s
-
-
-def seq_distance(a: int, b: int) -> int:
-    """Signed serial-number distance from ``b`` to ``a`` (negative: ``a`` is older)."""
-    half = SEQ_MODULO // 2
-    return (a - b + half) % SEQ_MODULO - half
-
-
-def frame_cost(length: int, count: int) -> int:
-    return length + count * CHUNK_OVERHEAD_BYTES
-
-
-class _Stream:
-    """One sequenced stream: (source address, camera id)."""
-
-    __slots__ = (
-        "auth", "camera", "capped", "far_late_last", "far_late_run", "frames", "key",
-        "last_handed", "last_s", "late_seen",
-    )
-
-    def __init__(self, key: _Key, camera: str, now_s: float, auth: bool) -> None:
-        self.key = key
-        self.camera = camera
-        self.auth = auth
-        """Every chunk of the stream carries a tag checked against the camera's key."""
-        self.frames: dict[int, _Partial] = {}
-        self.last_handed: int | None = None
-        self.late_seen: deque[int] = deque(maxlen=LATE_MEMORY)
-        self.far_late_run = 0
-        """Far-late frames in a row, each newer than the one before (``FAR_LATE_RESYNC``)."""
-        self.far_late_last: int | None = None
-        self.capped = False
-        """Counted in its source's share of unauthenticated streams (``_forget_stream``)."""
-        self.last_s = now_s
-
-
-class Reassembler:
+class Reassembler(CoalescedRuns):
     """Datagrams in, frames and counted drops out. One instance per listening socket.
 
     It reads its limits, keys and formats from ``ingest`` and, of ``cameras``, each camera's
@@ -253,15 +115,15 @@ class Reassembler:
             ReplayGuard(ing.replay_window_s, replay_last_us) if ing.replay_window_s > 0 else None
         )
         self.stats = IngestStats()
-        self._legacy: dict[Address, _Partial] = {}
-        self._streams: dict[tuple[str, int], _Stream] = {}
+        self._legacy: dict[Address, Partial] = {}
+        self._streams: dict[tuple[str, int], Stream] = {}
         # Least recently active first, unauthenticated ones [False] apart from authenticated
         # ones [True]: tracked senders (legacy frames in progress and sequenced streams), and
         # frames in progress of both formats with the bytes charged for them.
-        self._senders_lru: tuple[OrderedDict[_Key, _Partial | _Stream], ...] = (
+        self._senders_lru: tuple[OrderedDict[SlotKey, Partial | Stream], ...] = (
             OrderedDict(), OrderedDict(),
         )
-        self._frames_lru: tuple[OrderedDict[_Key, _Partial], ...] = (OrderedDict(), OrderedDict())
+        self._frames_lru: tuple[OrderedDict[SlotKey, Partial], ...] = (OrderedDict(), OrderedDict())
         self._bytes = [0, 0]
 
     # -- bounds, for tests and the stats line ---------------------------------------------
@@ -301,159 +163,6 @@ class Reassembler:
             )
         return self._feed_legacy(data, sender, now_s)
 
-    def feed_coalesced(
-        self, data: bytes, size: int, sender: Address, now_s: float, wall_us: int | None = None
-    ) -> Sequence[Event]:
-        """Take the datagrams of one coalesced receive (UDP GRO): ``size`` bytes each, the
-        last one possibly shorter; ``size`` 0 means ``data`` is one datagram.
-
-        The events, counters and state are exactly those of feeding the datagrams one by one
-        (a property test checks it). A run of datagrams that continue a frame already in
-        progress, in order, with nothing unusual about them, is checked and copied in one
-        pass: the per-datagram path costs a few microseconds of Python each, 40-odd per
-        1280x720 frame, all of it on the event loop and holding the GIL the recognition
-        workers wait for. Anything else (a frame's first or last datagram, a tagged one, a
-        duplicate, a reordering, a bad header) goes through ``feed``. Every attempt at a run
-        either takes at least one datagram or gives up on its first, so a crafted buffer
-        costs at most about twice the per-datagram path.
-        """
-        total = len(data)
-        if size <= 0 or size >= total:
-            return self.feed(data, sender, now_s, wall_us)
-        events: list[Event] = []
-        pos = 0
-        full_end = total - total % size  # where the full-size datagrams end
-        while pos < total:
-            if pos + size < full_end:  # at least two full datagrams: worth a run
-                taken = self._run(data, pos, size, full_end, sender, now_s)
-                if taken:
-                    pos += taken * size
-                    continue
-            end = min(pos + size, total)
-            events.extend(self.feed(data[pos:end], sender, now_s, wall_us))
-            pos = end
-        return events
-
-    def _run(
-        self, data: bytes, pos: int, size: int, limit: int, sender: Address, now_s: float
-    ) -> int:
-        """How many datagrams from ``pos`` (full-size, before ``limit``) were taken in bulk as
-        the in-order continuation of a frame in progress; 0 when the first one is not."""
-        if data.startswith(MAGIC, pos):
-            return self._sequenced_run(data, pos, size, limit, sender, now_s)
-        if size != 4:  # a 4-byte legacy datagram may be a header
-            return self._legacy_run(data, pos, size, limit, sender, now_s)
-        return 0
-
-    def _legacy_run(
-        self, data: bytes, pos: int, size: int, limit: int, sender: Address, now_s: float
-    ) -> int:
-        """Legacy data datagrams (never 4 bytes, so never a header) that fill the sender's
-        frame without completing it: appended as one piece. (With the legacy format off no
-        sender has a frame in progress.)"""
-        part = self._legacy.get(sender)
-        if part is None:
-            return 0
-        room = part.length - part.covered - 1  # the run must leave the frame incomplete
-        most = min((limit - pos) // size, room // size)
-        count = 0
-        # feed() takes any datagram that starts with the magic for a sequenced one
-        while count < most and not data.startswith(MAGIC, pos + count * size):
-            count += 1
-        if not count:
-            return 0
-        taken = count * size
-        part.buf += data[pos : pos + taken]
-        part.covered += taken
-        part.last_s = now_s
-        self._frames_lru[False].move_to_end(part.key)
-        self._senders_lru[False].move_to_end(part.key)
-        self.stats.datagrams += count
-        self.stats.datagram_bytes += taken
-        return count
-
-    def _sequenced_run(
-        self, data: bytes, pos: int, size: int, limit: int, sender: Address, now_s: float
-    ) -> int:
-        """Untagged sequenced chunks of one frame in progress with consecutive indexes and
-        offsets, none received before, that leave the frame incomplete: their headers are
-        compared with what the run's first one implies, their payloads copied in place.
-        Every check ``_feed_sequenced`` makes per chunk holds for the run as a whole: the first
-        header goes through ``parse_header``, and each later one must equal it byte for byte
-        but for its index and offset, which step by one chunk within the bounds set here."""
-        try:
-            flags, cam_id, seq, index, count, length, off, time_us, _ = parse_header(
-                data, self._max_frame, pos, size
-            )
-        except BadDatagram:
-            return 0  # feed() counts it, with the reason
-        if flags or (
-            self._cam_keys.get(cam_id, self._global_key) is not None
-            or not (self._allow_unauth or cam_id in self._unauth_ids)
-        ):
-            return 0
-        stream = self._streams.get((sender[0], cam_id))
-        part = stream.frames.get(seq) if stream is not None else None
-        if part is None or stream is None:
-            return 0
-        if count != part.count or length != part.length or time_us != part.time_us:
-            return 0
-        payload = size - HEADER_BYTES
-        got = part.got
-        # Room: the run leaves at least one chunk and one byte missing (the datagram that
-        # completes the frame goes through feed), stays inside the frame, and stops before
-        # the first chunk already received and the first byte range already covered.
-        most = min(
-            (limit - pos) // size,
-            count - part.received - 1,
-            count - index,
-            (length - part.covered - 1) // payload,
-            (length - off) // payload,
-        )
-        seen = got.find(1, index, index + most) if most > 0 else -1
-        if seen >= 0:
-            most = seen - index
-        starts = part.starts
-        at = bisect.bisect_right(starts, off)
-        if at > 0 and part.ends[at - 1] > off:
-            return 0
-        if at < len(starts):
-            most = min(most, (starts[at] - off) // payload)
-        if most <= 0:
-            return 0
-        # The fields every chunk of the run shares, as bytes; index and offset as numbers.
-        head = data[pos : pos + 12]
-        middle = data[pos + 14 : pos + 20]
-        tail = data[pos + 24 : pos + 32]
-        unpack = _RUN_HEADER.unpack_from
-        taken = 0
-        p = pos
-        while taken < most and unpack(data, p) == (
-            head, index + taken, middle, off + taken * payload, tail
-        ):
-            taken += 1
-            p += size
-        if not taken:
-            return 0
-        view = memoryview(data)
-        part.pieces.insert(at, b"".join([
-            view[p + HEADER_BYTES : p + size] for p in range(pos, pos + taken * size, size)
-        ]))
-        o = off + taken * payload
-        got[index : index + taken] = b"\x01" * taken
-        starts.insert(at, off)
-        part.ends.insert(at, o)
-        part.received += taken
-        part.covered += o - off
-        part.last_s = now_s
-        part.sender = sender
-        stream.last_s = now_s
-        self._senders_lru[False].move_to_end(stream.key)  # untagged: never an authenticated one
-        self._frames_lru[False].move_to_end(part.key)
-        self.stats.datagrams += taken
-        self.stats.datagram_bytes += taken * size
-        return taken
-
     def expire(self, now_s: float) -> list[Event]:
         """Drop frames idle for ``frame_timeout_s`` and forget long-idle streams.
 
@@ -473,7 +182,7 @@ class Reassembler:
         for senders in self._senders_lru:
             while senders:
                 owner = next(iter(senders.values()))
-                if owner.last_s > idle_cutoff or not isinstance(owner, _Stream) or owner.frames:
+                if owner.last_s > idle_cutoff or not isinstance(owner, Stream) or owner.frames:
                     break
                 del senders[owner.key]
                 self._forget_stream(owner)
@@ -504,7 +213,7 @@ class Reassembler:
                     f"legacy header announces {length} bytes (max {self._max_frame})",
                 ))
                 return events
-            key: _Key = ("L", sender[0], sender[1])
+            key: SlotKey = ("L", sender[0], sender[1])
             if not self._make_sender_room(False, events):
                 events.extend(self._drop(
                     "memory_limit", sender, camera,
@@ -523,7 +232,7 @@ class Reassembler:
                     "the frames in progress of authenticated streams leave no room",
                 ))
                 return events
-            part = _Partial(key, sender, None, camera, length, 0, 0, 0, now_s)
+            part = Partial(key, sender, None, camera, length, 0, 0, 0, now_s)
             self._legacy[sender] = part
             self._senders_lru[False][key] = part
             self._add_frame(part)
@@ -598,8 +307,8 @@ class Reassembler:
                     f"all {self._max_senders} tracked senders are authenticated streams",
                 ))
                 return events
-            skey: _Key = ("S", sender[0], cam_id)
-            stream = _Stream(skey, camera, now_s, auth)
+            skey: SlotKey = ("S", sender[0], cam_id)
+            stream = Stream(skey, camera, now_s, auth)
             if capped:
                 stream.capped = True
                 self._capped_streams[sender[0]] += 1
@@ -658,7 +367,7 @@ class Reassembler:
                     "the frames in progress of authenticated streams leave no room",
                 ))
                 return events
-            part = _Partial(
+            part = Partial(
                 ("S", sender[0], cam_id, seq), sender, stream, camera, length, count, seq,
                 time_us, now_s,
             )
@@ -707,7 +416,7 @@ class Reassembler:
         return self._complete_sequenced(stream, part, now_s, events)
 
     def _complete_sequenced(
-        self, stream: _Stream, part: _Partial, now_s: float, events: list[Event],
+        self, stream: Stream, part: Partial, now_s: float, events: list[Event],
     ) -> list[Event]:
         seq = part.seq
         cam_id = stream.key[2]
@@ -730,7 +439,7 @@ class Reassembler:
         events.append(self._ready(part, part.sender, seq, now_s))
         return events
 
-    def _forget_stream(self, stream: _Stream) -> None:
+    def _forget_stream(self, stream: Stream) -> None:
         ip = stream.key[1]
         del self._streams[(ip, stream.key[2])]
         if stream.capped:
@@ -750,7 +459,7 @@ class Reassembler:
             return False
         return (stream.last_handed - seq) % SEQ_MODULO <= self._per_stream
 
-    def _goes_on_below(self, stream: _Stream, seq: int, behind: int) -> bool:
+    def _goes_on_below(self, stream: Stream, seq: int, behind: int) -> bool:
         """Whether the new frame ``seq``, ``behind`` numbers behind the last one handed on, is
         the ``FAR_LATE_RESYNC``-th in a row of a stream going on below that number."""
         if behind <= self._per_stream or seq == stream.far_late_last:
@@ -769,7 +478,7 @@ class Reassembler:
 
     # -- bookkeeping ------------------------------------------------------------------------
 
-    def _ready(self, part: _Partial, sender: Address, seq: int | None, now_s: float) -> FrameReady:
+    def _ready(self, part: Partial, sender: Address, seq: int | None, now_s: float) -> FrameReady:
         self.stats.frames_completed += 1
         self.stats.frame_bytes += part.length
         # A stream is one camera id, whose key (or none) every chunk was checked against.
@@ -791,11 +500,11 @@ class Reassembler:
         self.stats.drops[reason] += 1
         return [Dropped(reason, sender, camera, detail, 0)]
 
-    def _add_frame(self, part: _Partial) -> None:
+    def _add_frame(self, part: Partial) -> None:
         self._frames_lru[part.auth][part.key] = part
         self._bytes[part.auth] += part.cost
 
-    def _remove_frame(self, part: _Partial) -> None:
+    def _remove_frame(self, part: Partial) -> None:
         if self._frames_lru[part.auth].pop(part.key, None) is None:
             return
         self._bytes[part.auth] -= part.cost
@@ -805,7 +514,7 @@ class Reassembler:
         else:
             part.stream.frames.pop(part.seq, None)
 
-    def _discard(self, part: _Partial, reason: DropReason, detail: str) -> Dropped:
+    def _discard(self, part: Partial, reason: DropReason, detail: str) -> Dropped:
         """Drop a frame in progress, free its buffer, and report what was missing."""
         self._remove_frame(part)
         self.stats.drops[reason] += 1
@@ -851,7 +560,7 @@ class Reassembler:
                 return False
             _, owner = (unauth or authed).popitem(last=False)
             self.stats.senders_evicted += 1
-            if isinstance(owner, _Stream):
+            if isinstance(owner, Stream):
                 self._forget_stream(owner)
                 for part in list(owner.frames.values()):
                     events.append(self._discard(part, "evicted", "least recently active stream"))

@@ -32,9 +32,10 @@ import trio
 
 from edge_anpr.config import Config
 from edge_anpr.errors import EdgeAnprError
+from edge_anpr.ingest.events import Dropped, Event, FrameReady
 from edge_anpr.ingest.offload import GRO_CMSG_BYTES, coalesced_size, enable_gro
 from edge_anpr.ingest.queue import FrameQueue
-from edge_anpr.ingest.reassembly import Dropped, Event, FrameReady, Reassembler
+from edge_anpr.ingest.reassembly import Reassembler
 from edge_anpr.logs import RateLimitedLog, fields
 from edge_anpr.system.processes import ENV_UDP_FD, ProcessSlot, steering_program
 
