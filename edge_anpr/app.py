@@ -52,6 +52,7 @@ from edge_anpr.http.server import Backend, HttpServer
 from edge_anpr.ingest.queue import FrameQueue
 from edge_anpr.ingest.reassembly import Reassembler
 from edge_anpr.ingest.replay_state import (
+    ReplayJournal,
     keep_replay_state,
     load_replay_states,
     replay_state_path,
@@ -180,8 +181,9 @@ async def run_pipeline(
         adopt = orphan_outboxes(configured, slot)
         if slot is not None:
             outbox_path = outbox_path_for(configured, slot.index)
-    # Replay protection's state lives beside the outbox, loaded before the first datagram and
-    # saved while it changes and once more after the last (keep_replay_state).
+    # Replay protection's state lives beside the outbox, loaded before the first datagram,
+    # written before each frame it accepts is handed on (ReplayJournal) and made durable while
+    # it changes and once more after the last datagram (keep_replay_state).
     replay_path = replay_state_path(
         outbox_path or default_outbox_path(cfg.mqtt.outbox_path), slot.index if slot else 0
     )
@@ -190,6 +192,9 @@ async def run_pipeline(
         if cfg.ingest.replay_window_s > 0 else None
     )
     reassembler = Reassembler(cfg.ingest, cfg.cameras, replay_last_us=replay_last_us)
+    journal = (
+        ReplayJournal(reassembler.replay, replay_path) if reassembler.replay is not None else None
+    )
     queue = FrameQueue(
         cfg.ingest.queue_frames_per_camera, reassembler.stats,
         total_frames=cfg.ingest.queue_frames_total, trusted_cameras=cfg.cameras,
@@ -203,13 +208,14 @@ async def run_pipeline(
 
     with gil_switch_interval(cfg.workers.gil_switch_interval_ms / 1000):
         async with trio.open_nursery() as outer:
-            if reassembler.replay is not None:
+            if journal is not None:
                 # in the outer nursery: its last save comes after the ingest stage has stopped
-                outer.start_soon(keep_replay_state, reassembler.replay, replay_path)
+                outer.start_soon(keep_replay_state, journal)
             async with trio.open_nursery() as stages:
                 port: int = await stages.start(
                     _ingest, cfg, queue, reassembler, ingest_scope,
                     functools.partial(liveness.beat, "ingest"),
+                    journal.write if journal is not None else _nothing,
                 )
                 workers: int = await stages.start(
                     functools.partial(
@@ -296,12 +302,17 @@ def _http_server(cfg: Config, pipeline: Pipeline) -> HttpServer:
     ))
 
 
+def _nothing() -> None:
+    """Nothing to persist (replay protection off)."""
+
+
 async def _ingest(
     cfg: Config,
     queue: FrameQueue,
     reassembler: Reassembler,
     scope: trio.CancelScope,
     beat: Callable[[], None],
+    persist: Callable[[], None],
     *,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -310,9 +321,9 @@ async def _ingest(
     with scope:
         try:
             async with trio.open_nursery() as nursery:
-                port = await nursery.start(
-                    functools.partial(run_udp_ingest, cfg, queue, reassembler, beat=beat)
-                )
+                port = await nursery.start(functools.partial(
+                    run_udp_ingest, cfg, queue, reassembler, beat=beat, persist=persist,
+                ))
                 task_status.started(port)
         except Exception:
             if port is None:  # never bound (port in use...): the caller must hear of it
@@ -320,9 +331,9 @@ async def _ingest(
             log.exception("%s", fields(event="stage_crashed", stage="ingest"))
         assert port is not None
         same_port = dataclasses.replace(cfg, ingest=dataclasses.replace(cfg.ingest, port=port))
-        await supervise(
-            "ingest", functools.partial(run_udp_ingest, same_port, queue, reassembler, beat=beat)
-        )
+        await supervise("ingest", functools.partial(
+            run_udp_ingest, same_port, queue, reassembler, beat=beat, persist=persist,
+        ))
 
 
 async def _report_stats(

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from test_ingest_property import BOUNDS, KEY, SENDERS, operations
 
 from edge_anpr.config import config_from_dict
+from edge_anpr.ingest.events import Event, FrameReady
 from edge_anpr.ingest.protocol import HEADER, MAGIC, VERSION, encode_legacy, encode_sequenced
-from edge_anpr.ingest.reassembly import Event, FrameReady, Reassembler
+from edge_anpr.ingest.reassembly import Reassembler
 
 SENDER = ("10.0.0.9", 5000)
 
@@ -140,7 +141,7 @@ def test_an_in_order_run_is_taken_in_bulk_and_the_frame_comes_out_whole() -> Non
     r = _reassembler()
     head = b"".join(datagrams[:15])
     assert r.feed_coalesced(head, len(datagrams[0]), SENDER, 1.0) == []
-    (part,) = r._frames_lru.values()
+    (part,) = r._frames_lru[False].values()  # untagged: not authenticated
     # One byte range for the first datagram (fed alone: it starts the frame), one for the
     # other 14 as a run; fed one by one they would be 15.
     assert (part.received, len(part.starts)) == (15, 2)

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_anpr.config import config_from_dict
+from edge_anpr.ingest.events import Dropped, Event, FrameReady
 from edge_anpr.ingest.protocol import (
     DROP_REASONS,
     FLAG_TAG,
@@ -31,7 +32,7 @@ from edge_anpr.ingest.protocol import (
     encode_legacy,
     encode_sequenced,
 )
-from edge_anpr.ingest.reassembly import Dropped, Event, FrameReady, Reassembler
+from edge_anpr.ingest.reassembly import Reassembler
 
 KEY = b"fuzz-camera-key-0123"
 T0 = 1_780_000_000_000_000  # the appliance's wall clock at the start, us
@@ -90,7 +91,7 @@ class Checker:
 
     def held_bytes(self) -> int:
         """Bytes the frames in progress really hold (at most what they are charged)."""
-        parts = self.r._frames_lru.values()  # the invariant is about internals
+        parts = [p for lru in self.r._frames_lru for p in lru.values()]  # about internals
         return sum(len(p.buf) + sum(map(len, p.pieces)) for p in parts)
 
 

@@ -6,8 +6,8 @@ import pytest
 import trio
 import trio.testing
 
+from edge_anpr.ingest.events import IngestStats
 from edge_anpr.ingest.queue import FrameQueue
-from edge_anpr.ingest.reassembly import IngestStats
 from edge_anpr.values import Frame
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from edge_anpr.config import config_from_dict
+from edge_anpr.ingest.events import Dropped, Event, FrameReady
+from edge_anpr.ingest.inflight import CHUNK_OVERHEAD_BYTES, frame_cost
 from edge_anpr.ingest.protocol import (
     HEADER,
     MAX_DATAGRAM,
@@ -18,14 +20,7 @@ from edge_anpr.ingest.protocol import (
     encode_legacy,
     encode_sequenced,
 )
-from edge_anpr.ingest.reassembly import (
-    CHUNK_OVERHEAD_BYTES,
-    Dropped,
-    Event,
-    FrameReady,
-    Reassembler,
-    frame_cost,
-)
+from edge_anpr.ingest.reassembly import Reassembler
 from edge_anpr.values import Frame
 
 A = ("10.0.0.1", 5000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -14,9 +15,11 @@ import pytest
 
 from edge_anpr.config import config_from_dict, config_warnings
 from edge_anpr.errors import ConfigError
+from edge_anpr.ingest.events import Dropped, Event, FrameReady
 from edge_anpr.ingest.protocol import encode_sequenced
-from edge_anpr.ingest.reassembly import Dropped, Event, FrameReady, Reassembler
+from edge_anpr.ingest.reassembly import Reassembler
 from edge_anpr.ingest.replay_state import (
+    ReplayJournal,
     load_replay_state,
     load_replay_states,
     replay_state_path,
@@ -241,3 +244,19 @@ def test_each_process_keeps_its_own_state_and_every_process_loads_them_all(
     for path in paths[:2]:
         assert load_replay_states(path, T0 + 10) == {0: T0 + 1, 1: T0 + 2, 2: T0 + 4, 3: T0 + 9}
     assert load_replay_states(str(tmp_path / "empty" / "edge-anpr-replay.json"), T0) == {}
+
+
+def test_the_journal_writes_the_state_through_each_time_it_changes(tmp_path: Path) -> None:
+    path = replay_state_path(str(tmp_path / "outbox.sqlite"))
+    r = make()
+    assert r.replay is not None
+    journal = ReplayJournal(r.replay, path)
+    journal.write()
+    assert not Path(path).exists()  # nothing accepted, nothing written
+    for n in range(3):
+        assert ready(feed(r, frame(n, T0 + n), T0 + n))
+        journal.write()
+        assert load_replay_state(path, T0 + 10) == {1: T0 + n}
+    os.remove(path)
+    journal.write()  # unchanged since the last write: no write
+    assert not Path(path).exists()

@@ -226,3 +226,111 @@ def test_held_stop_signals_records_them_and_puts_the_handlers_back() -> None:
             signal.raise_signal(signal.SIGTERM)
     assert early.received == [signal.SIGTERM, signal.SIGINT]
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+class _Serve:
+    """``edge-anpr serve --stdout`` in a child process, its stats lines and log at hand."""
+
+    def __init__(self, cfg: Path, port: int = 0) -> None:
+        self.proc = _edge_anpr(
+            "serve", "--stdout", "--port", str(port), "--no-mqtt", "--config", str(cfg),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.out: queue.Queue[str] = queue.Queue()
+        self.err: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=_pump, args=(self.proc.stdout, self.out), daemon=True).start()
+        threading.Thread(target=_pump, args=(self.proc.stderr, self.err), daemon=True).start()
+        self.log: list[str] = []
+        self.port = 0
+        deadline = time.monotonic() + 60
+        while not self.port and time.monotonic() < deadline:
+            assert self.proc.poll() is None, "".join(self.log)
+            try:
+                line = self.err.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.log.append(line)
+            if "serving udp=" in line:
+                self.port = int(line.rsplit(":", 1)[1])
+        assert self.port, "".join(self.log)
+
+    def stats_until(self, done: Any, timeout_s: float = 30) -> dict[str, Any]:
+        """The first stats line for which ``done(stats)`` holds."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "".join(self.log)
+            try:
+                obj = json.loads(self.out.get(timeout=0.2))
+            except queue.Empty:
+                continue
+            if obj["type"] == "stats" and done(obj):
+                return dict(obj)
+        raise AssertionError(f"no such stats line in {timeout_s} s")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+
+def test_frames_replayed_right_after_a_sigkill_are_refused(tmp_path: Path) -> None:
+    """A keyed camera sends 20 frames a second; as soon as the appliance has read at least 20,
+    it is killed (SIGKILL) and restarted, and the last 10 frames it had read are sent again at
+    once, well within the freshness window: none is read again (docs/protocol.md, "Replay
+    protection"); and the camera's new frames are read right away."""
+    key = "gate-camera-key-0123"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        # a window wider than a slow restart: the replays are refused as replayed, not stale
+        '[device]\nstats_interval_s = 0.5\n[ingest]\nreplay_window_s = 30\n[mqtt]\n'
+        'outbox_path = "' + str(tmp_path / "outbox.sqlite")
+        + f'"\n[cameras.gate]\nid = 1\nkey = "{key}"\n'
+    )
+    image = _jpeg(tmp_path / "car.jpg", 64, 48)
+    recorded: list[list[bytes]] = []
+    first = _Serve(cfg)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stop = threading.Event()
+
+    def camera() -> None:
+        n = 0
+        while not stop.is_set():
+            frame = encode_sequenced(image, camera=1, frame=n, key=key.encode(),
+                                     time_us=time.time_ns() // 1000)
+            recorded.append(frame)
+            for d in frame:
+                sock.sendto(d, ("127.0.0.1", first.port))
+            n += 1
+            time.sleep(0.05)
+
+    sender = threading.Thread(target=camera, daemon=True)
+    try:
+        sender.start()
+        read = first.stats_until(lambda s: s["frames_completed"] >= 20)["frames_completed"]
+        first.proc.send_signal(signal.SIGKILL)
+        stop.set()
+        sender.join()
+        first.proc.wait(timeout=30)
+        replays = [d for frame in recorded[read - 10 : read] for d in frame]
+        again = _Serve(cfg, first.port)
+        try:
+            for d in replays:
+                sock.sendto(d, ("127.0.0.1", again.port))
+            stats = again.stats_until(lambda s: s["datagrams"] >= len(replays))
+            fresh = encode_sequenced(image, camera=1, frame=0, key=key.encode(),
+                                     time_us=time.time_ns() // 1000)
+            for d in fresh:
+                sock.sendto(d, ("127.0.0.1", again.port))
+            after = again.stats_until(lambda s: s["datagrams"] >= len(replays) + len(fresh))
+        finally:
+            again.kill()
+    finally:
+        stop.set()
+        sock.close()
+        first.kill()
+    print(f"replays read after SIGKILL: {stats['frames_completed']} of 10, "
+          f"dropped {stats['dropped']}")
+    assert stats["frames_completed"] == 0, stats
+    assert stats["dropped"] == {"replayed": len(replays)}, stats
+    assert after["frames_completed"] == 1, after

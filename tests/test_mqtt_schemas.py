@@ -118,7 +118,7 @@ def test_wildcards_in_prefixes_are_config_errors() -> None:
 
 
 def test_the_stats_report_with_pipeline_counters_fits_its_schema() -> None:
-    from edge_anpr.ingest.reassembly import IngestStats
+    from edge_anpr.ingest.events import IngestStats
     from edge_anpr.publish.stage import StatsReport
 
     ingest = IngestStats(datagrams=10, kernel_drops=3)

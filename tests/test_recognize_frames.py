@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from edge_anpr.assets import DEMO_DIR
+from edge_anpr.boxes import iou
 from edge_anpr.config import Config
 from edge_anpr.errors import ModelError
 from edge_anpr.lab.datasplit import shared_data_dir
 from edge_anpr.lab.eval_scenes import evaluate
 from edge_anpr.lab.scenes import find_scenes
+from edge_anpr.values import PlateRead
 from edge_anpr.vision.hog import default_model_path
+from edge_anpr.vision.hog.scratch import scratch_buffers
 from edge_anpr.vision.recognize import FrameRecognizer
 
 DEMO = DEMO_DIR
@@ -139,3 +145,29 @@ def test_one_recognizer_per_thread_gives_the_single_thread_results() -> None:
         a, b = pool.submit(run, frames), pool.submit(run, frames[::-1])
         assert a.result() == alone
         assert b.result() == alone[::-1]
+
+
+def test_a_frame_above_the_scan_size_is_scanned_scaled_down_and_read_in_frame_pixels() -> None:
+    """A frame of 5.8 million pixels (the demo frame at 2.5 times its size) reads the same
+    plate, its box in the frame's pixels, while the worker's scan buffers are those of an image
+    of ``detector.max_scan_pixels``: what bounds a worker's memory (docs/configuration.md)."""
+    rec = _recognizer(with_reader=True)
+    frame = np.asarray(cv2.imread(str(DEMO / "frame_00.jpg")), np.uint8)
+    (first, *_) = rec.recognize(frame)
+    big = np.asarray(cv2.resize(frame, None, fx=2.5, fy=2.5, interpolation=cv2.INTER_CUBIC),
+                     np.uint8)
+    assert big.shape[0] * big.shape[1] > 2 * Config().detector.max_scan_pixels
+    found: list[PlateRead] = []
+    buffers: list[int] = []
+
+    def in_a_fresh_thread() -> None:  # the scan's buffers are per thread
+        found.extend(rec.recognize(big))
+        buffers.append(sum(b.nbytes for b in scratch_buffers().values()))
+
+    worker = threading.Thread(target=in_a_fresh_thread)
+    worker.start()
+    worker.join()
+    assert found and found[0].text.text == first.text.text
+    x, y, w, h = first.box_px
+    assert iou(found[0].box_px, (2.5 * x, 2.5 * y, 2.5 * w, 2.5 * h)) > 0.6
+    assert buffers[0] <= 40 * 2_100_000, f"{buffers[0] / 2**20:.0f} MB of scan buffers"

@@ -68,6 +68,12 @@ class DetectorConfig:
     sure_finder_score: float = key_field(
         0.1, "cascade, dnn: the finder's heat a sure candidate needs as well.", lo=0, hi=1,
     )
+    max_scan_pixels: int = key_field(
+        2_100_000, "Largest image the detector scans, in pixels: a larger frame is scanned "
+        "scaled down to this size (and read at full size), so its plates narrower than "
+        "min_plate_width_px over the scale are missed. Bounds each worker's memory "
+        "(docs/configuration.md, \"Memory\").", lo=65536, hi=1 << 28,
+    )
 
 
 @dataclass(frozen=True)

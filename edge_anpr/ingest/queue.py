@@ -28,7 +28,7 @@ from collections.abc import Collection
 
 import trio
 
-from edge_anpr.ingest.reassembly import IngestStats
+from edge_anpr.ingest.events import IngestStats
 from edge_anpr.values import Frame
 
 

@@ -13,18 +13,23 @@ small one does until its data comes; assembly is O(bytes)); the number of such f
 charged bytes are capped globally (the least recently active frame is dropped
 to make room), frames per sequenced stream are capped, and tracked senders (legacy senders with a
 frame in progress plus sequenced streams) are capped with least-recently-active eviction.
+
+Invariant: frames and streams of authenticated cameras (every chunk tagged with the camera's
+key) are evicted only to make room for other authenticated ones. Forged datagrams cost nothing
+to send, from any address and camera id; an unauthenticated frame or stream that would fit only
+in an authenticated one's place is refused instead (``tests/test_ingest_shares.py``).
 """
 
 from __future__ import annotations
 
 import bisect
 import hmac
-import struct
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from edge_anpr.config import CameraConfig, IngestConfig
+from edge_anpr.ingest.events import Address, Dropped, Event, FrameReady, IngestStats
+from edge_anpr.ingest.inflight import Partial, SlotKey, Stream, frame_cost, seq_distance
 from edge_anpr.ingest.protocol import (
     HEADER_BYTES,
     LEGACY_HEADER,
@@ -38,9 +43,8 @@ from edge_anpr.ingest.protocol import (
     seq_newer,
 )
 from edge_anpr.ingest.replay import ReplayGuard
+from edge_anpr.ingest.runs import CoalescedRuns
 from edge_anpr.values import Frame
-
-Address = tuple[str, int]
 
 RESYNC_FRAMES = 1024
 """A frame number this far *behind* the last one handed on means the sender restarted its
@@ -53,145 +57,12 @@ does that (a late chunk belongs to a frame that was in flight); a stream that go
 last number does: a sender that restarted just behind its old numbers, or one spoofed datagram
 that completed a frame numbered far ahead. Without this, that one datagram made the next
 thousand frames of the stream ``late``; with it, two are."""
-LATE_MEMORY = 16
-"""Frame numbers per stream remembered as already counted late, so a late frame of 140 chunks
-is one drop, not 140."""
 
 
-@dataclass(frozen=True, slots=True)
-class FrameReady:
-    frame: Frame
-
-
-@dataclass(frozen=True, slots=True)
-class Dropped:
-    reason: DropReason
-    sender: Address
-    camera: str | None
-    """Camera name when known (``None`` for datagrams too broken to name one)."""
-    detail: str
-    missing_chunks: int = 0
-    """For sequenced frames dropped incomplete: how many chunks never arrived."""
-
-
-_RUN_HEADER = struct.Struct(">12sH6sI8s")
-"""A sequenced header as the bytes a run's chunks share (magic to frame number; count and
-length; time) and the two numbers that step along it (index, offset)."""
-
-Event = FrameReady | Dropped
-_Key = tuple[str, str, int] | tuple[str, str, int, int]
-"""("L", ip, port): legacy sender; ("S", ip, camera): stream; ("S", ip, camera, seq): frame."""
 _NO_EVENTS: tuple[Event, ...] = ()
 
 
-@dataclass
-class IngestStats:
-    """Counters of the ingest stage; ``drops`` is keyed by drop reason."""
-
-    datagrams: int = 0
-    datagram_bytes: int = 0
-    frames_completed: int = 0
-    frame_bytes: int = 0
-    duplicates: int = 0
-    senders_evicted: int = 0
-    streams_reset: int = 0
-    kernel_drops: int | None = None
-    """Datagrams the kernel dropped before they were read (a full socket receive buffer),
-    set by the socket's owner (``ingest.udp``); None where the system does not tell."""
-    drops: Counter[str] = field(default_factory=Counter)
-
-    def snapshot(self) -> dict[str, object]:
-        return {
-            "datagrams": self.datagrams,
-            "datagram_bytes": self.datagram_bytes,
-            "frames_completed": self.frames_completed,
-            "frame_bytes": self.frame_bytes,
-            "duplicates": self.duplicates,
-            "senders_evicted": self.senders_evicted,
-            "streams_reset": self.streams_reset,
-            **({} if self.kernel_drops is None else {"kernel_drops": self.kernel_drops}),
-            "dropped": dict(sorted(self.drops.items())),
-        }
-
-
-CHUNK_OVERHEAD_BYTES = 96
-"""Bookkeeping per sequenced chunk (received flag, start/end offsets as Python ints), charged to
-the byte budget up front so that a frame of 65,535 one-byte chunks is bounded like any other."""
-
-
-class _Partial:
-    """A frame in progress and the bytes of it that have arrived, never more.
-
-    A datagram that announces a frame costs a sender nothing, so it must not cost the receiver
-    an allocation (and a memset) of the announced size. Legacy frames arrive in order: their
-    buffer ``buf`` grows with the data. Sequenced chunks arrive in any order: each range of
-    bytes received is one entry of ``pieces``, in offset order like ``starts``/``ends``, joined
-    once the frame is complete (its ranges then cover ``0..length`` exactly, without gaps or
-    overlaps). Either way ``cost`` (charged to ``ingest.max_buffered_bytes`` when the frame
-    starts) bounds what the frame can ever hold.
-    """
-
-    __slots__ = (
-        "buf", "camera", "cost", "count", "covered", "ends", "got", "key", "last_s", "length",
-        "pieces", "received", "sender", "seq", "starts", "stream", "time_us",
-    )
-
-    def __init__(
-        self, key: _Key, sender: Address, stream: _Stream | None, camera: str, length: int,
-        count: int, seq: int, time_us: int, now_s: float,
-    ) -> None:
-        self.key = key
-        self.sender = sender
-        self.stream = stream
-        self.camera = camera
-        self.buf = bytearray()
-        self.pieces: list[bytes] = []
-        self.cost = frame_cost(length, count)
-        self.length = length
-        self.count = count
-        self.seq = seq
-        self.time_us = time_us
-        self.covered = 0
-        self.received = 0
-        self.got = bytearray(count) if count else bytearray()
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-        self.last_s = now_s
-
-
-def seq_distance(a: int, b: int) -> int:
-    """Signed serial-number distance from ``b`` to ``a`` (negative: ``a`` is older)."""
-    half = SEQ_MODULO // 2
-    return (a - b + half) % SEQ_MODULO - half
-
-
-def frame_cost(length: int, count: int) -> int:
-    return length + count * CHUNK_OVERHEAD_BYTES
-
-
-class _Stream:
-    """One sequenced stream: (source address, camera id)."""
-
-    __slots__ = (
-        "camera", "capped", "far_late_last", "far_late_run", "frames", "key", "last_handed",
-        "last_s", "late_seen",
-    )
-
-    def __init__(self, key: _Key, camera: str, now_s: float) -> None:
-        self.key = key
-        self.camera = camera
-        self.frames: dict[int, _Partial] = {}
-        self.last_handed: int | None = None
-        self.late_seen: deque[int] = deque(maxlen=LATE_MEMORY)
-        self.far_late_run = 0
-        """Far-late frames in a row, each newer than the one before (``FAR_LATE_RESYNC``)."""
-        self.far_late_last: int | None = None
-        self.capped = False
-        """Counted in its source's share of unauthenticated streams (``_forget_stream``)."""
-        self.last_s = now_s
-
-
-class Reassembler:
+class Reassembler(CoalescedRuns):
     """Datagrams in, frames and counted drops out. One instance per listening socket.
 
     It reads its limits, keys and formats from ``ingest`` and, of ``cameras``, each camera's
@@ -244,28 +115,31 @@ class Reassembler:
             ReplayGuard(ing.replay_window_s, replay_last_us) if ing.replay_window_s > 0 else None
         )
         self.stats = IngestStats()
-        self._legacy: dict[Address, _Partial] = {}
-        self._streams: dict[tuple[str, int], _Stream] = {}
-        # Least recently active first: tracked senders (legacy frames in progress and sequenced
-        # streams), and frames in progress of both formats.
-        self._senders_lru: OrderedDict[_Key, _Partial | _Stream] = OrderedDict()
-        self._frames_lru: OrderedDict[_Key, _Partial] = OrderedDict()
-        self._bytes = 0
+        self._legacy: dict[Address, Partial] = {}
+        self._streams: dict[tuple[str, int], Stream] = {}
+        # Least recently active first, unauthenticated ones [False] apart from authenticated
+        # ones [True]: tracked senders (legacy frames in progress and sequenced streams), and
+        # frames in progress of both formats with the bytes charged for them.
+        self._senders_lru: tuple[OrderedDict[SlotKey, Partial | Stream], ...] = (
+            OrderedDict(), OrderedDict(),
+        )
+        self._frames_lru: tuple[OrderedDict[SlotKey, Partial], ...] = (OrderedDict(), OrderedDict())
+        self._bytes = [0, 0]
 
     # -- bounds, for tests and the stats line ---------------------------------------------
 
     def tracked_bytes(self) -> int:
         """Bytes charged for frames in progress (at most ``ingest.max_buffered_bytes``): each
         frame's announced length plus its per-chunk bookkeeping."""
-        return self._bytes
+        return self._bytes[0] + self._bytes[1]
 
     def tracked_frames(self) -> int:
         """Frames in progress (at most ``ingest.max_frames_in_flight_total``)."""
-        return len(self._frames_lru)
+        return len(self._frames_lru[0]) + len(self._frames_lru[1])
 
     def tracked_senders(self) -> int:
         """Legacy senders with a frame in progress plus sequenced streams (<= max_senders)."""
-        return len(self._senders_lru)
+        return len(self._senders_lru[0]) + len(self._senders_lru[1])
 
     # -- input ------------------------------------------------------------------------------
 
@@ -289,159 +163,6 @@ class Reassembler:
             )
         return self._feed_legacy(data, sender, now_s)
 
-    def feed_coalesced(
-        self, data: bytes, size: int, sender: Address, now_s: float, wall_us: int | None = None
-    ) -> Sequence[Event]:
-        """Take the datagrams of one coalesced receive (UDP GRO): ``size`` bytes each, the
-        last one possibly shorter; ``size`` 0 means ``data`` is one datagram.
-
-        The events, counters and state are exactly those of feeding the datagrams one by one
-        (a property test checks it). A run of datagrams that continue a frame already in
-        progress, in order, with nothing unusual about them, is checked and copied in one
-        pass: the per-datagram path costs a few microseconds of Python each, 40-odd per
-        1280x720 frame, all of it on the event loop and holding the GIL the recognition
-        workers wait for. Anything else (a frame's first or last datagram, a tagged one, a
-        duplicate, a reordering, a bad header) goes through ``feed``. Every attempt at a run
-        either takes at least one datagram or gives up on its first, so a crafted buffer
-        costs at most about twice the per-datagram path.
-        """
-        total = len(data)
-        if size <= 0 or size >= total:
-            return self.feed(data, sender, now_s, wall_us)
-        events: list[Event] = []
-        pos = 0
-        full_end = total - total % size  # where the full-size datagrams end
-        while pos < total:
-            if pos + size < full_end:  # at least two full datagrams: worth a run
-                taken = self._run(data, pos, size, full_end, sender, now_s)
-                if taken:
-                    pos += taken * size
-                    continue
-            end = min(pos + size, total)
-            events.extend(self.feed(data[pos:end], sender, now_s, wall_us))
-            pos = end
-        return events
-
-    def _run(
-        self, data: bytes, pos: int, size: int, limit: int, sender: Address, now_s: float
-    ) -> int:
-        """How many datagrams from ``pos`` (full-size, before ``limit``) were taken in bulk as
-        the in-order continuation of a frame in progress; 0 when the first one is not."""
-        if data.startswith(MAGIC, pos):
-            return self._sequenced_run(data, pos, size, limit, sender, now_s)
-        if size != 4:  # a 4-byte legacy datagram may be a header
-            return self._legacy_run(data, pos, size, limit, sender, now_s)
-        return 0
-
-    def _legacy_run(
-        self, data: bytes, pos: int, size: int, limit: int, sender: Address, now_s: float
-    ) -> int:
-        """Legacy data datagrams (never 4 bytes, so never a header) that fill the sender's
-        frame without completing it: appended as one piece. (With the legacy format off no
-        sender has a frame in progress.)"""
-        part = self._legacy.get(sender)
-        if part is None:
-            return 0
-        room = part.length - part.covered - 1  # the run must leave the frame incomplete
-        most = min((limit - pos) // size, room // size)
-        count = 0
-        # feed() takes any datagram that starts with the magic for a sequenced one
-        while count < most and not data.startswith(MAGIC, pos + count * size):
-            count += 1
-        if not count:
-            return 0
-        taken = count * size
-        part.buf += data[pos : pos + taken]
-        part.covered += taken
-        part.last_s = now_s
-        self._frames_lru.move_to_end(part.key)
-        self._senders_lru.move_to_end(part.key)
-        self.stats.datagrams += count
-        self.stats.datagram_bytes += taken
-        return count
-
-    def _sequenced_run(
-        self, data: bytes, pos: int, size: int, limit: int, sender: Address, now_s: float
-    ) -> int:
-        """Untagged sequenced chunks of one frame in progress with consecutive indexes and
-        offsets, none received before, that leave the frame incomplete: their headers are
-        compared with what the run's first one implies, their payloads copied in place.
-        Every check ``_feed_sequenced`` makes per chunk holds for the run as a whole: the first
-        header goes through ``parse_header``, and each later one must equal it byte for byte
-        but for its index and offset, which step by one chunk within the bounds set here."""
-        try:
-            flags, cam_id, seq, index, count, length, off, time_us, _ = parse_header(
-                data, self._max_frame, pos, size
-            )
-        except BadDatagram:
-            return 0  # feed() counts it, with the reason
-        if flags or (
-            self._cam_keys.get(cam_id, self._global_key) is not None
-            or not (self._allow_unauth or cam_id in self._unauth_ids)
-        ):
-            return 0
-        stream = self._streams.get((sender[0], cam_id))
-        part = stream.frames.get(seq) if stream is not None else None
-        if part is None or stream is None:
-            return 0
-        if count != part.count or length != part.length or time_us != part.time_us:
-            return 0
-        payload = size - HEADER_BYTES
-        got = part.got
-        # Room: the run leaves at least one chunk and one byte missing (the datagram that
-        # completes the frame goes through feed), stays inside the frame, and stops before
-        # the first chunk already received and the first byte range already covered.
-        most = min(
-            (limit - pos) // size,
-            count - part.received - 1,
-            count - index,
-            (length - part.covered - 1) // payload,
-            (length - off) // payload,
-        )
-        seen = got.find(1, index, index + most) if most > 0 else -1
-        if seen >= 0:
-            most = seen - index
-        starts = part.starts
-        at = bisect.bisect_right(starts, off)
-        if at > 0 and part.ends[at - 1] > off:
-            return 0
-        if at < len(starts):
-            most = min(most, (starts[at] - off) // payload)
-        if most <= 0:
-            return 0
-        # The fields every chunk of the run shares, as bytes; index and offset as numbers.
-        head = data[pos : pos + 12]
-        middle = data[pos + 14 : pos + 20]
-        tail = data[pos + 24 : pos + 32]
-        unpack = _RUN_HEADER.unpack_from
-        taken = 0
-        p = pos
-        while taken < most and unpack(data, p) == (
-            head, index + taken, middle, off + taken * payload, tail
-        ):
-            taken += 1
-            p += size
-        if not taken:
-            return 0
-        view = memoryview(data)
-        part.pieces.insert(at, b"".join([
-            view[p + HEADER_BYTES : p + size] for p in range(pos, pos + taken * size, size)
-        ]))
-        o = off + taken * payload
-        got[index : index + taken] = b"\x01" * taken
-        starts.insert(at, off)
-        part.ends.insert(at, o)
-        part.received += taken
-        part.covered += o - off
-        part.last_s = now_s
-        part.sender = sender
-        stream.last_s = now_s
-        self._senders_lru.move_to_end(stream.key)
-        self._frames_lru.move_to_end(part.key)
-        self.stats.datagrams += taken
-        self.stats.datagram_bytes += taken * size
-        return taken
-
     def expire(self, now_s: float) -> list[Event]:
         """Drop frames idle for ``frame_timeout_s`` and forget long-idle streams.
 
@@ -449,20 +170,22 @@ class Reassembler:
         """
         events: list[Event] = []
         cutoff = now_s - self._timeout_s
-        frames = self._frames_lru
-        while frames:
-            part = next(iter(frames.values()))
-            if part.last_s > cutoff:
-                break
-            events.append(self._discard(part, "timeout", f"no datagram for {self._timeout_s:g} s"))
+        for frames in self._frames_lru:
+            while frames:
+                part = next(iter(frames.values()))
+                if part.last_s > cutoff:
+                    break
+                events.append(self._discard(
+                    part, "timeout", f"no datagram for {self._timeout_s:g} s",
+                ))
         idle_cutoff = now_s - self._stream_idle_s
-        senders = self._senders_lru
-        while senders:
-            owner = next(iter(senders.values()))
-            if owner.last_s > idle_cutoff or not isinstance(owner, _Stream) or owner.frames:
-                break
-            del senders[owner.key]
-            self._forget_stream(owner)
+        for senders in self._senders_lru:
+            while senders:
+                owner = next(iter(senders.values()))
+                if owner.last_s > idle_cutoff or not isinstance(owner, Stream) or owner.frames:
+                    break
+                del senders[owner.key]
+                self._forget_stream(owner)
         return events
 
     # -- legacy -----------------------------------------------------------------------------
@@ -490,18 +213,28 @@ class Reassembler:
                     f"legacy header announces {length} bytes (max {self._max_frame})",
                 ))
                 return events
-            key: _Key = ("L", sender[0], sender[1])
-            events.extend(self._make_sender_room())
+            key: SlotKey = ("L", sender[0], sender[1])
+            if not self._make_sender_room(False, events):
+                events.extend(self._drop(
+                    "memory_limit", sender, camera,
+                    f"all {self._max_senders} tracked senders are authenticated streams",
+                ))
+                return events
             if length > self._max_bytes:
                 events.extend(self._drop(
                     "memory_limit", sender, camera,
                     f"frame of {length} bytes exceeds ingest.max_buffered_bytes",
                 ))
                 return events
-            events.extend(self._make_room(frame_cost(length, 0)))
-            part = _Partial(key, sender, None, camera, length, 0, 0, 0, now_s)
+            if not self._make_room(frame_cost(length, 0), False, events):
+                events.extend(self._drop(
+                    "memory_limit", sender, camera,
+                    "the frames in progress of authenticated streams leave no room",
+                ))
+                return events
+            part = Partial(key, sender, None, camera, length, 0, 0, 0, now_s)
             self._legacy[sender] = part
-            self._senders_lru[key] = part
+            self._senders_lru[False][key] = part
             self._add_frame(part)
             return events
         if part is None:
@@ -517,8 +250,8 @@ class Reassembler:
         part.buf += data
         part.covered = covered + size
         part.last_s = now_s
-        self._frames_lru.move_to_end(part.key)
-        self._senders_lru.move_to_end(part.key)
+        self._frames_lru[False].move_to_end(part.key)
+        self._senders_lru[False].move_to_end(part.key)
         if part.covered < part.length:
             return _NO_EVENTS
         self._remove_frame(part)
@@ -567,16 +300,22 @@ class Reassembler:
                     f"{self._per_source} unauthenticated streams from this address already "
                     "(ingest.max_streams_per_source)",
                 )
-            events.extend(self._make_sender_room())
-            skey: _Key = ("S", sender[0], cam_id)
-            stream = _Stream(skey, camera, now_s)
+            auth = key is not None
+            if not self._make_sender_room(auth, events):
+                events.extend(self._drop(
+                    "memory_limit", sender, camera,
+                    f"all {self._max_senders} tracked senders are authenticated streams",
+                ))
+                return events
+            skey: SlotKey = ("S", sender[0], cam_id)
+            stream = Stream(skey, camera, now_s, auth)
             if capped:
                 stream.capped = True
                 self._capped_streams[sender[0]] += 1
             self._streams[(sender[0], cam_id)] = stream
-            self._senders_lru[skey] = stream
+            self._senders_lru[auth][skey] = stream
         else:
-            self._senders_lru.move_to_end(stream.key)
+            self._senders_lru[stream.auth].move_to_end(stream.key)
         stream.last_s = now_s
         part = stream.frames.get(seq)
         if part is None:
@@ -622,8 +361,13 @@ class Reassembler:
                     f"ingest.max_buffered_bytes ({self._max_bytes})",
                 ))
                 return events
-            events.extend(self._make_room(cost))
-            part = _Partial(
+            if not self._make_room(cost, stream.auth, events):
+                events.extend(self._drop(
+                    "memory_limit", sender, camera,
+                    "the frames in progress of authenticated streams leave no room",
+                ))
+                return events
+            part = Partial(
                 ("S", sender[0], cam_id, seq), sender, stream, camera, length, count, seq,
                 time_us, now_s,
             )
@@ -655,7 +399,7 @@ class Reassembler:
         part.covered += end - off
         part.last_s = now_s
         part.sender = sender
-        self._frames_lru.move_to_end(part.key)
+        self._frames_lru[part.auth].move_to_end(part.key)
         if part.received < part.count:
             if part.covered >= part.length:
                 events.append(self._discard(
@@ -672,7 +416,7 @@ class Reassembler:
         return self._complete_sequenced(stream, part, now_s, events)
 
     def _complete_sequenced(
-        self, stream: _Stream, part: _Partial, now_s: float, events: list[Event],
+        self, stream: Stream, part: Partial, now_s: float, events: list[Event],
     ) -> list[Event]:
         seq = part.seq
         cam_id = stream.key[2]
@@ -695,7 +439,7 @@ class Reassembler:
         events.append(self._ready(part, part.sender, seq, now_s))
         return events
 
-    def _forget_stream(self, stream: _Stream) -> None:
+    def _forget_stream(self, stream: Stream) -> None:
         ip = stream.key[1]
         del self._streams[(ip, stream.key[2])]
         if stream.capped:
@@ -715,7 +459,7 @@ class Reassembler:
             return False
         return (stream.last_handed - seq) % SEQ_MODULO <= self._per_stream
 
-    def _goes_on_below(self, stream: _Stream, seq: int, behind: int) -> bool:
+    def _goes_on_below(self, stream: Stream, seq: int, behind: int) -> bool:
         """Whether the new frame ``seq``, ``behind`` numbers behind the last one handed on, is
         the ``FAR_LATE_RESYNC``-th in a row of a stream going on below that number."""
         if behind <= self._per_stream or seq == stream.far_late_last:
@@ -734,7 +478,7 @@ class Reassembler:
 
     # -- bookkeeping ------------------------------------------------------------------------
 
-    def _ready(self, part: _Partial, sender: Address, seq: int | None, now_s: float) -> FrameReady:
+    def _ready(self, part: Partial, sender: Address, seq: int | None, now_s: float) -> FrameReady:
         self.stats.frames_completed += 1
         self.stats.frame_bytes += part.length
         # A stream is one camera id, whose key (or none) every chunk was checked against.
@@ -756,21 +500,21 @@ class Reassembler:
         self.stats.drops[reason] += 1
         return [Dropped(reason, sender, camera, detail, 0)]
 
-    def _add_frame(self, part: _Partial) -> None:
-        self._frames_lru[part.key] = part
-        self._bytes += part.cost
+    def _add_frame(self, part: Partial) -> None:
+        self._frames_lru[part.auth][part.key] = part
+        self._bytes[part.auth] += part.cost
 
-    def _remove_frame(self, part: _Partial) -> None:
-        if self._frames_lru.pop(part.key, None) is None:
+    def _remove_frame(self, part: Partial) -> None:
+        if self._frames_lru[part.auth].pop(part.key, None) is None:
             return
-        self._bytes -= part.cost
+        self._bytes[part.auth] -= part.cost
         if part.stream is None:
             self._legacy.pop(part.sender, None)
-            self._senders_lru.pop(part.key, None)
+            self._senders_lru[False].pop(part.key, None)
         else:
             part.stream.frames.pop(part.seq, None)
 
-    def _discard(self, part: _Partial, reason: DropReason, detail: str) -> Dropped:
+    def _discard(self, part: Partial, reason: DropReason, detail: str) -> Dropped:
         """Drop a frame in progress, free its buffer, and report what was missing."""
         self._remove_frame(part)
         self.stats.drops[reason] += 1
@@ -781,30 +525,45 @@ class Reassembler:
             part.count - part.received,
         )
 
-    def _make_room(self, cost: int) -> list[Event]:
-        """Drop least recently active frames until one more costing ``cost`` bytes fits."""
-        events: list[Event] = []
-        frames = self._frames_lru
-        while frames and (
-            len(frames) >= self._max_frames or self._bytes + cost > self._max_bytes
-        ):
-            victim = next(iter(frames.values()))
-            events.append(self._discard(
-                victim, "memory_limit",
-                f"{len(frames)} frames / {self._bytes} bytes in flight, room needed",
-            ))
-        return events
+    def _make_room(self, cost: int, auth: bool, events: list[Event]) -> bool:
+        """Make room for one more frame costing ``cost`` bytes, of an authenticated stream or
+        not; False (nothing dropped) when it cannot have any.
 
-    def _make_sender_room(self) -> list[Event]:
-        """Evict least recently active senders/streams until one more fits."""
-        events: list[Event] = []
-        while len(self._senders_lru) >= self._max_senders:
-            _, owner = self._senders_lru.popitem(last=False)
+        Invariant: a frame of an authenticated stream is dropped for room only to make room
+        for another one (``tests/test_ingest_shares.py``). Room is taken from the least
+        recently active unauthenticated frame first; an unauthenticated frame that would fit
+        only by dropping an authenticated one is refused instead.
+        """
+        unauth, authed = self._frames_lru
+        if not auth and (
+            len(authed) >= self._max_frames or self._bytes[True] + cost > self._max_bytes
+        ):
+            return False
+        while unauth or authed:
+            held = len(unauth) + len(authed)
+            charged = self._bytes[False] + self._bytes[True]
+            if held < self._max_frames and charged + cost <= self._max_bytes:
+                break
+            victim = next(iter((unauth or authed).values()))
+            events.append(self._discard(
+                victim, "memory_limit", f"{held} frames / {charged} bytes in flight, room needed",
+            ))
+        return True
+
+    def _make_sender_room(self, auth: bool, events: list[Event]) -> bool:
+        """Evict least recently active senders/streams until one more fits, unauthenticated
+        ones first; an authenticated stream is evicted only for another one (False, nothing
+        evicted, when an unauthenticated one would need that)."""
+        unauth, authed = self._senders_lru
+        while len(unauth) + len(authed) >= self._max_senders:
+            if not unauth and not auth:
+                return False
+            _, owner = (unauth or authed).popitem(last=False)
             self.stats.senders_evicted += 1
-            if isinstance(owner, _Stream):
+            if isinstance(owner, Stream):
                 self._forget_stream(owner)
                 for part in list(owner.frames.values()):
                     events.append(self._discard(part, "evicted", "least recently active stream"))
             else:
                 events.append(self._discard(owner, "evicted", "least recently active sender"))
-        return events
+        return True

@@ -32,9 +32,10 @@ import trio
 
 from edge_anpr.config import Config
 from edge_anpr.errors import EdgeAnprError
+from edge_anpr.ingest.events import Dropped, Event, FrameReady
 from edge_anpr.ingest.offload import GRO_CMSG_BYTES, coalesced_size, enable_gro
 from edge_anpr.ingest.queue import FrameQueue
-from edge_anpr.ingest.reassembly import Dropped, Event, FrameReady, Reassembler
+from edge_anpr.ingest.reassembly import Reassembler
 from edge_anpr.logs import RateLimitedLog, fields
 from edge_anpr.system.processes import ENV_UDP_FD, ProcessSlot, steering_program
 
@@ -243,9 +244,16 @@ async def run_udp_ingest(
     reassembler: Reassembler,
     *,
     beat: Callable[[], None] = lambda: None,
+    persist: Callable[[], None] = lambda: None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Receive on ``cfg.ingest.bind``/``port`` until cancelled, feeding ``queue``.
+
+    ``persist`` is called at the end of every drain pass, before the loop yields: the replay
+    state's write-through (``replay_state.ReplayJournal.write``). Frames reach the workers only
+    through tasks of this trio run, which cannot run before then, so no frame is read before
+    the capture time it was accepted with is on file; one write serves all the frames of a
+    pass. (The expiry task accepts no frame.)
 
     Reports the bound port through ``task_status.started(port)`` (so ``port = 0`` works), and
     logs ``serving udp=HOST:PORT``. Counters live in ``reassembler.stats``. Never raises because
@@ -315,6 +323,7 @@ async def run_udp_ingest(
                 if now >= next_expire:
                     deliver(reassembler.expire(now), queue, drops)
                     next_expire = now + expire_every_s
+                persist()  # before the frames of this pass can reach a worker
 
 
 async def _expire_periodically(

@@ -4,16 +4,21 @@
 ``PlateReader``, neither thread-safe). Per frame:
 
 1. detection on the grayscale frame (optionally inside the camera's ROI, with the camera's
-   plate-width overrides), NMS, at most ``detector.max_candidates`` boxes. With
+   plate-width overrides), NMS, at most ``detector.max_candidates`` boxes. A frame above
+   ``detector.max_scan_pixels`` is scanned scaled down to that size (``scan_image``) and its
+   boxes scaled back: the scan's buffers grow with the pixels scanned (tens of bytes each,
+   kept per worker for the next frame), so this bounds a worker's memory whatever frame size
+   arrives; the plate widths searched stay those configured, in the scaled image. With
    ``detector.kind = "cascade"`` (the default) the HoG scanner's proposals (a lower margin,
    ``detector.proposal_threshold``, at most ``detector.max_proposals``) and the plate finder's
    (``vision/finder.py``: one look at the whole frame, ``detector.min_finder_score``) go
    through the plate refiner (``vision/refine.py``), which keeps those it takes for plates
    (``detector.min_refined_score``) with the box it finds around the whole plate;
    ``"dnn"`` does the same with the finder's proposals alone;
-2. every candidate is cut out with a margin like the crops the reader was trained on and read;
-   candidates the reader rejects (None, or confidence under ``reader.min_confidence``) are
-   dropped: this verification is what removes most detector false alarms;
+2. every candidate is cut out of the full-size frame with a margin like the crops the reader
+   was trained on and read; candidates the reader rejects (None, or confidence under
+   ``reader.min_confidence``) are dropped: this verification is what removes most detector
+   false alarms;
 3. among reads whose boxes overlap, the most confident is kept.
 
 Motion gating is optional and its state (the previous small frame of each camera) belongs to
@@ -26,7 +31,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,6 +93,25 @@ def decode_jpeg(
     if image is None or image.size == 0:
         return None
     return np.asarray(image, np.uint8)
+
+
+def scan_image(
+    gray: NDArray[np.uint8], max_pixels: int
+) -> tuple[NDArray[np.uint8], float, float]:
+    """``gray`` scaled down (area averaging) to at most ``max_pixels`` pixels, and the scale
+    of its width and height (1.0 and ``gray`` itself when it is small enough)."""
+    h, w = gray.shape[:2]
+    if h * w <= max_pixels:
+        return gray, 1.0, 1.0
+    s = (max_pixels / (h * w)) ** 0.5
+    sw, sh = max(1, int(w * s)), max(1, int(h * s))
+    small = cv2.resize(gray, (sw, sh), interpolation=cv2.INTER_AREA)
+    return np.asarray(small, np.uint8), sw / w, sh / h
+
+
+def _unscaled(box: BoxPx, sx: float, sy: float) -> BoxPx:
+    x, y, w, h = box
+    return (round(x / sx), round(y / sy), round(w / sx), round(h / sy))
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,17 +224,34 @@ class FrameRecognizer:
     def candidates(
         self, gray: NDArray[np.uint8], camera: str | None = None
     ) -> list[Detection]:
-        """Detector candidates for one frame with the camera's ROI and plate widths."""
+        """Detector candidates for one frame with the camera's ROI and plate widths, boxes in
+        ``gray``'s pixels; scanned scaled down when above ``detector.max_scan_pixels``."""
+        scan, sx, sy = scan_image(gray, self.cfg.detector.max_scan_pixels)
+        if scan is gray:
+            return self._candidates(gray, camera)
+        return [
+            replace(d, box_px=_unscaled(d.box_px, sx, sy))
+            for d in self._candidates(scan, camera, sx, sy)
+        ]
+
+    def _candidates(
+        self, gray: NDArray[np.uint8], camera: str | None = None, sx: float = 1.0,
+        sy: float = 1.0,
+    ) -> list[Detection]:
+        """``candidates`` in an image scaled by ``sx``, ``sy`` from the frame: the ROI is
+        scaled, the narrowest plate width is not (the scan's cost is that of an image of this
+        size), the widest is scaled but never below the narrowest."""
         det = self.cfg.detector
         cam = self.cfg.cameras.get(camera) if camera else None
         roi = None
         lo, hi = det.min_plate_width_px, det.max_plate_width_px
         if cam is not None:
             if cam.roi:
-                roi = (cam.roi[0], cam.roi[1], cam.roi[2], cam.roi[3])
+                roi = (round(cam.roi[0] * sx), round(cam.roi[1] * sy),
+                       round(cam.roi[2] * sx), round(cam.roi[3] * sy))
             lo = cam.min_plate_width_px or lo
             hi = cam.max_plate_width_px or hi
-            hi = max(hi, lo)
+        hi = max(round(hi * sx), lo)
         # The scanner's floor costs 4x per halving; the finder proposes plates under it (on the
         # training holdout a floor of 96 px instead of 64 lost 10 of 104 scenes-ro plates).
         scan_lo = max(lo, det.scan_min_plate_width_px)

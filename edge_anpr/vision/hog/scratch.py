@@ -55,6 +55,11 @@ def scratch_buffer(name: str, dtype: type[np.generic] = np.float32) -> NDArray[A
     return buffers.get((name, dtype))
 
 
+def scratch_buffers() -> dict[tuple[str, type[np.generic]], NDArray[Any]]:
+    """This thread's buffers by name and type: what its scans keep between frames."""
+    return dict(getattr(_SCRATCH, "buffers", {}))
+
+
 def scratch_parts(name: str, shapes: list[tuple[int, ...]]) -> list[NDArray[np.float32]]:
     """Arrays of ``shapes`` carved one after another out of this thread's ``name`` scratch,
     each starting at a multiple of 16 floats (64 bytes) into it."""
