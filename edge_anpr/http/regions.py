@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edge_anpr.plates.formats import REGIONS
+from edge_anpr.plates.origin import FORMAT_COUNTRY
+from edge_anpr.values import PlateRegion
 
 MAX_REGION_CODES = 16
 """Codes looked at per request; more are ignored (clients send the top 3-4)."""
@@ -61,3 +63,18 @@ def region_code(region: str, requested: Sequence[str] = ()) -> str:
         if region in _map_code(code):
             return code
     return _OUTPUT_CODES.get(region, region)
+
+
+def answer_region(
+    region: PlateRegion, format_region: str, requested: Sequence[str] = ()
+) -> tuple[str, float]:
+    """The ``region`` of an answer: (code, score) of where the plate was read to be from
+    (``PlateText.region``), ('', 0.0) when nothing was read. The region model tells Europe,
+    not its countries: a European plate whose text fits a European format table is answered
+    with that table's country (the requested code that maps to it, ``region_code``), with the
+    region's score; one that fits none is ``eu``."""
+    if not region.code:
+        return "", 0.0
+    if region.code == "eu" and FORMAT_COUNTRY.get(format_region) == "eu":
+        return region_code(format_region, requested), region.score
+    return region.code, region.score

@@ -3,14 +3,15 @@
 ``plate_reader_json``: Plate Recognizer's Snapshot API. ``plate`` in lower case; ``score`` the
 plate confidence (0-1); ``dscore`` the detector's SVM margin squashed into 0-1 by the logistic
 function (ordered like the margin; not a probability); ``region.code`` the Plate Recognizer
-code of the format table the text fits (the requested code when one maps to it), with
-``score`` 1.0, or ``""`` and 0.0 when it fits none; ``vehicle`` is always the empty vehicle
+code of where the plate was read to be from (``regions.answer_region``: ``us-ca``, ``us``,
+``br``, a European country whose table the text fits, else ``eu``) with the region model's
+``score``, or ``""`` and 0.0 when none was read; ``vehicle`` is always the empty vehicle
 (``score`` 0, ``type`` "", a zero box): the appliance detects plates, not vehicles.
 
 ``openalpr_json``: ``alpr -j``. ``plate`` in upper case; ``confidence`` 0-100;
 ``coordinates`` the box's four corners clockwise from the top left; ``matches_template`` 1 when
-the text fits a format table of the regions read with; ``region_confidence`` 100 or 0 the
-same way as Plate Recognizer's region score.
+the text fits a format table of the regions read with; ``region`` and ``region_confidence``
+(0-100) as Plate Recognizer's region code and score.
 
 docs/http.md shows both with an example; ``tests/test_http_shapes.py`` holds them.
 """
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from edge_anpr.boxes import BoxPx
-from edge_anpr.http.regions import region_code
+from edge_anpr.http.regions import answer_region
 from edge_anpr.plates.formats import fits_any
 from edge_anpr.values import PlateRead
 
@@ -44,11 +45,11 @@ def _corners(box: BoxPx) -> dict[str, int]:
 def plate_reader_result(read: PlateRead, requested: Sequence[str] = ()) -> dict[str, Any]:
     """One entry of Plate Recognizer's ``results``."""
     text = read.text
-    code = region_code(text.region, requested)
+    code, region_score = answer_region(text.region, text.format_region, requested)
     return {
         "box": _corners(read.box_px),
         "plate": text.text.lower(),
-        "region": {"code": code, "score": 1.0 if code else 0.0},
+        "region": {"code": code, "score": round(region_score, 3)},
         "score": round(text.confidence, 3),
         "candidates": [
             {"score": round(c.confidence, 3), "plate": c.text.lower()} for c in text.candidates
@@ -85,14 +86,14 @@ def openalpr_result(
     """One entry of ``alpr -j``'s ``results``; ``regions`` are those the image was read with."""
     text = read.text
     x, y, w, h = read.box_px
-    code = region_code(text.region, requested)
+    code, region_score = answer_region(text.region, text.format_region, requested)
     return {
         "plate": text.text.upper(),
         "confidence": round(text.confidence * 100, 3),
         "matches_template": int(fits_any(text.text, regions)),
         "plate_index": index,
         "region": code,
-        "region_confidence": 100 if code else 0,
+        "region_confidence": round(region_score * 100, 3),
         "processing_time_ms": round(processing_ms, 3),
         "requested_topn": top_n,
         "coordinates": [

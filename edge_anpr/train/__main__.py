@@ -20,6 +20,7 @@ COMMANDS = {
     "mine": "edge_anpr.train.mine",  # real character/junk boxes from the training split
     "detector": "edge_anpr.train.detector",  # HoG + linear SVMs -> plate_hog.npz
     "refiner": "edge_anpr.train.refiner",  # proposal verifier + box refiner -> plate_refiner.tflite
+    "region": "edge_anpr.train.region",  # plate region (country, US state) -> region.tflite
     "demo_frames": "edge_anpr.train.demo_frames",  # edge_anpr/assets/demo/*.jpg + expected.json
 }
 
@@ -37,6 +38,8 @@ ALL_STEPS: list[tuple[str, list[str]]] = [
     ("detector", []),
     # refiner: verifies and re-boxes the detector's proposals (needs the detector above)
     ("refiner", []),
+    # the plate's region (country, US state) from the crop
+    ("region", []),
     # demo frames drawn last, so they are checked against the models just trained
     ("demo_frames", []),
 ]
