@@ -359,6 +359,7 @@ def char_groups(boxes: Sequence[Sequence[float]]) -> list[int]:
 class ReadTiming:
     segment_ms: float
     classify_ms: float
+    region_ms: float = 0.0
 
 
 class PlateReader:
@@ -450,7 +451,8 @@ class PlateReader:
             return results
         t0 = time.perf_counter()
         boxes = self._segment_many([greys[i] for i in usable])
-        origins = dict(zip(usable, self._region.regions([crops[i] for i in usable]),
+        tr = time.perf_counter()
+        origins = dict(zip(usable, self._region.regions([greys[i] for i in usable]),
                            strict=True))
         t1 = time.perf_counter()
         owners = [greys[i] for i, bs in zip(usable, boxes, strict=True) for _ in range(len(bs))]
@@ -459,7 +461,7 @@ class PlateReader:
         every_box = np.concatenate(boxes)
         probs = self._cls.run(normalise_chars(char_crops(owners, every_box)))
         t2 = time.perf_counter()
-        self.last_timing = ReadTiming((t1 - t0) * 1000, (t2 - t1) * 1000)
+        self.last_timing = ReadTiming((tr - t0) * 1000, (t2 - t1) * 1000, (t1 - tr) * 1000)
         # Every character of every crop at once, then plain Python values: per-crop numpy
         # calls here held the GIL the other workers need.
         is_char = (probs[:, NOT_A_CHAR] < JUNK_THRESHOLD).tolist()
