@@ -38,7 +38,7 @@ from edge_anpr.errors import ConfigError
 PLATE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 LOOKALIKES = ("O0", "I1", "B8", "S5", "Z2")
 """Look-alike pairs (letter, digit) that matching counts as one character (``lookalikes``)."""
-_FOLD = str.maketrans({letter: digit for letter, digit in LOOKALIKES})
+_FOLD = str.maketrans({pair[0]: pair[1] for pair in LOOKALIKES})
 
 
 def fold_lookalikes(text: str) -> str:
