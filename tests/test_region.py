@@ -64,7 +64,7 @@ def test_a_region_names_a_state_only_when_the_state_alone_is_likely() -> None:
 
 
 def test_a_confident_region_picks_formats_only_for_a_camera_with_none() -> None:
-    sure, unsure = PlateRegion("br", REGION_MIN_SCORE), PlateRegion("br", 0.5)
+    sure, unsure = PlateRegion("br", REGION_MIN_SCORE), PlateRegion("br", 0.45)
     assert formats_for(["generic"], sure) == ("br", "mercosur")
     assert formats_for(["generic"], unsure) == ("generic",)
     assert formats_for(["generic"], NO_REGION) == ("generic",)
