@@ -9,6 +9,8 @@ Two bundled int8 TFLite models do the work:
   32x24) -> 37 softmax scores, ``0-9A-Z`` and a last "not a character" class that rejects
   junk boxes (small print, stickers, bolts) and lets the detector drop false candidates.
 
+A third, ``region.tflite`` (``vision.region``), tells where the plate is from; that region
+chooses the plate-format regions a crop is read with (``plates.origin``) and goes on the read.
 The per-character alternatives go through ``edge_anpr.plates.formats`` (beam plus region
 patterns) into ranked candidates. The preprocessing functions here are also what training uses,
 so run time and training can never disagree on them.
