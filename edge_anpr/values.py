@@ -52,6 +52,20 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
+class PlateRegion:
+    """Where a plate is from, as read from the plate (``vision.region``)."""
+
+    code: str
+    """Plate Recognizer's code: ``us-ca`` (a US state), ``us`` (state not sure), ``br``,
+    ``eu`` (Europe, country not told); empty when no region was read."""
+    score: float
+    """Probability of ``code`` in [0, 1] (a country's: its classes summed); 0 when empty."""
+
+
+NO_REGION = PlateRegion("", 0.0)
+
+
+@dataclass(frozen=True, slots=True)
 class PlateText:
     """What the reader makes of one plate crop."""
 
@@ -60,9 +74,12 @@ class PlateText:
     """Plate confidence in [0, 1]: product-like score of its characters and format fit."""
     char_confidences: tuple[float, ...]
     candidates: tuple[Candidate, ...]
-    """Best first; the first equals (text, confidence)."""
-    region: str
-    """Name of the plate-format region whose pattern fitted best, or ``generic``."""
+    """Best first by confidence; the first equals (text, confidence)."""
+    format_region: str
+    """Name of the plate-format region (``plates.formats``) whose pattern the text fits, or
+    ``generic``."""
+    region: PlateRegion = NO_REGION
+    """Where the plate is from, read from the plate (``vision.region``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +134,8 @@ class PlateEvent:
     confidence: float
     candidates: tuple[Candidate, ...]
     """Whole-text votes over the event's reads, best first; the first is (text, confidence)."""
-    region: str
+    format_region: str
+    """The plate-format region the voted text fits (``PlateText.format_region``)."""
     box_px: BoxPx
     """Box of the most recent read, frame pixels."""
     capture_time_us: int
@@ -132,3 +150,5 @@ class PlateEvent:
     authenticated: bool = False
     """Every read of the event so far came from an authenticated frame: only then may the
     event open a gate (unless its camera's config says otherwise)."""
+    region: PlateRegion = NO_REGION
+    """Where the plate is from, voted over the event's reads (``plates.tracker``)."""

@@ -87,15 +87,15 @@ def test_mercosur_pattern() -> None:
     assert rank_candidates(a, ["mercosur"], 1)[0].text == "OKS0O78"
 
 
-def test_off_format_text_is_ranked_lower_but_keeps_its_confidence() -> None:
+def test_off_format_text_keeps_its_confidence_when_nothing_fits() -> None:
     # 5 letters fit no UK pattern and none has a digit twin: the read survives, as generic,
-    # ranked lower, but its confidence is still its characters' (a vanity plate is still a
-    # plate). (HELLO would be read HEL1O, a suffix-era ABC 1D shape.)
+    # with its characters' confidence as its score (a vanity plate is still a plate, and
+    # nothing that fits outranks it). (HELLO would be read HEL1O, a suffix-era ABC 1D shape.)
     a = [[(c, 0.9)] for c in "HENRY"]
     plain = rank_candidates(a, ["generic"], 1)[0]
     uk = rank_candidates(a, ["uk"], 1)[0]
     assert uk.text == "HENRY" and uk.region == "generic"
-    assert uk.score < plain.score
+    assert uk.score == pytest.approx(plain.score) == pytest.approx(0.9)
     assert uk.confidence == pytest.approx(plain.confidence)
 
 

@@ -204,3 +204,24 @@ async def test_stop_answers_the_request_in_progress_and_health_reports_stages() 
         assert answers == [201]
         with pytest.raises(httpx.ConnectError):
             await client.get("/health")  # nothing listens any more
+
+
+@pytest.mark.parametrize("regions", [["uk"], ["gb", "us-ca"]])
+async def test_a_format_never_puts_a_less_confident_reading_first(regions: list[str]) -> None:
+    # Plate Recognizer treats regions as a guide: with UK formats asked for, each demo frame's
+    # plate (a US, Brazilian, European or UK plate) is still answered as read, the first
+    # candidate is the plate, and the candidates are sorted by score (issue 34: 2FE5568 was
+    # answered ZFE5568 and GSNJ206 as GSN1206 with a lower score than the reading behind them)
+    async with appliance() as (_, client):
+        for name in sorted(EXPECTED):
+            r = await client.post("/v1/plate-reader/", headers=AUTH,
+                                  files={"upload": (name, jpeg(name), "image/jpeg")},
+                                  data={"regions": regions})
+            assert r.status_code == 201, r.text
+            first = r.json()["results"][0]
+            scores = [c["score"] for c in first["candidates"]]
+            assert first["plate"] == plates(name)[0].lower(), (name, first["candidates"])
+            assert first["candidates"][0] == {"score": first["score"], "plate": first["plate"]}
+            assert scores == sorted(scores, reverse=True), (name, first["candidates"])
+            right = [c["score"] for c in first["candidates"] if c["plate"] == first["plate"]]
+            assert right == [max(scores)]

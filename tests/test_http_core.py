@@ -20,12 +20,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from edge_anpr.assets import DEMO_DIR
 from edge_anpr.config import Config, config_from_dict
 from edge_anpr.http.metrics import Observed, health_json, render_metrics
-from edge_anpr.http.regions import reader_regions, region_code
+from edge_anpr.http.regions import plate_region, reader_regions, region_code
 from edge_anpr.http.routes import Job, Reply, answer, authorized, classify, prepare, reason
 from edge_anpr.http.shapes import MAX_CALLS, detector_score, openalpr_json, plate_reader_json
 from edge_anpr.http.uploads import BadUpload, parse_upload
 from edge_anpr.ingest.queue import FrameQueue
-from edge_anpr.values import Candidate, Frame, PlateRead, PlateText
+from edge_anpr.values import NO_REGION, Candidate, Frame, PlateRead, PlateRegion, PlateText
 from edge_anpr.vision.jobs import JobBoard, JobResult
 from edge_anpr.vision.workers import LatencyHistogram
 
@@ -39,12 +39,16 @@ def encode(**kw: object) -> tuple[bytes, str]:
     return request.read(), request.headers.get("content-type", "")
 
 
+BRAZIL = PlateRegion("br", 0.97)
+
+
 def read(text: str = "ABC1234", conf: float = 0.9, region: str = "br",
-         others: tuple[Candidate, ...] | None = None, box_score: float = 0.7) -> PlateRead:
+         others: tuple[Candidate, ...] | None = None, box_score: float = 0.7,
+         origin: PlateRegion = BRAZIL) -> PlateRead:
     candidates = (Candidate(text, conf),
                   *(others if others is not None else (Candidate(text[:-1] + "0", 0.2),)))
     return PlateRead(
-        PlateText(text, conf, (conf,) * len(text), candidates, region),
+        PlateText(text, conf, (conf,) * len(text), candidates, region, origin),
         (10, 20, 100, 30), detector_score=box_score,
     )
 
@@ -64,6 +68,19 @@ def test_a_read_region_comes_back_as_the_code_asked_for() -> None:
     assert region_code("mercosur", ["br"]) == "br"
     assert region_code("uk") == "gb"
     assert region_code("generic", ["br"]) == ""
+
+
+def test_the_answer_names_where_the_plate_was_read_to_be_from() -> None:
+    def region_of(origin: PlateRegion, format_region: str, asked: list[str]) -> tuple[str, float]:
+        return plate_region(read(region=format_region, origin=origin), asked)
+
+    # a plate read as Californian stays so whatever was asked (not the first code it fits)
+    assert region_of(PlateRegion("us-ca", 0.8), "uk", ["gb", "us-ca"]) == ("us-ca", 0.8)
+    # Europe: the country whose table the text fits, as the client spelt it
+    assert region_of(PlateRegion("eu", 0.99), "uk", ["gb", "us-ca"]) == ("gb", 0.99)
+    assert region_of(PlateRegion("eu", 0.99), "generic", ["gb"]) == ("eu", 0.99)
+    # nothing read: empty, score 0 (never 1.0)
+    assert region_of(NO_REGION, "br", ["br"]) == ("", 0.0)
 
 
 # --- request bodies --------------------------------------------------------------------------
@@ -153,8 +170,7 @@ def test_plate_recognizer_shape() -> None:
     (r,) = doc["results"]
     assert r["plate"] == "abc1234" and r["score"] == 0.9
     assert r["box"] == {"xmin": 10, "ymin": 20, "xmax": 110, "ymax": 50}
-    # a format the text fits is not the plate's region: none is known yet
-    assert r["region"] == {"code": "", "score": 0.0}
+    assert r["region"] == {"code": "br", "score": 0.97}
     assert r["candidates"][1] == {"score": 0.2, "plate": "abc1230"}
     assert 0.5 < r["dscore"] < 1
     assert r["vehicle"] == {"score": 0.0, "type": "",
@@ -196,6 +212,7 @@ def test_openalpr_shape() -> None:
                                 {"x": 10, "y": 50}]
     assert r["matches_template"] == 1 and r["candidates"][1]["matches_template"] == 1
     assert r["requested_topn"] == 5 and r["processing_time_ms"] == 40.0
+    assert r["region"] == "br" and r["region_confidence"] == 97.0
 
 
 def test_dscore_is_the_calibrated_map_increasing_within_0_1() -> None:

@@ -223,7 +223,7 @@ def test_candidates_are_ranked_and_the_first_is_the_read(reader: PlateReader) ->
     assert confs == sorted(confs, reverse=True) and len(confs) <= 5
     assert len({c.text for c in got.candidates}) == len(confs)
     assert all(0.0 <= c <= 1.0 for c in got.char_confidences)
-    assert got.region == "generic"
+    assert got.format_region == "generic"
 
 
 def test_batched_reads_equal_single_reads() -> None:

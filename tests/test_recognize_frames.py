@@ -85,8 +85,11 @@ def test_recognize_cli_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
     assert plate["plate"] == json.loads(expected_file.read_text())[name]["plates"][0]
     assert len(plate["box_px"]) == 4 and plate["candidates"][0]["plate"] == plate["plate"]
     # one naming of a read: the keys the MQTT event payload uses for the same things
-    assert {"plate", "confidence", "box_px", "region", "candidates"} <= set(plate)
+    assert {"plate", "confidence", "box_px", "region", "format_region", "candidates"} <= set(plate)
     assert "text" not in plate and "box" not in plate
+    # where the plate is from, read from the plate, with its score
+    assert set(plate["region"]) == {"code", "score"} and plate["region"]["code"]
+    assert 0 < plate["region"]["score"] <= 1
 
 
 def test_recognize_cli_fails_on_a_file_that_is_not_an_image(tmp_path: Path) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_anpr.boxes import iou
 from edge_anpr.config import TrackerConfig
 from edge_anpr.plates.tracker import Tracker, vote
-from edge_anpr.values import Candidate, PlateEvent, PlateRead, PlateText
+from edge_anpr.values import NO_REGION, Candidate, PlateEvent, PlateRead, PlateRegion, PlateText
 
 
 def read(
@@ -24,6 +25,7 @@ def read(
     chars: tuple[float, ...] | None = None,
     candidates: tuple[Candidate, ...] | None = None,
     capture_us: int | None = None,
+    region: PlateRegion = NO_REGION,
 ) -> PlateRead:
     return PlateRead(
         camera=camera,
@@ -32,7 +34,8 @@ def read(
             confidence=conf,
             char_confidences=chars if chars is not None else tuple(conf for _ in text),
             candidates=candidates if candidates is not None else (Candidate(text, conf),),
-            region="generic",
+            format_region="generic",
+            region=region,
         ),
         box_px=box,
         capture_time_us=capture_us if capture_us is not None else int(t * 1e6) + 1_700_000_000,
@@ -347,3 +350,11 @@ def test_two_near_equal_readings_do_not_flip_flop_the_event() -> None:
     assert votes == ["AB123CD", "AB128CD"] * 4  # the raw vote does flip every frame
     events = run(tr, reads, until_s=10.0)
     assert [e.kind for e in events] == ["start", "end"]
+
+
+def test_an_event_carries_the_region_its_reads_give_most_weight() -> None:
+    regions = [PlateRegion("us-ca", 0.8), PlateRegion("us-nv", 0.5), PlateRegion("us-ca", 0.9)]
+    reads = [read("7ABC123", 0.1 * i, region=r) for i, r in enumerate(regions)]
+    events = run(tracker(), reads, 10.0)
+    assert events[-1].kind == "end"
+    assert events[-1].region == PlateRegion("us-ca", pytest.approx(1.7 / 3, abs=1e-4))

@@ -95,3 +95,16 @@ def test_wildcard_without_wildcards_is_edit_distance(a: str, b: str) -> None:
 def test_star_matches_everything(a: str) -> None:
     assert wildcard_distance(a, "*") == 0
     assert wildcard_distance(a, "?" * len(a)) == 0
+
+
+def test_a_look_alike_does_not_defeat_a_gate_entry() -> None:
+    # the font draws B and 8 (and O and 0) alike: the gate entry still matches at distance 0
+    known = KnownPlates([entry("AB12CDE")])
+    match = known.match(["A812CDE"])
+    assert match is not None and match.distance == 0 and match.matched_text == "A812CDE"
+    assert known.match(["AB12CD3"]) is None  # E and 3 are not look-alikes
+    assert KnownPlates([entry("1O5AB", "wildcard")]).match(["IO5A8"]) is not None
+    strict = KnownPlateConfig(name="x", plate="AB12CDE", lookalikes=False)
+    assert KnownPlates([strict]).match(["A812CDE"]) is None
+    # a regex is the user's own pattern, matched as written
+    assert KnownPlates([entry(r"AB12CDE", "regex")]).match(["A812CDE"]) is None

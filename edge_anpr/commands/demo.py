@@ -78,8 +78,9 @@ async def _demo(
         seen[text.text] = max(seen.get(text.text, 0.0), text.confidence)
         latency_ms = (time.monotonic() - read.completed_monotonic_s) * 1000
         print(
-            f"read   {text.text:<10} confidence={text.confidence:.2f} region={text.region} "
-            f"camera={read.camera} box={list(read.box_px)} latency_ms={latency_ms:.0f}",
+            f"read   {text.text:<10} confidence={text.confidence:.2f} "
+            f"region={text.region.code or '-'} camera={read.camera} box={list(read.box_px)} "
+            f"latency_ms={latency_ms:.0f}",
             flush=True,
         )
 

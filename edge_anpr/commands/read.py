@@ -15,6 +15,7 @@ import numpy as np
 from edge_anpr.config import Config
 from edge_anpr.errors import ImageTooLarge
 from edge_anpr.logs import fields
+from edge_anpr.publish.topics import region_part
 from edge_anpr.vision.reader import make_reader
 from edge_anpr.vision.recognize import decode_jpeg
 
@@ -50,7 +51,7 @@ def read_main(cfg: Config, crops: Sequence[Path]) -> int:
             obj.update(
                 plate=result.text, confidence=round(result.confidence, 4),
                 char_confidences=[round(c, 4) for c in result.char_confidences],
-                region=result.region,
+                region=region_part(result.region), format_region=result.format_region,
                 candidates=[{"plate": c.text, "confidence": round(c.confidence, 4)}
                             for c in result.candidates],
             )

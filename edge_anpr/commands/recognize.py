@@ -85,7 +85,8 @@ def recognize_main(cfg: Config, images: Sequence[Path], *, output: OutputFormat)
             for f in found:
                 x, y, w, h = f.box_px
                 print(f"{path}: {f.text.text} confidence={f.text.confidence:.2f} "
-                      f"region={f.text.region} box={x},{y},{w},{h} ({t.total_ms:.1f} ms)")
+                      f"region={f.text.region.code or '-'} box={x},{y},{w},{h} "
+                      f"({t.total_ms:.1f} ms)")
     if totals:
         log.info("%s", fields(event="recognized", images=len(totals), failures=failures,
                               median_total_ms=round(statistics.median(totals), 2)))

@@ -49,6 +49,9 @@ class KnownPlateConfig:
     match: Literal["exact", "wildcard", "regex"] = key_field("exact", "How `plate` is compared.")
     max_edit_distance: int = key_field(0, "Tolerated character edits.", lo=0, hi=3)
     gate: bool = key_field(False, "Send a gate `open` command when this plate is seen.")
+    lookalikes: bool = key_field(
+        True, "Count look-alike characters (O/0, I/1, B/8, S/5, Z/2) as equal when matching."
+    )
 
 
 def check_known_plates(cfg: Config, source: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edge_anpr.plates.formats import REGIONS
+from edge_anpr.plates.origin import FORMAT_COUNTRY
 from edge_anpr.values import PlateRead
 
 MAX_REGION_CODES = 16
@@ -52,17 +53,21 @@ def _map_code(code: str) -> tuple[str, ...]:
 
 
 def plate_region(read: PlateRead, requested: Sequence[str] = ()) -> tuple[str, float]:
-    """(Plate Recognizer's region code, its score 0-1) of the plate ``read`` shows; ``("",
-    0.0)`` when its region is not known. Every answer shape (``http.shapes``) takes the region
-    from here and nowhere else.
+    """(Plate Recognizer's region code, its score 0-1) of where the plate ``read`` shows was
+    read to be from (``PlateText.region``, the region model's answer); ``("", 0.0)`` when none
+    was read. Every answer shape (``http.shapes``) takes the region from here and nowhere else.
 
-    Not known yet for any read: the reader tells which format table a text fits, which is not
-    where the plate is from (a German plate's text fits a Californian format); a region read
-    from the plate itself (colours, layout, the state name) is to fill this. ``requested``:
-    the request's region codes, for answering a region in the code the client used
-    (``region_code``)."""
-    del read, requested
-    return "", 0.0
+    The region model tells Europe, not its countries: a European plate whose text fits a
+    European format table is answered with that table's country (the requested code that maps
+    to it, ``region_code``) and the region's score; one that fits none is ``eu``. A format table
+    a text fits is never the region by itself (a German plate's text fits a Californian
+    format)."""
+    region, format_region = read.text.region, read.text.format_region
+    if not region.code:
+        return "", 0.0
+    if region.code == "eu" and FORMAT_COUNTRY.get(format_region) == "eu":
+        return region_code(format_region, requested), region.score
+    return region.code, region.score
 
 
 def region_code(region: str, requested: Sequence[str] = ()) -> str:

@@ -58,6 +58,7 @@ def bench_read(cfg: Config, frames: int = 300) -> int:
         reader.read(crop)
     seg: list[float] = []
     cls: list[float] = []
+    region: list[float] = []
     total: list[float] = []
     for i in range(frames):
         crop = crops[i % len(crops)]
@@ -66,18 +67,22 @@ def bench_read(cfg: Config, frames: int = 300) -> int:
         total.append((time.perf_counter() - t0) * 1000)
         seg.append(reader.last_timing.segment_ms)
         cls.append(reader.last_timing.classify_ms)
+        region.append(reader.last_timing.region_ms)
     result = {
         "bench": "read", "reads": frames, "source": source, "threads": 1,
         "segment_median_ms": round(statistics.median(seg), 3),
         "classify_median_ms": round(statistics.median(cls), 3),
+        "region_median_ms": round(statistics.median(region), 3),
         "total_median_ms": round(statistics.median(total), 3),
         "total_p95_ms": round(_p95(total), 3),
         "segmenter_bytes": _size(reader, "segmenter.tflite"),
         "classifier_bytes": _size(reader, "classifier.tflite"),
+        "region_bytes": _size(reader, "region.tflite"),
     }
     print(f"reads: {frames} on 1 thread ({source})")
     print(f"segment  median {result['segment_median_ms']} ms")
     print(f"classify median {result['classify_median_ms']} ms")
+    print(f"region   median {result['region_median_ms']} ms")
     print(f"total    median {result['total_median_ms']} ms, p95 {result['total_p95_ms']} ms")
     print(json.dumps(result))
     return 0

@@ -26,6 +26,7 @@ folder of large crops shows what the plate's size alone costs the reader.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import statistics
@@ -51,6 +52,7 @@ from edge_anpr.lab.scenes import find_scenes, normalise, scale_box
 from edge_anpr.plates.known import edit_distance
 from edge_anpr.values import PlateText
 from edge_anpr.vision.reader import make_reader
+from edge_anpr.vision.region import country_of
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,29 @@ class CropScore:
     confusions: Counter[tuple[str, str]] = field(default_factory=Counter)
     by_width: dict[str, list[int]] = field(default_factory=dict)
     """Width bin (``eval_scenes.WIDTH_BINS``) -> [crops, exact reads]."""
+    regions: int = 0
+    """Crops whose region is known (``LabelledCrop.region``)."""
+    country_right: int = 0
+    states: int = 0
+    """Crops whose US state is known."""
+    state_right: int = 0
+    state_confusions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(labelled state, read region code) of the US crops whose state was misread."""
+
+    def add_region(self, expected: str, result: PlateText | None) -> None:
+        """Score the region read from one crop against ``expected`` (``us-ca``, ``br``...;
+        a crop the reader found nothing in counts as wrong)."""
+        if not expected:
+            return
+        code = result.region.code if result is not None else ""
+        self.regions += 1
+        self.country_right += country_of(code) == country_of(expected)
+        if "-" in expected:
+            self.states += 1
+            if code == expected:
+                self.state_right += 1
+            else:
+                self.state_confusions[(expected, code or "-")] += 1
 
     def add(
         self, name: str, label: str, result: PlateText | None, ms: float,
@@ -150,6 +175,9 @@ class CropScore:
             counts = self.by_width.setdefault(name, [0, 0])
             counts[0] += n
             counts[1] += exact
+        for name in ("regions", "country_right", "states", "state_right"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.state_confusions.update(other.state_confusions)
 
     def summary(self) -> dict[str, float | int]:
         n = max(1, self.images)
@@ -162,6 +190,10 @@ class CropScore:
             "char_accuracy_edit": round(1 - self.edits / max(1, self.label_chars), 4),
             "no_read": self.no_read,
             "median_ms": round(statistics.median(self.timings_ms), 3) if self.timings_ms else 0,
+            **({"country_accuracy": round(self.country_right / self.regions, 4)}
+               if self.regions else {}),
+            **({"state_accuracy": round(self.state_right / self.states, 4)}
+               if self.states else {}),
         }
 
     def top_confusions(self, k: int = TOP_CONFUSIONS) -> list[tuple[str, int]]:
@@ -180,19 +212,42 @@ class LabelledCrop:
     plate_width: float | None = None
     """The labelled box's width in a scene (pixels of the frame the appliance works at); None
     for a crop folder, whose crops are the plates (the crop's width is used)."""
+    region: str = ""
+    """Where the plate is from (``us-ca``, ``us``, ``br``, ``eu``; ``FOLDER_REGIONS``), or ''
+    when unknown (not scored)."""
+
+
+FOLDER_REGIONS = {"plate-crops": "us", "plate-crops-br": "br", "plate-crops-eu-unlabelled": "eu",
+                  "us": "us", "br": "br", "eu": "eu"}
+"""The region of each folder of ``../shared/data`` (a scenes sub-folder by its name); the US
+crops' ``labels.csv`` names each plate's state as well (``state_column``)."""
+
+
+def state_column(labels: Path) -> dict[str, str]:
+    """file -> US state of a headerless ``file,state,PLATE`` labels file (else empty)."""
+    rows = []
+    if labels.is_file():
+        with labels.open(newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.reader(f) if r]
+    if not rows or "file" in [c.strip().lower() for c in rows[0]]:
+        return {}
+    return {r[0]: r[1].strip().lower() for r in rows if len(r) >= 3 and len(r[1].strip()) == 2}
 
 
 def crops_of_folder(
     directory: Path, rows: list[tuple[str, str]], split: Split, camera: str,
-    lines: dict[str, str],
+    lines: dict[str, str], states: dict[str, str] | None = None,
 ) -> Iterator[tuple[LabelledCrop, NDArray[np.uint8] | None]]:
     """The folder's crops of ``split``; with a ``lines`` column in the labels, one-line and
     two-line plates are reported apart (``CAMERA 2-line``)."""
+    country = FOLDER_REGIONS.get(directory.name, "")
     for name, plate in rows:
         if plate_in_split(plate, split):
             image = cv2.imread(str(directory / name), cv2.IMREAD_COLOR)
             group = f"{camera} {lines[name]}-line" if name in lines else camera
-            yield LabelledCrop(name, plate, group, camera), (
+            state = (states or {}).get(name)
+            region = f"us-{state}" if country == "us" and state else country
+            yield LabelledCrop(name, plate, group, camera, region=region), (
                 None if image is None else np.asarray(image, np.uint8)
             )
 
@@ -206,7 +261,8 @@ def crops_of_scenes(
         for k, plate in enumerate(scene.plates):
             box = scale_box(plate.box_px, factor)
             crop = LabelledCrop(
-                f"{scene.image_path.name}#{k}", plate.text, scene.group, scene.group, box[2]
+                f"{scene.image_path.name}#{k}", plate.text, scene.group, scene.group, box[2],
+                FOLDER_REGIONS.get(scene.group, ""),
             )
             if image is None:
                 yield crop, None
@@ -249,7 +305,9 @@ def eval_crops_main(
             print(f"labels: {len(review.corrected)} corrected, {len(review.excluded)} left out "
                   f"as unreadable by the review of {directory.name} (--raw-labels: as shipped)")
         lines = read_label_column(labels or directory / "labels.csv", "lines")
-        items = list(crops_of_folder(directory, rows, split, camera or directory.name, lines))
+        states = state_column(labels or directory / "labels.csv")
+        items = list(crops_of_folder(directory, rows, split, camera or directory.name, lines,
+                                     states))
     reader = make_reader(cfg)
     groups: dict[str, CropScore] = {}
     group_regions: dict[str, tuple[str, ...]] = {}
@@ -267,9 +325,9 @@ def eval_crops_main(
         regions = cfg.regions_of(crop.camera)
         group_regions[crop.group] = regions
         result = reader.read(image, regions)
-        groups.setdefault(crop.group, CropScore()).add(
-            crop.name, crop.label, result, (time.perf_counter() - t0) * 1000, width
-        )
+        score = groups.setdefault(crop.group, CropScore())
+        score.add(crop.name, crop.label, result, (time.perf_counter() - t0) * 1000, width)
+        score.add_region(crop.region, result)
         if failures_sheet is not None and (result is None or result.text != crop.label):
             images[crop.name] = image
     overall = CropScore()
@@ -314,6 +372,7 @@ def _report(
     costly = overall.top_confusions()
     print("confusions that cost most (label>read): "
           + (", ".join(f"{pair} x{n}" for pair, n in costly) or "none"))
+    _report_regions(rows)
     print(json.dumps({
         "eval_crops": str(directory), "split": split,
         "groups": {name: {**score.summary(), "regions": list(group_regions[name])}
@@ -323,6 +382,26 @@ def _report(
         "confusions": dict(costly),
         **({"shrink_to": shrink_to} if shrink_to is not None else {}),
     }))
+
+
+def _report_regions(rows: Sequence[tuple[str, CropScore]]) -> None:
+    """The region read from the plates: country (and US state) right, per group, and the
+    US states misread most."""
+    scored = [(name, score) for name, score in rows if score.regions]
+    if not scored:
+        return
+    print("region from the plate: " + "; ".join(
+        f"{name} country {score.country_right}/{score.regions} "
+        f"{score.country_right / score.regions:.3f}"
+        + (f", state {score.state_right}/{score.states} {score.state_right / score.states:.3f}"
+           if score.states else "")
+        for name, score in scored
+    ))
+    overall = scored[-1][1]
+    if overall.states:
+        print("states misread (label>read): " + (", ".join(
+            f"{a}>{b} x{n}" for (a, b), n in overall.state_confusions.most_common(12)
+        ) or "none"))
 
 
 def _sheet(

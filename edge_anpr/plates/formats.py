@@ -190,19 +190,27 @@ TO_DIGIT = {"O": "0", "D": "0", "Q": "0", "U": "0", "I": "1", "L": "1", "J": "1"
 TO_LETTER = {"0": "O", "1": "I", "2": "Z", "5": "S", "8": "B", "6": "G", "4": "A", "7": "T"}
 FIX_PENALTY = 0.5
 """A swapped character keeps this share of its original probability."""
-OFF_FORMAT_PENALTY = 0.6
-"""With specific regions configured, a text that fits none of them is ranked as if each of its
-characters were this much less likely (its reported confidence is not lowered)."""
+SWAP_MAX_P = 0.95
+"""A character is swapped to its look-alike only when the classifier gave it less than this:
+a character the classifier is sure of stays as read (``_pick``)."""
+OFF_FORMAT_PENALTY = 0.8
+"""With specific regions configured, when some reading fits one of them, a reading that fits
+none scores this share of its confidence (``rank_candidates``): a fitting reading is ranked
+above a more confident one only when its confidence is within this share of it."""
 
-GENERIC_FORMAT_PRIOR = 0.7
-"""With ``generic`` alone (no region configured), a reading that fits no pattern of any region
-is ranked as if each of its characters were this much less likely; nothing is swapped, so only
-the classifier's own alternatives compete. Chosen on the training crops (US, Brazilian, scene
-plates): 0.5, 0.7, 0.8, 0.9 and none scored 2.662, 2.718, 2.714, 2.714 and 2.685 summed exact
-reads. A vanity plate that fits nothing still reads as read when no alternative fits. The
-reading put first must itself be confident enough to count as a plate (``vision.recognize``):
-deciding on the reader's most confident reading instead reported two more validation plates,
-both misread, and more false plates (whole frames, generic: 0.051 -> 0.068 per image)."""
+GENERIC_FORMAT_PRIOR = 0.9
+"""With ``generic`` alone (no region configured), when some reading fits a pattern of any
+region, a reading that fits none scores this share of its confidence; nothing is swapped, so
+only the classifier's own alternatives compete. A vanity plate that fits nothing still reads
+as read when no alternative fits. The reading put first must itself be confident enough to
+count as a plate (``vision.recognize``): deciding on the reader's most confident reading instead
+reported two more validation plates, both misread, and more false plates (whole frames,
+generic: 0.051 -> 0.068 per image)."""
+
+# SWAP_MAX_P, OFF_FORMAT_PENALTY and GENERIC_FORMAT_PRIOR were chosen together on the training
+# split (docs/performance.md, "Ranking"): exact reads of the US crops (us and generic), the
+# Brazilian crops (br and generic) and the training scenes' plates (each folder's regions and
+# generic), the shipped classifier's alternatives re-ranked for each setting.
 
 Alternatives = Sequence[Sequence[tuple[str, float]]]
 
@@ -215,7 +223,8 @@ class Ranked:
     region: str
     """The region whose pattern the text fits, or ``generic``."""
     score: float
-    """What candidates are ranked by: the confidence with the format prior applied."""
+    """What candidates are ranked by and what a read reports: the confidence with the format
+    prior applied (``rank_candidates``)."""
 
 
 GROUP_KIND_RATIO = 0.2
@@ -383,7 +392,9 @@ def _pick(options: Sequence[tuple[str, float]], kind: str) -> tuple[str, float] 
         swap = TO_DIGIT.get(top_ch)
     elif kind == "@":
         swap = TO_LETTER.get(top_ch)
-    if swap is not None and (chosen is None or top_p * FIX_PENALTY > chosen[1]):
+    if swap is not None and top_p < SWAP_MAX_P and (
+        chosen is None or top_p * FIX_PENALTY > chosen[1]
+    ):
         chosen = (swap, top_p * FIX_PENALTY)
     if chosen is None:
         return None
@@ -418,7 +429,15 @@ def _best_for_patterns(
 
 
 def rank_candidates(alts: Alternatives, regions: Sequence[str], top_n: int) -> list[Ranked]:
-    """Ranked distinct candidate texts, best first (at least one when ``alts`` is non-empty).
+    """Ranked distinct candidate texts, best first by ``score`` (at least one when ``alts`` is
+    non-empty).
+
+    A reading's ``score`` is its confidence times its format factor: 1 when it fits a pattern
+    (``exp(-0.01 * rank)`` for the configured region of that rank), and, when some reading
+    fits, ``OFF_FORMAT_PENALTY`` (``GENERIC_FORMAT_PRIOR`` with ``generic``) for one that
+    fits none. So a reading is ranked above a more confident one only when their confidences
+    are within that factor, and when no reading fits, the confidences alone rank (a vanity
+    plate keeps its confidence). Callers report ``score``: the order and the numbers agree.
 
     Every read runs this while holding the GIL, so it does the least Python it can: the beam
     sorts only numbers, a text's region is one dict look-up of its letter/digit shape, and
@@ -430,16 +449,21 @@ def rank_candidates(alts: Alternatives, regions: Sequence[str], top_n: int) -> l
     n = len(alts)
     specific = [r for r in regions if REGIONS[r]]
     exp = math.exp
-    # text -> (-score, score, log_p, region, text) of its best offer; the dict keeps
-    # first-offer order, which the stable sort below keeps for equal scores
-    scored: dict[str, tuple[float, float, float, str, str]] = {}
+    # text -> (-key, log_p, off_format, region, text) of its best offer, where key is the
+    # log-score before any off-format penalty; the dict keeps first-offer order, which the
+    # stable sort below keeps for equal scores
+    scored: dict[str, tuple[float, float, bool, str, str]] = {}
 
-    def offer(text: str, log_p: float, score: float, region: str) -> None:
+    def offer(text: str, log_p: float, key: float, off_format: bool, region: str) -> None:
         old = scored.get(text)
-        if old is None or score > old[1]:
-            scored[text] = (-score, score, log_p, region, text)
+        if old is None or key - (penalty if off_format else 0.0) > (
+            -old[0] - (penalty if old[2] else 0.0)
+        ):
+            scored[text] = (-key, log_p, off_format, region, text)
 
     compiled = _compiled(tuple(specific)) if specific else None
+    penalty = -n * math.log(OFF_FORMAT_PENALTY if compiled is not None
+                            else GENERIC_FORMAT_PRIOR)
     if compiled is not None:
         patterns, ranks = compiled.by_length.get(n, ((), ()))
         if patterns:
@@ -448,28 +472,34 @@ def rank_candidates(alts: Alternatives, regions: Sequence[str], top_n: int) -> l
                 if best is not None:
                     text, log_p = best
                     # earlier regions in the list are preferred a little
-                    offer(text, log_p, exp((log_p + -0.01 * rank * n) / n), specific[rank])
+                    offer(text, log_p, log_p + -0.01 * rank * n, False, specific[rank])
 
     width = max(top_n * 4, 16)
     texts, log_ps, _ = _beam_lists(alts, width)
     if compiled is None:
         # generic: nothing swapped; of the classifier's own readings, one that fits some
         # region's pattern ranks above one that fits none
-        prior = n * math.log(GENERIC_FORMAT_PRIOR)
         fitting = _fitting_regions(texts, _compiled(ALL_SPECIFIC), list(ALL_SPECIFIC))
         for text, log_p, index in zip(texts, log_ps, fitting, strict=True):
-            offer(text, log_p, exp((log_p + (prior if index is None else 0.0)) / n), "generic")
+            offer(text, log_p, log_p, index is None, "generic")
     else:
-        off_format = n * math.log(OFF_FORMAT_PENALTY)
         indexes = _fitting_regions(texts, compiled, specific)
         for text, log_p, index in zip(texts, log_ps, indexes, strict=True):
             if index is None:
-                offer(text, log_p, exp((log_p + off_format) / n), "generic")
+                offer(text, log_p, log_p, True, "generic")
             else:
-                offer(text, log_p, exp((log_p + -0.01 * index * n) / n), specific[index])
-    ranked = sorted(scored.values(), key=itemgetter(0))[:top_n]
+                offer(text, log_p, log_p + -0.01 * index * n, False, specific[index])
+    if all(off for _, _, off, _, _ in scored.values()):
+        penalty = 0.0  # nothing fits: the confidences alone rank
+    ranked = sorted(
+        ((-(-neg_key - (penalty if off else 0.0)), log_p, region, text)
+         for neg_key, log_p, off, region, text in scored.values()),
+        # equal up to rounding (two patterns, one swap each): first offered first
+        key=lambda item: round(item[0], 9),
+    )[:top_n]
     return [
-        Ranked(text, exp(log_p / n), region, score) for _, score, log_p, region, text in ranked
+        Ranked(text, exp(log_p / n), region, exp(-neg_score / n))
+        for neg_score, log_p, region, text in ranked
     ]
 
 

@@ -9,6 +9,15 @@ dashes removed), because readers and people disagree on separators, not on chara
 - ``wildcard``: ``?`` is any one character, ``*`` any run of characters (possibly empty); the
   tolerance is the same edit distance, computed against the pattern directly (a wildcard costs
   nothing), so ``AB1??C`` with tolerance 1 matches ``AB12XD``.
+With ``lookalikes`` (the default), the look-alike characters a plate font draws nearly alike
+and a reader confuses (``LOOKALIKES``: O/0, I/1, B/8, S/5, Z/2) count as one character for
+``exact`` and ``wildcard``: both sides are folded to one of each pair first, so ``AB12CDE``
+with ``max_edit_distance = 0`` matches a read ``A812CDE``. The pairs are the same for every
+region: the US labels write O and 0 (and I and 1) interchangeably on plates whose serials
+never hold the letter, the Brazilian font draws O and 0 alike, and the UK font B and 8; a
+per-country table would need the fonts of every state and country. A ``regex`` entry is the
+user's own pattern and is matched as written. ``distance`` is counted on the folded texts.
+
 - ``regex``: ``re.fullmatch`` of the normalised text. Python's ``re`` has no approximate
   matching, so a tolerance of 1 is done by trying every one-edit variant over the plate
   alphabet (a few hundred tries per text); a tolerance above 1 for a regex would be tens of
@@ -27,6 +36,14 @@ from edge_anpr.config import KnownPlateConfig
 from edge_anpr.errors import ConfigError
 
 PLATE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+LOOKALIKES = ("O0", "I1", "B8", "S5", "Z2")
+"""Look-alike pairs (letter, digit) that matching counts as one character (``lookalikes``)."""
+_FOLD = str.maketrans({pair[0]: pair[1] for pair in LOOKALIKES})
+
+
+def fold_lookalikes(text: str) -> str:
+    """``text`` with the letter of every ``LOOKALIKES`` pair replaced by its digit."""
+    return text.translate(_FOLD)
 _SEPARATORS = re.compile(r"[\s\-_.·]+")
 
 
@@ -142,13 +159,14 @@ class KnownPlates:
 
     def _distance(self, i: int, entry: KnownPlateConfig, text: str) -> int | None:
         tolerance = entry.max_edit_distance
+        fold = fold_lookalikes if entry.lookalikes else str
         if entry.match == "exact":
-            d = edit_distance(text, normalize_plate(entry.plate), tolerance)
+            d = edit_distance(fold(text), fold(normalize_plate(entry.plate)), tolerance)
         elif entry.match == "wildcard":
             pattern = "".join(
                 c if c in "*?" else normalize_plate(c) for c in entry.plate
             )
-            d = wildcard_distance(text, pattern)
+            d = wildcard_distance(fold(text), fold(pattern))
         else:
             rx = self._regex[i]
             if rx.fullmatch(text):

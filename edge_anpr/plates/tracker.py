@@ -57,7 +57,14 @@ from typing import NamedTuple
 from edge_anpr.boxes import BoxPx, iou
 from edge_anpr.config import TrackerConfig
 from edge_anpr.plates.known import edit_distance
-from edge_anpr.values import Candidate, EventKind, PlateEvent, PlateRead
+from edge_anpr.values import (
+    NO_REGION,
+    Candidate,
+    EventKind,
+    PlateEvent,
+    PlateRead,
+    PlateRegion,
+)
 
 MAX_EVENT_CANDIDATES = 5
 RECENT_TEXTS = 8
@@ -71,7 +78,9 @@ class Vote:
     text: str
     confidence: float
     candidates: tuple[Candidate, ...]
-    region: str
+    format_region: str
+    region: PlateRegion = NO_REGION
+    """The reads' region (``region_vote``)."""
 
 
 class _Item(NamedTuple):
@@ -85,7 +94,8 @@ class _Item(NamedTuple):
     alt_texts: tuple[str, ...]
     """Candidate texts, empty ones left out."""
     alt_confidences: tuple[float, ...]
-    region: str
+    format_region: str
+    region: PlateRegion
 
 
 _BY_CONFIDENCE = attrgetter("confidence")
@@ -104,7 +114,7 @@ def _item(r: PlateRead) -> _Item:
     alternatives = [c for c in t.candidates or (Candidate(text, t.confidence),) if c.text]
     return _Item(
         text, t.confidence, weight, char_weights, tuple([c.text for c in alternatives]),
-        tuple([c.confidence for c in alternatives]), t.region,
+        tuple([c.confidence for c in alternatives]), t.format_region, t.region,
     )
 
 
@@ -125,7 +135,7 @@ def _vote(items: Sequence[_Item]) -> Vote:
     n = len(items)
     if not n:
         return Vote("", 0.0, (), "generic")
-    texts, confidences, weights, char_weights, alt_texts, alt_confidences, _ = zip(
+    texts, confidences, weights, char_weights, alt_texts, alt_confidences, _, regions = zip(
         *items, strict=True
     )
     lengths = list(map(len, texts))
@@ -169,14 +179,14 @@ def _vote(items: Sequence[_Item]) -> Vote:
         # of floats is compensated, so a plain loop would not give the same bits).
         exact_confidences = confidences if exact is items else [it.confidence for it in exact]
         confidence = sum(exact_confidences) / len(exact)
-        region = max(exact, key=_BY_CONFIDENCE).region
+        format_region = max(exact, key=_BY_CONFIDENCE).format_region
     else:
         full = [
             s if s is not None else reduce(add, w, 0.0) / m
             for s, (_, w) in zip(support, columns, strict=True)
         ]
         confidence = math.exp(sum(math.log(max(s, 1e-9)) for s in full) / len(full))
-        region = max(items, key=_BY_CONFIDENCE).region
+        format_region = max(items, key=_BY_CONFIDENCE).format_region
     first_alts = alt_texts[0]
     if alt_texts.count(first_alts) == n and len(set(first_alts)) == len(first_alts):
         # Every read lists the same distinct candidate texts in the same order: each text's
@@ -194,7 +204,22 @@ def _vote(items: Sequence[_Item]) -> Vote:
         Candidate(text, round(confidence, 4)),
         *(Candidate(t, round(min(s / n, 1.0), 4)) for t, s in others),
     )
-    return Vote(text, min(max(confidence, 0.0), 1.0), candidates, region)
+    return Vote(text, min(max(confidence, 0.0), 1.0), candidates, format_region,
+                region_vote(regions))
+
+
+def region_vote(regions: Sequence[PlateRegion]) -> PlateRegion:
+    """The region of a group of reads of one plate: the code with the highest summed score,
+    scored by that sum over all the reads (a read naming another code, or none, adds 0).
+    Ties go to the code seen first. ``NO_REGION`` when no read has one."""
+    totals: dict[str, float] = {}
+    for r in regions:
+        if r.code:
+            totals[r.code] = totals.get(r.code, 0.0) + r.score
+    if not totals:
+        return NO_REGION
+    code = max(totals, key=totals.__getitem__)
+    return PlateRegion(code, round(min(totals[code] / len(regions), 1.0), 4))
 
 
 class _Track:
@@ -475,6 +500,7 @@ class Tracker:
             text=v.text,
             confidence=round(v.confidence, 4),
             candidates=v.candidates,
+            format_region=v.format_region,
             region=v.region,
             box_px=track.box,
             capture_time_us=read.capture_time_us,

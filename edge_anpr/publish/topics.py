@@ -18,9 +18,12 @@ from typing import Any
 from edge_anpr.config import Config, KnownPlateConfig, safe_id
 from edge_anpr.plates.known import KnownMatch
 from edge_anpr.system.processes import ProcessSlot
-from edge_anpr.values import PlateEvent, PlateRead
+from edge_anpr.values import PlateEvent, PlateRead, PlateRegion
 
 SCHEMA_VERSION = 1
+EVENT_SCHEMA_VERSION = 2
+"""The event payload's ``v``: 2 since ``region`` became the plate's region read from the
+plate (``{"code", "score"}``) and the format region moved to ``format_region``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +97,14 @@ class Topics:
 
 def read_payload(read: PlateRead) -> dict[str, Any]:
     """One read (``recognize --json``, ``serve --stdout``), named as in the event payload:
-    ``plate``, ``confidence``, ``box_px``, ``region``, ``candidates`` of ``plate`` and
-    ``confidence``, and the detector's score."""
+    ``plate``, ``confidence``, ``box_px``, ``region`` (``region_part``), ``format_region``,
+    ``candidates`` of ``plate`` and ``confidence``, and the detector's score."""
     return {
         "plate": read.text.text,
         "confidence": round(read.text.confidence, 4),
         "box_px": list(read.box_px),
-        "region": read.text.region,
+        "region": region_part(read.text.region),
+        "format_region": read.text.format_region,
         "detector_score": round(read.detector_score, 3),
         "candidates": [
             {"plate": c.text, "confidence": round(c.confidence, 4)} for c in read.text.candidates
@@ -111,7 +115,7 @@ def read_payload(read: PlateRead) -> dict[str, Any]:
 def event_payload(device: str, event: PlateEvent, known: KnownMatch | None) -> dict[str, Any]:
     """``<prefix>/<camera>/event``: one step (start/update/end) of a vehicle's event."""
     return {
-        "v": SCHEMA_VERSION,
+        "v": EVENT_SCHEMA_VERSION,
         "device": device,
         "event_id": event.event_id,
         "kind": event.kind,
@@ -119,7 +123,8 @@ def event_payload(device: str, event: PlateEvent, known: KnownMatch | None) -> d
         "plate": event.text,
         "confidence": event.confidence,
         "candidates": [{"plate": c.text, "confidence": c.confidence} for c in event.candidates],
-        "region": event.region,
+        "region": region_part(event.region),
+        "format_region": event.format_region,
         "box_px": list(event.box_px),
         "capture_time_us": event.capture_time_us,
         "first_seen_us": event.first_seen_us,
@@ -128,6 +133,12 @@ def event_payload(device: str, event: PlateEvent, known: KnownMatch | None) -> d
         "frame_sequence": event.frame_sequence,
         "known": _known_part(known),
     }
+
+
+def region_part(region: PlateRegion) -> dict[str, Any]:
+    """Where the plate is from: ``code`` (``us-ca``, ``us``, ``br``, ``eu``; empty when not
+    read) and its ``score`` in [0, 1]."""
+    return {"code": region.code, "score": round(region.score, 4)}
 
 
 def _known_part(known: KnownMatch | None) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ COMMANDS = {
     "detector": "edge_anpr.train.detector",  # HoG + linear SVMs -> plate_hog.npz
     "refiner": "edge_anpr.train.refiner",  # proposal verifier + box refiner -> plate_refiner.tflite
     "finder": "edge_anpr.train.finder",  # full-frame plate proposals -> plate_finder.tflite
+    "region": "edge_anpr.train.region",  # plate region (country, US state) -> region.tflite
     "demo_frames": "edge_anpr.train.demo_frames",  # edge_anpr/assets/demo/*.jpg + expected.json
 }
 
@@ -42,6 +43,8 @@ ALL_STEPS: list[tuple[str, list[str]]] = [
     ("finder", []),
     # refiner, round 2: the HoG scanner's and the finder's proposals
     ("refiner", ["--finder", "edge_anpr/models/plate_finder.tflite"]),
+    # the plate's region (country, US state) from the crop
+    ("region", []),
     # demo frames drawn last, so they are checked against the models just trained
     ("demo_frames", []),
 ]

@@ -9,6 +9,8 @@ Two bundled int8 TFLite models do the work:
   32x24) -> 37 softmax scores, ``0-9A-Z`` and a last "not a character" class that rejects
   junk boxes (small print, stickers, bolts) and lets the detector drop false candidates.
 
+A third, ``region.tflite`` (``vision.region``), tells where the plate is from; that region
+chooses the plate-format regions a crop is read with (``plates.origin``) and goes on the read.
 The per-character alternatives go through ``edge_anpr.plates.formats`` (beam plus region
 patterns) into ranked candidates. The preprocessing functions here are also what training uses,
 so run time and training can never disagree on them.
@@ -36,7 +38,9 @@ from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError, ModelError
 from edge_anpr.models import bundled_models_dir
 from edge_anpr.plates.formats import check_regions, prefer_group_kind, rank_candidates
-from edge_anpr.values import Candidate, PlateText
+from edge_anpr.plates.origin import formats_for
+from edge_anpr.values import NO_REGION, Candidate, PlateRegion, PlateText
+from edge_anpr.vision.region import REGION_FILE, RegionReader
 from edge_anpr.vision.tflite import Int8Model
 
 log = logging.getLogger(__name__)
@@ -357,6 +361,7 @@ def char_groups(boxes: Sequence[Sequence[float]]) -> list[int]:
 class ReadTiming:
     segment_ms: float
     classify_ms: float
+    region_ms: float = 0.0
 
 
 class PlateReader:
@@ -382,6 +387,10 @@ class PlateReader:
                              f"(N, {CHAR_H}, {CHAR_W}, 1)")
         self._seg_table = self._seg.pixel_table(1.0 / 255.0)
         """Segmenter input for each grey level (pixel / 255, quantised) as one look-up."""
+        region_path = folder / REGION_FILE
+        if not region_path.is_file():
+            region_path = bundled_models_dir() / REGION_FILE
+        self._region = RegionReader(region_path, num_threads=num_threads)
         self.regions = tuple(regions)
         self.top_n = top_n
         self.min_chars = min_chars
@@ -444,6 +453,9 @@ class PlateReader:
             return results
         t0 = time.perf_counter()
         boxes = self._segment_many([greys[i] for i in usable])
+        tr = time.perf_counter()
+        origins = dict(zip(usable, self._region.regions([greys[i] for i in usable]),
+                           strict=True))
         t1 = time.perf_counter()
         owners = [greys[i] for i, bs in zip(usable, boxes, strict=True) for _ in range(len(bs))]
         if not owners:
@@ -451,7 +463,7 @@ class PlateReader:
         every_box = np.concatenate(boxes)
         probs = self._cls.run(normalise_chars(char_crops(owners, every_box)))
         t2 = time.perf_counter()
-        self.last_timing = ReadTiming((t1 - t0) * 1000, (t2 - t1) * 1000)
+        self.last_timing = ReadTiming((tr - t0) * 1000, (t2 - t1) * 1000, (t1 - tr) * 1000)
         # Every character of every crop at once, then plain Python values: per-crop numpy
         # calls here held the GIL the other workers need.
         is_char = (probs[:, NOT_A_CHAR] < JUNK_THRESHOLD).tolist()
@@ -472,17 +484,24 @@ class PlateReader:
             start = end
             if len(keep) >= max(1, self.min_chars):
                 groups = char_groups([box_rows[j] for j in keep])
+                origin = origins[i]
                 results[i] = self._text(
                     prefer_group_kind([alternatives[j] for j in keep], groups),
-                    [rows[j] for j in keep], regions or self.regions,
+                    [rows[j] for j in keep], formats_for(regions or self.regions, origin),
+                    origin,
                 )
         return results
 
     def _text(
         self, alternatives: list[list[tuple[str, float]]], rows: list[list[float]],
-        regions: Sequence[str],
+        regions: Sequence[str], origin: PlateRegion = NO_REGION,
     ) -> PlateText:
-        """The ranked reading of one crop from its characters' top alternatives and scores."""
+        """The ranked reading of one crop from its characters' top alternatives and scores,
+        with ``origin``, the region the plate was read to be from.
+
+        The plate is reported with its own confidence (a format it does not fit never lowers
+        it), the other candidates with their ranking scores (``rank_candidates``), which are
+        no higher: the candidates are sorted by what they report."""
         ranked = rank_candidates(alternatives, regions, self.top_n)
         best = ranked[0]
         char_conf = tuple(
@@ -492,8 +511,10 @@ class PlateReader:
             text=best.text,
             confidence=best.confidence,
             char_confidences=char_conf,
-            candidates=tuple(Candidate(r.text, r.confidence) for r in ranked),
-            region=best.region,
+            candidates=(Candidate(best.text, best.confidence),
+                        *(Candidate(r.text, r.score) for r in ranked[1:])),
+            format_region=best.region,
+            region=origin,
         )
 
 

@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 from edge_anpr.boxes import BoxPx, crop_bounds, iou, nms
 from edge_anpr.config import Config
 from edge_anpr.models import bundled_models_dir
-from edge_anpr.plates.formats import REGIONS
+from edge_anpr.plates.formats import OFF_FORMAT_PENALTY, REGIONS
 from edge_anpr.values import PlateRead, PlateText
 from edge_anpr.vision.finder import MODEL_FILE as FINDER_FILE
 from edge_anpr.vision.finder import PlateFinder, heat_at
@@ -390,7 +390,7 @@ class FrameRecognizer:
 
         def in_format(text: PlateText) -> bool:
             """Fits a pattern of the camera's regions (always true with no specific region)."""
-            return not specific or text.region != "generic"
+            return not specific or text.format_region != "generic"
 
         def rank(text: PlateText) -> tuple[bool, float]:
             return (in_format(text), text.confidence)
@@ -453,9 +453,13 @@ class FrameRecognizer:
             support: dict[str, float] = defaultdict(float)
             for t, _ in votes:
                 support[t.text] += t.confidence
-            best, best_box = max(
-                votes, key=lambda v: (in_format(v[0]), support[v[0].text], v[0].confidence)
-            )
+            # a format is a guide here too: a text that fits wins over one with more support
+            # only within OFF_FORMAT_PENALTY of it (a variant box cut to a part of the plate
+            # that happens to fit, FE55 of 2FE5568, does not beat the whole plate read alike)
+            best, best_box = max(votes, key=lambda v: (
+                support[v[0].text] * (1.0 if in_format(v[0]) else OFF_FORMAT_PENALTY),
+                v[0].confidence,
+            ))
             x, y, w, h = best_box
             if w >= EU_BAND_MIN_ASPECT * h:
                 # Wide plates carry a country band on the left whose letter the reader tends

@@ -1,0 +1,59 @@
+"""Plate formats chosen by where the plate was read to be from (pure).
+
+The region model (``vision.region``) says which country a plate is from (``us-ca``, ``us``,
+``br``, ``eu``). ``formats_for`` turns that and a camera's configured plate-format regions
+(``plates.formats.REGIONS``) into the regions a read is ranked with:
+
+* ``generic`` alone (nothing configured): a region read with at least ``REGION_MIN_SCORE``
+  picks its country's formats (``COUNTRY_FORMATS``), so a camera with nothing configured reads
+  a plate as one configured for its country would; a country without formats there, or a
+  region read with less, keeps ``generic``.
+* a configured list is kept, with the regions of the plate's country moved to the front (in
+  their configured order): the list's own order decides between near-equal readings, so the
+  plate's country decides between a camera's countries. A list without the plate's country is
+  kept as it is: the configuration is the user's word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+
+from edge_anpr.values import PlateRegion
+
+REGION_MIN_SCORE = 0.5
+"""A read region picks formats for a ``generic`` camera only at this score or above (chosen on
+the training split, docs/performance.md: 0.5, 0.7, 0.9, 0.95 and never read 1,720, 1,718,
+1,717, 1,715 and 1,618 of 1,829 Brazilian crops exactly, US and European plates alike)."""
+
+COUNTRY_FORMATS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "br": ("br", "mercosur"),
+})
+"""The formats a country read from the plate picks for a ``generic`` camera. Europe is not
+here: the region model tells the continent, not the country, and the ``eu`` table (every
+member state's patterns at once) fits nearly any text of 5-8 characters, so it swaps look-alikes
+without knowing the country's rules (European crops of many countries read 0.872 / 0.702 one-
+/ two-line with it against 0.894 / 0.809 without). The US is not here either: its ``us`` table
+covers common serials only, and a US plate read with it reads worse than with ``generic``."""
+
+FORMAT_COUNTRY: Mapping[str, str] = MappingProxyType({
+    "br": "br", "mercosur": "br", "us": "us",
+    **{name: "eu" for name in ("eu", "de", "nl", "fr", "be", "it", "es", "pl", "sk", "cz",
+                               "uk", "gb", "at", "ch")},
+})
+"""The country (as the region model names it) of each plate-format region."""
+
+
+def formats_for(configured: Sequence[str], region: PlateRegion) -> tuple[str, ...]:
+    """The plate-format regions to read a plate with (see the module docstring)."""
+    country = region.code.split("-", 1)[0]
+    if not country:
+        return tuple(configured)
+    if all(name == "generic" for name in configured):
+        if region.score >= REGION_MIN_SCORE and country in COUNTRY_FORMATS:
+            return COUNTRY_FORMATS[country]
+        return tuple(configured)
+    own = [name for name in configured if FORMAT_COUNTRY.get(name) == country]
+    if not own:
+        return tuple(configured)
+    return (*own, *(name for name in configured if name not in own))

@@ -1,0 +1,350 @@
+"""Train the plate-region model (country, and the state of a US plate) -> region.tflite (int8).
+
+    nice -n 10 .venv-train/bin/python -m edge_anpr.train region [--epochs N] [--resume]
+
+Data, TRAINING split only (``lab.datasplit``; validation items are never opened):
+
+* ``plate-crops``: US crops with their state (``labels.csv``'s second column), by plate text;
+* ``plate-crops-br``: Brazil, by plate text;
+* ``plate-crops-eu-unlabelled``: Europe, every crop except the project's labelled ones
+  (``lab.labels.EU_LABELLED``, the European validation set);
+* ``scenes/{us,br,eu}``: the labelled plates of the training photographs, cut with a margin,
+  their country from the folder (a US scene plate has no state: its loss is the US classes'
+  summed probability, so it teaches the country only); a plate whose text is in a validation
+  scene is left out;
+* ``scenes-ro``: Romanian dashcam plate boxes (Europe), split by video.
+
+A fixed sixth of the training items (``in_region_holdout``, by plate text or file name) is held
+out of training to choose settings; the script prints its scores every epoch. Prepared crops are
+cached in ``$EDGE_ANPR_TRAIN_CACHE`` (default ``~/.cache/edge-anpr-train``), and the model is
+checkpointed there after each epoch so an interrupted run resumes with ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from edge_anpr.lab.datasplit import shared_data_dir, split_of, split_of_plate
+from edge_anpr.lab.labels import EU_LABELLED, labelled_rows, read_label_rows
+from edge_anpr.lab.scenes import find_scenes
+from edge_anpr.models import bundled_models_dir
+from edge_anpr.vision.region import (
+    REGION_CLASSES,
+    REGION_FILE,
+    REGION_H,
+    REGION_W,
+    US_STATES,
+    region_input,
+    summarise,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE",
+                            Path.home() / ".cache" / "edge-anpr-train"))
+DATA_VERSION = 1
+"""Bump when what ``prepare`` keeps changes, so the cached set is rebuilt."""
+STORE_H, STORE_W = 2 * REGION_H, 2 * REGION_W
+"""Crops are cached at twice the model's input, so augmentation can cut inside them."""
+SCENE_MARGIN = 0.15
+HOLDOUT_SHARE = 1 / 6
+N_STATES = len(US_STATES)
+
+
+def say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def in_region_holdout(key: str) -> bool:
+    """A fixed share of the training items kept out of training to choose settings."""
+    digest = hashlib.sha256(("region-holdout:" + key).encode()).digest()
+    return int.from_bytes(digest[:4], "big") < HOLDOUT_SHARE * 2**32
+
+
+def target_mask(label: str) -> np.ndarray:
+    """The classes a label allows: one state, every US state (``us``), ``br`` or ``eu``."""
+    mask = np.zeros(len(REGION_CLASSES), np.float32)
+    if label == "us":
+        mask[:N_STATES] = 1.0
+    else:
+        mask[REGION_CLASSES.index(label)] = 1.0
+    return mask
+
+
+def _store(img: np.ndarray) -> np.ndarray:
+    return np.asarray(cv2.resize(img, (STORE_W, STORE_H), interpolation=cv2.INTER_AREA),
+                      np.uint8)
+
+
+def _cut(img: np.ndarray, box: tuple[int, int, int, int], margin: float) -> np.ndarray | None:
+    x, y, w, h = box
+    mx, my = margin * w, margin * h
+    x0, y0 = max(0, int(x - mx)), max(0, int(y - my))
+    x1, y1 = min(img.shape[1], int(x + w + mx)), min(img.shape[0], int(y + h + my))
+    if x1 - x0 < 16 or y1 - y0 < 8:
+        return None
+    return img[y0:y1, x0:x1]
+
+
+def prepare(data: Path) -> dict[str, np.ndarray]:
+    """Every training item: stored crop, label, source, holdout flag (see the module doc)."""
+    crops: list[np.ndarray] = []
+    labels: list[str] = []
+    sources: list[str] = []
+    holdout: list[bool] = []
+
+    def add(img: np.ndarray | None, label: str, source: str, key: str) -> None:
+        if img is None or img.size == 0:
+            return
+        crops.append(_store(img))
+        labels.append(label)
+        sources.append(source)
+        holdout.append(in_region_holdout(key))
+
+    us = data / "plate-crops"
+    with (us / "labels.csv").open(newline="", encoding="utf-8") as f:
+        state_of = {r[0]: r[1].strip().lower() for r in csv.reader(f) if len(r) >= 3}
+    rows, _ = labelled_rows(us)
+    for name, plate in tqdm(rows, desc="us crops", file=sys.stderr):
+        state = state_of.get(name, "")
+        if split_of_plate(plate) == "train" and state in US_STATES:
+            add(cv2.imread(str(us / name)), f"us-{state}", "crops-us", plate)
+    br = data / "plate-crops-br"
+    rows, _ = labelled_rows(br)
+    for name, plate in tqdm(rows, desc="br crops", file=sys.stderr):
+        if split_of_plate(plate) == "train":
+            add(cv2.imread(str(br / name)), "br", "crops-br", plate)
+    eu = data / "plate-crops-eu-unlabelled"
+    labelled = {f for f, _ in read_label_rows(EU_LABELLED)} if EU_LABELLED.is_file() else set()
+    for path in tqdm(sorted(eu.glob("*.jpg")), desc="eu crops", file=sys.stderr):
+        if path.name not in labelled:
+            add(cv2.imread(str(path)), "eu", "crops-eu", path.name)
+    scenes = data / "scenes"
+    held_out = {p.text for s in find_scenes(scenes, "val") for p in s.plates}
+    for scene in tqdm(find_scenes(scenes, "train"), desc="scenes", file=sys.stderr):
+        img = cv2.imread(str(scene.image_path))
+        if img is None or scene.group not in ("us", "br", "eu"):
+            continue
+        for plate in scene.plates:
+            if plate.text not in held_out:
+                add(_cut(img, plate.box_px, SCENE_MARGIN), scene.group, "scenes", plate.text)
+    ro = data / "scenes-ro"
+    if (ro / "labels.csv").is_file():
+        with (ro / "labels.csv").open(newline="", encoding="utf-8") as f:
+            boxes = list(csv.DictReader(f))
+        images: dict[str, np.ndarray | None] = {}
+        for row in tqdm(boxes, desc="scenes-ro", file=sys.stderr):
+            video = row["file"].rsplit("_t", 1)[0]
+            if split_of(video) != "train":
+                continue
+            if row["file"] not in images:
+                images.clear()
+                images[row["file"]] = cv2.imread(str(ro / row["file"]))
+            img = images[row["file"]]
+            if img is not None:
+                box = (int(row["x"]), int(row["y"]), int(row["w"]), int(row["h"]))
+                add(_cut(img, box, SCENE_MARGIN), "eu", "scenes-ro", video)
+    return {"crops": np.stack(crops), "labels": np.array(labels), "sources": np.array(sources),
+            "holdout": np.array(holdout)}
+
+
+def load_items(data: Path) -> dict[str, np.ndarray]:
+    path = CACHE / f"region_items_v{DATA_VERSION}_{STORE_H}x{STORE_W}.npz"
+    if path.is_file():
+        say(f"prepared crops from {path}")
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    items = prepare(data)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **items)
+    say(f"cached {len(items['labels'])} prepared crops in {path}")
+    return items
+
+
+def augment(rng: np.random.Generator, stored: np.ndarray) -> np.ndarray:
+    """A random cut inside the stored crop (a tighter or shifted box), brightness, contrast,
+    blur and noise; the result at the model's input size (grey)."""
+    h, w = stored.shape[:2]
+    x0 = int(rng.uniform(0, 0.12) * w)
+    x1 = w - int(rng.uniform(0, 0.12) * w)
+    y0 = int(rng.uniform(0, 0.15) * h)
+    y1 = h - int(rng.uniform(0, 0.15) * h)
+    img = region_input(stored[y0:y1, x0:x1])[..., 0].astype(np.float32)
+    if rng.random() < 0.5:  # small or soft plates
+        s = rng.uniform(0.3, 0.8)
+        small = cv2.resize(img, (max(8, int(REGION_W * s)), max(4, int(REGION_H * s))),
+                           interpolation=cv2.INTER_AREA)
+        img = cv2.resize(small, (REGION_W, REGION_H), interpolation=cv2.INTER_LINEAR)
+    img = img * rng.uniform(0.6, 1.3) + rng.uniform(-30, 30)
+    img = img + rng.normal(0, rng.uniform(0, 8), img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)[..., None]
+
+
+def _tf():  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(2)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    return tf
+
+
+def build_model(width: int):  # type: ignore[no-untyped-def]
+    tf = _tf()
+    L = tf.keras.layers
+
+    def conv(x, c, s=1):  # type: ignore[no-untyped-def]
+        x = L.Conv2D(c, 3, strides=s, padding="same", use_bias=False)(x)
+        x = L.BatchNormalization()(x)
+        return L.ReLU(6.0)(x)
+
+    inp = tf.keras.Input((REGION_H, REGION_W, 1))
+    x = conv(inp, width, 2)
+    x = conv(x, 2 * width, 2)
+    x = conv(x, 2 * width)
+    x = conv(x, 4 * width, 2)
+    x = conv(x, 4 * width)
+    x = conv(x, 6 * width, 2)
+    x = L.Flatten()(x)
+    x = L.Dropout(0.4)(x)
+    out = L.Dense(len(REGION_CLASSES), activation="softmax")(x)
+    return tf.keras.Model(inp, out)
+
+
+def allowed_loss(mask, probs):  # type: ignore[no-untyped-def]
+    """-log of the probability on the allowed classes (one state, or all of a country's)."""
+    tf = _tf()
+    return -tf.math.log(tf.clip_by_value(tf.reduce_sum(mask * probs, axis=-1), 1e-7, 1.0))
+
+
+def batches(rng: np.random.Generator, items: dict[str, np.ndarray], idx: np.ndarray,
+            per_epoch: int, scene_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch's inputs and masks: the three countries drawn equally often; within a
+    country a plate cut from a scene ``scene_weight`` times as often as a crop (the US crops'
+    states as the collection has them)."""
+    labels = items["labels"][idx]
+    country = np.array([lab.split("-")[0] for lab in labels])
+    from_scene = np.char.startswith(items["sources"][idx].astype(str), "scenes")
+    weight = np.where(from_scene, scene_weight, 1.0)
+    chosen = []
+    for c in ("us", "br", "eu"):
+        in_country = country == c
+        pool = idx[in_country]
+        if len(pool):
+            p = weight[in_country] / weight[in_country].sum()
+            chosen.append(rng.choice(pool, per_epoch // 3, p=p))
+    order = rng.permutation(np.concatenate(chosen))
+    x = np.stack([augment(rng, items["crops"][i]) for i in order]).astype(np.float32) / 255.0
+    y = np.stack([target_mask(items["labels"][i]) for i in order])
+    return x, y
+
+
+def score(model, items: dict[str, np.ndarray], idx: np.ndarray) -> str:  # type: ignore[no-untyped-def]
+    """Country and state accuracy on ``idx`` (un-augmented), per source."""
+    if not len(idx):
+        return "empty"
+    x = np.stack([region_input(items["crops"][i]) for i in idx]).astype(np.float32) / 255.0
+    probs = model.predict(x, verbose=0, batch_size=256)
+    parts = []
+    for source in sorted(set(items["sources"][idx])):
+        rows = [k for k, i in enumerate(idx) if items["sources"][i] == source]
+        right = state_right = states = 0
+        for k in rows:
+            label = str(items["labels"][idx[k]])
+            s = summarise(probs[k].tolist())
+            right += s.country == label.split("-")[0]
+            if label.startswith("us-"):
+                states += 1
+                state_right += f"us-{s.state}" == label
+        part = f"{source} country {right / len(rows):.3f} (n={len(rows)})"
+        if states:
+            part += f" state {state_right / states:.3f}"
+        parts.append(part)
+    return "; ".join(parts)
+
+
+def export_int8(model, rep: np.ndarray, path: Path) -> int:  # type: ignore[no-untyped-def]
+    tf = _tf()
+
+    def gen():  # type: ignore[no-untyped-def]
+        for i in range(min(len(rep), 300)):
+            yield [rep[i : i + 1].astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = gen
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    data = conv.convert()
+    path.write_bytes(data)
+    say(f"wrote {path} ({len(data)} bytes)")
+    return len(data)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m edge_anpr.train region")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--per-epoch", type=int, default=3000, help="items drawn per epoch")
+    ap.add_argument("--width", type=int, default=16, help="channels of the first layer")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scene-weight", type=float, default=1.0,
+                    help="how much more often a plate cut from a scene is drawn than a crop")
+    ap.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    ap.add_argument("--full", action="store_true",
+                    help="train on the holdout too (after settings were chosen on it)")
+    ap.add_argument("--out", type=Path, default=bundled_models_dir() / REGION_FILE)
+    args = ap.parse_args(argv)
+    data = shared_data_dir(REPO)
+    if data is None:
+        say("no ../shared/data: the region model needs the real crops")
+        return 2
+    tf = _tf()
+    tf.keras.utils.set_random_seed(args.seed)
+    items = load_items(data)
+    counts = {s: int((items["sources"] == s).sum()) for s in sorted(set(items["sources"]))}
+    say(f"items: {counts}; holdout {int(items['holdout'].sum())}")
+    everything = np.arange(len(items["labels"]))
+    train_idx = everything if args.full else everything[~items["holdout"]]
+    hold_idx = everything[items["holdout"]]
+    tag = (f"region_grey_w{args.width}_s{args.seed}_sw{args.scene_weight:g}_e{args.epochs}"
+           f"{'_full' if args.full else ''}")
+    ckpt, state_file = CACHE / f"{tag}.keras", CACHE / f"{tag}.epoch"
+    start = 0
+    if args.resume and ckpt.is_file() and state_file.is_file():
+        model = tf.keras.models.load_model(ckpt, custom_objects={"allowed_loss": allowed_loss})
+        start = int(state_file.read_text())
+        say(f"resumed {ckpt} after epoch {start}")
+    else:
+        model = build_model(args.width)
+        steps = args.epochs * (args.per_epoch // 64)
+        lr = tf.keras.optimizers.schedules.CosineDecay(args.lr, steps)
+        model.compile(tf.keras.optimizers.Adam(lr), loss=allowed_loss)
+    say(f"model: {model.count_params()} parameters")
+    rng = np.random.default_rng(args.seed + 1000 * start)
+    for epoch in tqdm(range(start, args.epochs), desc="epochs", file=sys.stderr,
+                      initial=start, total=args.epochs):
+        x, y = batches(rng, items, train_idx, args.per_epoch, args.scene_weight)
+        hist = model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+        model.save(ckpt)
+        state_file.write_text(str(epoch + 1))
+        if (epoch + 1) % 5 == 0 or epoch + 1 == args.epochs:
+            say(f"epoch {epoch + 1} loss {hist.history['loss'][-1]:.3f} holdout: "
+                f"{score(model, items, hold_idx)}")
+    rep = np.stack([region_input(items["crops"][i])
+                    for i in np.random.default_rng(0).permutation(train_idx)[:300]])
+    export_int8(model, rep.astype(np.float32) / 255.0, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
