@@ -197,7 +197,8 @@ def test_home_assistant_component_scans_and_updates(appliance: str, mmc: bool) -
     assert response.status_code == 201 and response.reason == "Created"
     (vehicle,) = attrs["vehicles"]
     assert vehicle["plate"] == "lql7367" and 0 < vehicle["confidence"] <= 1
-    assert vehicle["region_code"] == "" and vehicle["vehicle_type"] == ""
+    # the rendered US plate is read as from a US state (the region model's guess of which)
+    assert vehicle["region_code"].startswith("us") and vehicle["vehicle_type"] == ""
     assert "lql7367" in attrs["plates"] and attrs["orientation"] == []
     stats = attrs["statistics"]
     assert stats["calls"] >= 1 and stats["calls_remaining"] > 0

@@ -187,7 +187,7 @@ def test_candidates_come_best_score_first_in_both_shapes() -> None:
     alpr = openalpr_json([shuffled], regions=("uk",), top_n=5, processing_ms=1, epoch_ms=0,
                          width=10, height=10)["results"][0]
     assert [c["confidence"] for c in alpr["candidates"]] == [100.0, 90.6, 30.0]
-    assert alpr["region"] == "" and alpr["region_confidence"] == 0
+    assert alpr["region"] == "br" and alpr["region_confidence"] == 97.0
 
 
 def test_vehicle_mode_shape_has_plate_and_vehicle_objects_with_props() -> None:
@@ -197,7 +197,8 @@ def test_vehicle_mode_shape_has_plate_and_vehicle_objects_with_props() -> None:
     plate = r["plate"]
     assert plate["box"] == {"xmin": 10, "ymin": 20, "xmax": 110, "ymax": 50}
     assert plate["props"]["plate"][0] == {"value": "abc1234", "score": 0.9}
-    assert plate["props"]["region"] == [] and 0.5 < plate["score"] < 1
+    assert plate["props"]["region"] == [{"value": "br", "score": 0.97}]
+    assert 0.5 < plate["score"] < 1
     assert r["vehicle"]["props"] == {"make_model": [], "orientation": [], "color": []}
     assert r["vehicle"]["score"] == 0.0 and "usage" in doc
 
