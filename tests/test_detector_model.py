@@ -20,7 +20,7 @@ def detector() -> PlateDetector:
     det = Config().detector
     return PlateDetector(
         load_detector(),
-        min_plate_width_px=det.scan_min_plate_width_px,
+        min_plate_width_px=64,
         max_plate_width_px=det.max_plate_width_px,
         score_threshold=det.score_threshold,
     )

@@ -61,7 +61,8 @@ REGION_SHAPE = {"eu": "eu", "us": "us", "br": "br"}
 SCAN_MIN_PX = 56
 SCAN_MAX_PX = 1000
 """Plate widths mined for negatives (wider than the default run-time range, for robustness)."""
-RUN_MIN_PX = DetectorConfig().scan_min_plate_width_px
+RUN_MIN_PX = 64
+"""The scanner alone (``kind = "hog"``) searches from 64 px (``vision.recognize.SCAN_FLOOR_PX``)."""
 RUN_MAX_PX = DetectorConfig().max_plate_width_px
 """The default run-time range: verifier examples and the holdout report use it."""
 NEG_IOU = 0.2
