@@ -364,3 +364,22 @@ def test_recognize_command_prints_the_openalpr_shape(capsys: pytest.CaptureFixtu
         1280, 720)
     assert [r["plate"] for r in doc["results"]] == ["LQL7367"]
     assert len(doc["results"][0]["coordinates"]) == 4
+
+
+def test_admission_evicts_the_oldest_idle_connection_of_the_busiest_address() -> None:
+    from edge_anpr.http.server import Admission
+
+    places = Admission(cap=4)
+    for name, peer in (("a1", "10.0.0.1"), ("a2", "10.0.0.1"), ("me", "10.0.0.9"),
+                       ("a3", "10.0.0.1")):
+        assert places.admit(name, peer) == (True, None)
+    places.busy("a1")  # serving a request: keeps its place
+    assert places.admit("a4", "10.0.0.1") == (True, "a2")  # not "me", who came later
+    assert places.admit("a5", "10.0.0.1") == (True, "a3")
+    assert places.admit("a6", "10.0.0.1") == (True, "a4")
+    for name in ("a5", "a6", "me"):
+        places.busy(name)
+    assert places.admit("late", "10.0.0.2") == (False, None)  # every place is working
+    places.idle("a1")
+    assert places.admit("late", "10.0.0.2") == (True, "a1")
+    assert places.open == {"a5", "a6", "me", "late"}

@@ -47,6 +47,9 @@ class Observed:
     """Requests answered, by (endpoint, status code)."""
     http_pending: int = 0
     """Posted images being recognised or waiting for a worker."""
+    http_connections: Mapping[str, int] = field(default_factory=dict)
+    """The HTTP server's connections: ``open``, ``cap`` and the counters ``evicted``,
+    ``refused`` and ``accept_errors`` (``http.server.HttpServer.observe``)."""
     stopping: bool = False
 
 
@@ -170,6 +173,17 @@ def _families(o: Observed) -> Iterable[Metric]:
     yield requests
     yield _gauge("http_pending", "Posted images being recognised or waiting for a worker.",
                  float(o.http_pending))
+    conns = o.http_connections
+    if conns:
+        yield _gauge("http_connections", "HTTP connections open.", num(conns, "open"))
+        yield _gauge("http_connections_max", "HTTP connections held at most (http.max_connections "
+                     "within the open-files limit).", num(conns, "cap"))
+        yield _counter("http_connections_evicted", "Idle HTTP connections closed to make room.",
+                       num(conns, "evicted"))
+        yield _counter("http_connections_refused", "HTTP connections refused: every place was "
+                       "serving a request.", num(conns, "refused"))
+        yield _counter("http_accept_errors", "HTTP accepts failed for lack of file descriptors "
+                       "or memory (EMFILE...).", num(conns, "accept_errors"))
 
 
 def _le(bound: float) -> str:
@@ -192,6 +206,7 @@ def health_json(o: Observed) -> tuple[int, dict[str, Any]]:
         "stats": dict(o.report),
         "http": {
             "pending": o.http_pending,
+            "connections": dict(o.http_connections),
             "requests": {f"{e} {c}": n for (e, c), n in sorted(o.http_requests.items())},
         },
     }
