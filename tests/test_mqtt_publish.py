@@ -86,7 +86,7 @@ async def _send_stats(report: StatsReport, interval_s: float) -> None:
     """What the app's one stats loop does with the event stage's report."""
     while True:
         await trio.sleep(interval_s)
-        report.send(report.build({"frames": 7}))
+        report.send(report.build({"frames": 7}, tick=True))
 
 
 async def test_events_plate_known_gate_and_status(

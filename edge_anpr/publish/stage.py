@@ -254,9 +254,11 @@ class StatsReport:
     ``pipeline`` as given, plus the counters of the running event stage, plus ``health``: a
     few figures worked out from them for dashboards and Home Assistant's diagnostic sensors
     (frames per second since the previous report, drops of every reason, queue depth, outbox
-    pending, broker connected). ``send`` publishes it when a broker is connected. While no
-    event stage runs (before it starts, while it restarts) the report holds ``pipeline`` and
-    ``health`` only and ``send`` does nothing.
+    pending, broker connected). Only the stats loop's report (``tick``) starts a new period
+    of the frame rate: ``/health`` and ``/metrics`` build the report too, as often as they are
+    polled, and read the rate of the period so far without resetting it. ``send`` publishes
+    it when a broker is connected. While no event stage runs (before it starts, while it
+    restarts) the report holds ``pipeline`` and ``health`` only and ``send`` does nothing.
     """
 
     def __init__(self, device: str, clock: Callable[[], float] = time.monotonic) -> None:
@@ -275,20 +277,25 @@ class StatsReport:
     def detach(self) -> None:
         self._counters = self._send = None
 
-    def build(self, pipeline: dict[str, Any]) -> dict[str, Any]:
+    def build(self, pipeline: dict[str, Any], *, tick: bool = False) -> dict[str, Any]:
+        """The report now; ``tick`` (the stats loop's, once per ``device.stats_interval_s``)
+        ends the frame rate's period here. The first report of all starts it."""
         report: dict[str, Any] = {"v": 1, "device": self.device}
         if self._counters is not None:
             report.update(self._counters())
         report["pipeline"] = pipeline
-        report["health"] = self._health(pipeline, report)
+        report["health"] = self._health(pipeline, report, tick)
         return report
 
-    def _health(self, pipeline: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+    def _health(
+        self, pipeline: dict[str, Any], report: dict[str, Any], tick: bool
+    ) -> dict[str, Any]:
         now, frames = self._clock(), int(pipeline.get("frames_recognized", 0))
         rate = 0.0
         if self._previous is not None and now > self._previous[0]:
             rate = max(0, frames - self._previous[1]) / (now - self._previous[0])
-        self._previous = (now, frames)
+        if tick or self._previous is None:
+            self._previous = (now, frames)
         dropped = sum(int(n) for n in pipeline.get("dropped", {}).values()) + sum(
             int(pipeline.get(key, 0)) for key in ("frames_undecodable", "frames_too_large")
         )
