@@ -77,6 +77,22 @@ def test_bounded_oldest_first_logged_once(
     assert sum("outbox full" in r.getMessage() for r in caplog.records) == 2
 
 
+def test_a_full_outbox_warns_once_however_often_a_snapshot_replaces_its_row(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(str(tmp_path / "o.sqlite"), 10)
+    for i in range(150):  # a broker away: events, and the camera's snapshot replaced each time
+        box.put("cam/event", str(i).encode())
+        box.put("cam/snapshot", b"jpeg", retain=True, replace=True)
+    assert len(box) == 10 and box.evicted == 141  # 150 events and one snapshot, 10 kept
+    assert sum("outbox full" in r.getMessage() for r in caplog.records) == 1
+    for m in box.pending()[:1]:  # the broker takes one: still about full
+        box.ack(m.id)
+    for i in range(5):
+        box.put("cam/event", str(i).encode())
+    assert sum("outbox full" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_expired_messages_are_dropped_not_sent(tmp_path: Path) -> None:
     wall = FakeWall()
     box = Outbox(":memory:", 100, wall_us=wall)
