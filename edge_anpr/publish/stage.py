@@ -117,6 +117,9 @@ class EventSink:
     gate_commands: int = 0
     gate_refused_unauthenticated: int = 0
     outbox_errors: int = 0
+    outbox_failing: bool = False
+    """The last write to the outbox failed (a full or broken disk): ``/health`` is degraded
+    until one succeeds again."""
     _bad_disk: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
     _refused_gate: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
     snapshots: int = 0
@@ -231,9 +234,11 @@ class EventSink:
     ) -> None:
         try:
             self.outbox.put(topic, data, qos=1, retain=retain, ttl_s=ttl_s, replace=replace)
+            self.outbox_failing = False
         except sqlite3.Error as exc:
             # A full or broken disk must not stop tracking (nor the stdout/log output).
             self.outbox_errors += 1
+            self.outbox_failing = True
             self._bad_disk.warning(
                 "outbox", f"outbox write failed {fields(topic=topic, error=exc)}"
             )
@@ -243,7 +248,8 @@ class EventSink:
             "events": self.events, "known_matches": self.known_matches,
             "gate_commands": self.gate_commands,
             "gate_refused_unauthenticated": self.gate_refused_unauthenticated,
-            "outbox_errors": self.outbox_errors, "snapshots": self.snapshots,
+            "outbox_errors": self.outbox_errors, "outbox_failing": int(self.outbox_failing),
+            "snapshots": self.snapshots,
         }
 
 
@@ -254,11 +260,12 @@ class StatsReport:
     ``pipeline`` as given, plus the counters of the running event stage, plus ``health``: a
     few figures worked out from them for dashboards and Home Assistant's diagnostic sensors
     (frames per second since the previous report, drops of every reason, queue depth, outbox
-    pending, broker connected). Only the stats loop's report (``tick``) starts a new period
-    of the frame rate: ``/health`` and ``/metrics`` build the report too, as often as they are
-    polled, and read the rate of the period so far without resetting it. ``send`` publishes
-    it when a broker is connected. While no event stage runs (before it starts, while it
-    restarts) the report holds ``pipeline`` and ``health`` only and ``send`` does nothing.
+    pending, outbox writable, broker connected). Only the stats loop's report (``tick``)
+    starts a new period of the frame rate: ``/health`` and ``/metrics`` build the report too,
+    as often as they are polled, and read the rate of the period so far without resetting
+    it. ``send`` publishes it when a broker is connected. While no event stage runs (before it
+    starts, while it restarts) the report holds ``pipeline`` and ``health`` only and ``send``
+    does nothing.
     """
 
     def __init__(self, device: str, clock: Callable[[], float] = time.monotonic) -> None:
@@ -304,6 +311,7 @@ class StatsReport:
             "dropped": dropped,
             "queue_depth": int(pipeline.get("queue_depth", 0)),
             "outbox_pending": int(report.get("outbox", {}).get("pending", 0)),
+            "outbox_writable": not report.get("tracker", {}).get("outbox_failing", 0),
             "broker_connected": bool(report.get("mqtt", {}).get("connected", False)),
         }
 
@@ -323,6 +331,7 @@ def report_log_fields(report: dict[str, Any]) -> dict[str, Any]:
         "events": report["tracker"]["events"],
         "outbox_pending": report["outbox"]["pending"],
         "outbox_evicted": report["outbox"]["evicted"],
+        "outbox_errors": report["tracker"].get("outbox_errors", 0),
         "mqtt_connected": report.get("mqtt", {}).get("connected", False),
     }
 
