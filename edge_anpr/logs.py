@@ -105,6 +105,12 @@ class RateLimitedLog:
         self._last: dict[str, tuple[float, int]] = {}
 
     def warning(self, key: str, message: str) -> None:
+        self.log(logging.WARNING, key, message)
+
+    def info(self, key: str, message: str) -> None:
+        self.log(logging.INFO, key, message)
+
+    def log(self, level: int, key: str, message: str) -> None:
         now = self._clock()
         last = self._last.get(key)
         if last is not None and now - last[0] < self._interval_s:
@@ -116,4 +122,4 @@ class RateLimitedLog:
             self._last.pop(next(iter(self._last)))
         self._last[key] = (now, 0)
         suffix = f" suppressed_since_last={suppressed}" if suppressed else ""
-        self._logger.warning("%s%s", message, suffix)
+        self._logger.log(level, "%s%s", message, suffix)

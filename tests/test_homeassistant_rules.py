@@ -240,3 +240,18 @@ def test_polling_the_report_does_not_reset_the_frame_rate() -> None:
     assert polled[-1] == 5.0 and min(polled[9:]) >= 4.5  # a reader sees the period so far
     now[0] = 10.0
     assert report.build({"frames_recognized": 75}, tick=True)["health"]["frames_per_s"] == 10.0
+
+
+def test_announced_cameras_are_the_configured_and_a_bounded_few_that_expire() -> None:
+    from edge_anpr.publish.unconfigured import AnnouncedCameras
+
+    cams = AnnouncedCameras(["gate"], cap=2, expire_s=10)
+    assert [cams.seen(c, 0) for c in ("cam-1", "cam-2", "cam-3", "gate")] == [
+        True, True, False, True]
+    assert cams.refused == 1 and cams.announced_unconfigured() == ["cam-1", "cam-2"]
+    assert cams.seen("cam-1", 5) and cams.expire(12) == ["cam-2"]  # cam-1 was seen since
+    assert cams.seen("cam-3", 12) and cams.expire(100) == ["cam-1", "cam-3"]
+    assert cams.announced("gate") and not cams.announced("cam-1")
+    for n in range(10_000):  # refused names are not remembered
+        cams.seen(f"legacy-10.0.{n // 256}.{n % 256}", 200)
+    assert len(cams.announced_unconfigured()) == 2

@@ -82,6 +82,7 @@ from edge_anpr.publish.topics import (
     plate_payload,
     sighting_payload,
 )
+from edge_anpr.publish.unconfigured import AnnouncedCameras
 from edge_anpr.system.notify import Liveness
 from edge_anpr.values import PlateEvent, PlateRead
 
@@ -122,6 +123,11 @@ class EventSink:
     until one succeeds again."""
     _bad_disk: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
     _refused_gate: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
+    _unconfigured_log: RateLimitedLog = field(
+        default_factory=lambda: RateLimitedLog(log, interval_s=60.0)
+    )
+    announced: AnnouncedCameras = field(init=False)
+    """The cameras with retained state (``publish.unconfigured``)."""
     snapshots: int = 0
     _state: OrderedDict[str, _EventState] = field(default_factory=OrderedDict)
     _holder: OrderedDict[str, tuple[str, str]] = field(default_factory=OrderedDict)
@@ -129,9 +135,14 @@ class EventSink:
 
     def __post_init__(self) -> None:
         self.known = KnownPlates(self.cfg.known_plates)
+        self.announced = AnnouncedCameras(
+            self.cfg.cameras, self.cfg.mqtt.max_unconfigured_cameras,
+            self.cfg.mqtt.unconfigured_expire_s,
+        )
 
     def handle(self, event: PlateEvent) -> None:
         self.events += 1
+        announced = self.announced.seen(event.camera, self.clock())
         state = self._state.get(event.event_id)
         if state is None:
             state = self._state[event.event_id] = _EventState()
@@ -141,7 +152,7 @@ class EventSink:
         payload = event_payload(self.cfg.device.name, event, match)
         self._put(self.topics.event(event.camera), payload)
         if self._takes_plate(event):
-            self._put(self.topics.plate(event.camera), plate_payload(event), retain=True)
+            self._put(self.topics.plate(event.camera), plate_payload(event), retain=announced)
         if event.kind == "start":
             self._put(self.topics.sighting(event.camera), sighting_payload(event, None))
         if match is not None:
@@ -149,12 +160,15 @@ class EventSink:
         if event.kind == "end":
             self._state.pop(event.event_id, None)
         latency_ms = round((self.clock() - event.latency_origin_s) * 1000, 1)
-        log.info(
-            "plate event %s",
-            fields(kind=event.kind, camera=event.camera, plate=event.text,
-                   confidence=event.confidence, reads=event.read_count, event_id=event.event_id,
-                   known=match.entry.name if match else "", latency_ms=latency_ms),
+        line = "plate event " + fields(
+            kind=event.kind, camera=event.camera, plate=event.text,
+            confidence=event.confidence, reads=event.read_count, event_id=event.event_id,
+            known=match.entry.name if match else "", latency_ms=latency_ms,
         )
+        if event.camera in self.cfg.cameras:
+            log.info("%s", line)
+        else:  # a name any sender can make up: one line a minute for all of them
+            self._unconfigured_log.info("unconfigured", line)
         if self.on_event is not None:
             self.on_event(payload)
 
@@ -176,7 +190,20 @@ class EventSink:
         """A snapshot of the read behind ``event`` is wanted: it started or improved (update)
         its camera's newest event."""
         holder = self._holder.get(event.camera)
-        return event.kind != "end" and holder is not None and holder[0] == event.event_id
+        return (event.kind != "end" and holder is not None and holder[0] == event.event_id
+                and self.announced.announced(event.camera))
+
+    def expire(self, now: float) -> list[str]:
+        """Unconfigured cameras quiet for ``mqtt.unconfigured_expire_s``: their retained plate
+        and snapshot are cleared (an empty retained message replaces any still pending)."""
+        gone = self.announced.expire(now)
+        for camera in gone:
+            self._holder.pop(camera, None)
+            for topic in (self.topics.plate(camera), self.topics.snapshot(camera)):
+                self._put_bytes(topic, b"", retain=True, replace=True)
+            log.info("%s", fields(event="camera_expired", camera=camera,
+                                  quiet_s=self.announced.expire_s))
+        return gone
 
     def snapshot(self, event: PlateEvent, jpeg: bytes) -> None:
         """Write ``jpeg`` as the camera's retained snapshot, unless a newer event has taken the
@@ -384,10 +411,14 @@ async def run_event_stage(
 
         def emit(events: list[PlateEvent]) -> None:
             for event in events:
-                if publisher is not None:
-                    publisher.add_camera(event.camera)
                 sink.handle(event)
-            if events and publisher is not None:
+                if publisher is not None and sink.announced.announced(event.camera):
+                    publisher.add_camera(event.camera)
+            expired = sink.expire(clock())
+            if publisher is not None:
+                for camera in expired:
+                    publisher.remove_camera(camera)
+            if (events or expired) and publisher is not None:
                 publisher.wake()
 
         def counters() -> dict[str, Any]:
