@@ -119,10 +119,11 @@ def test_an_image_over_the_frame_limit_is_413_also_in_base64() -> None:
     with pytest.raises(BadUpload) as caught:
         parse_upload(body, ctype, "", max_image_bytes=1000)
     assert caught.value.status == 413
+    assert "ingest.max_frame_bytes" in caught.value.detail  # the setting to change
     body, ctype = encode(data={"upload": base64.b64encode(JPEG).decode()})
     with pytest.raises(BadUpload) as caught:
         parse_upload(body, ctype, "", max_image_bytes=1000)
-    assert caught.value.status == 413
+    assert caught.value.status == 413 and "ingest.max_frame_bytes" in caught.value.detail
 
 
 @settings(max_examples=300, deadline=None)
@@ -383,3 +384,14 @@ def test_admission_evicts_the_oldest_idle_connection_of_the_busiest_address() ->
     places.idle("a1")
     assert places.admit("late", "10.0.0.2") == (True, "a1")
     assert places.open == {"a5", "a6", "me", "late"}
+
+
+def test_python_multipart_warnings_about_malformed_bodies_are_rate_limited(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for n in range(200):
+        with pytest.raises(BadUpload):
+            parse_upload(b"--xyz\r\nbad header %d\r\n\r\n" % n,
+                         "multipart/form-data; boundary=xyz", "", max_image_bytes=1000)
+    lines = [r for r in caplog.records if r.name.startswith("python_multipart")]
+    assert len(lines) <= 1, [r.getMessage() for r in lines]  # 200 without the filter

@@ -241,3 +241,12 @@ def test_each_process_keeps_its_own_state_and_every_process_loads_them_all(
     for path in paths[:2]:
         assert load_replay_states(path, T0 + 10) == {0: T0 + 1, 1: T0 + 2, 2: T0 + 4, 3: T0 + 9}
     assert load_replay_states(str(tmp_path / "empty" / "edge-anpr-replay.json"), T0) == {}
+
+
+def test_a_stale_frame_says_it_may_be_a_replay_or_a_clock_problem() -> None:
+    from edge_anpr.ingest.replay import ReplayGuard
+
+    guard = ReplayGuard(5.0)
+    reason, detail = guard.check(1, 1_000_000_000, 1_000_000_000 + 60_000_000) or ("", "")
+    assert reason == "stale"
+    assert "recording sent again" in detail and "NTP" in detail
