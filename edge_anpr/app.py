@@ -345,7 +345,7 @@ async def _report_stats(
         snap = pipeline.snapshot()
         if sinks.on_stats is not None:
             sinks.on_stats(snap)
-        full = report.build(snap)
+        full = report.build(snap, tick=True)
         log.info("%s", fields(event="stats", **_flat(snap), **report_log_fields(full)))
         report.send(full)
 

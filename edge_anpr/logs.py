@@ -105,6 +105,12 @@ class RateLimitedLog:
         self._last: dict[str, tuple[float, int]] = {}
 
     def warning(self, key: str, message: str) -> None:
+        self.log(logging.WARNING, key, message)
+
+    def info(self, key: str, message: str) -> None:
+        self.log(logging.INFO, key, message)
+
+    def log(self, level: int, key: str, message: str) -> None:
         now = self._clock()
         last = self._last.get(key)
         if last is not None and now - last[0] < self._interval_s:
@@ -116,4 +122,39 @@ class RateLimitedLog:
             self._last.pop(next(iter(self._last)))
         self._last[key] = (now, 0)
         suffix = f" suppressed_since_last={suppressed}" if suppressed else ""
-        self._logger.warning("%s%s", message, suffix)
+        self._logger.log(level, "%s%s", message, suffix)
+
+
+class RateLimitFilter(logging.Filter):
+    """For a library's logger that writes a line per bad input (python-multipart warns once
+    per malformed body): the first record passes, then at most one per ``interval_s``, with the
+    count of those dropped since. The records' text comes from the network, so there is one
+    budget for the whole logger, not one per message."""
+
+    def __init__(
+        self, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self._interval_s = interval_s
+        self._clock = clock
+        self._last: float | None = None
+        self._dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval_s:
+            self._dropped += 1
+            return False
+        self._last = now
+        if self._dropped:
+            record.msg = f"{record.getMessage()} suppressed_since_last={self._dropped}"
+            record.args = ()
+            self._dropped = 0
+        return True
+
+
+def rate_limit_logger(name: str, interval_s: float = 60.0) -> None:
+    """Give the logger ``name`` a ``RateLimitFilter`` (once)."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, RateLimitFilter) for f in logger.filters):
+        logger.addFilter(RateLimitFilter(interval_s))

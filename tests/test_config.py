@@ -128,15 +128,25 @@ def _bad_cases(tmp: Path) -> list[tuple[str, str]]:
         # the outbox is used with MQTT off too (serve --no-mqtt), so it is always checked
         (f'[mqtt]\noutbox_path = "{tmp}"\n', "mqtt.outbox_path"),
         (f'[mqtt]\noutbox_path = "{a_file}/outbox.sqlite"\n', "mqtt.outbox_path"),
+        # TOML has nan and inf: no key takes them (serve crashed on a sleep of nan seconds)
+        ("[device]\nstats_interval_s = nan\n", "device.stats_interval_s"),
+        ("[ingest]\nreplay_window_s = inf\n", "ingest.replay_window_s"),
+        ("[detector]\nscore_threshold = -inf\n", "detector.score_threshold"),
+        ("[tracker]\nparked_iou = nan\n", "tracker.parked_iou"),
+        ("[mqtt]\nreconnect_min_s = inf\n", "mqtt.reconnect_min_s"),
+        # a legacy camera's address is matched as text: it must be one, written as the kernel does
+        ('[cameras.gate]\nsource = "192.168.1.300"\n', "cameras.gate.source"),
+        ('[cameras.gate]\nsource = "gate.lan"\n', "cameras.gate.source"),
+        ('[cameras.gate]\nsource = "FD00::30"\n', "cameras.gate.source"),
     ]
 
 
-@pytest.mark.parametrize("index", range(21))
+@pytest.mark.parametrize("index", range(29))
 def test_config_command_rejects_what_serve_would(
     tmp_path: Path, index: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cases = _bad_cases(tmp_path)
-    assert len(cases) == 21
+    assert len(cases) == 29
     text, key = cases[index]
     path = tmp_path / "c.toml"
     path.write_text(text)

@@ -107,6 +107,9 @@ GATE_PLATE = '[[known_plates]]\nplate = "AB123CD"\ngate = true\n'
         (LOOPBACK + '[cameras.yard]\nsource = "10.0.0.5"\nallow_gate_unauthenticated = true\n'
          + GATE_PLATE,
          ["cameras.yard.allow_gate_unauthenticated = true: anyone on the network"]),
+        # warned whenever set, not only once a known plate has gate = true
+        (LOOPBACK + '[cameras.yard]\nsource = "10.0.0.5"\nallow_gate_unauthenticated = true\n',
+         ["cameras.yard.allow_gate_unauthenticated = true: anyone on the network"]),
     ],
 )
 def test_config_warns_about_unsafe_combinations(

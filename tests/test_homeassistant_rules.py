@@ -228,3 +228,34 @@ def test_names_that_are_their_own_derived_names_are_fine() -> None:
     cfg = config_from_dict({"cameras": {"cam-7": {"id": 7}, "legacy-10.0.0.9": {
         "source": "10.0.0.9"}}})
     assert set(cfg.cameras) == {"cam-7", "legacy-10.0.0.9"}
+
+
+def test_polling_the_report_does_not_reset_the_frame_rate() -> None:
+    """/health and /metrics build the report at any rate; the stats loop's report (``tick``)
+    still gives the frames per second of its whole interval (5 fps here, polled at 10 Hz)."""
+    now = [0.0]
+    report = StatsReport("dev", clock=lambda: now[0])
+    assert report.build({"frames_recognized": 0}, tick=True)["health"]["frames_per_s"] == 0
+    polled = []
+    for step in range(1, 51):  # 5 s of polling at 10 Hz while 5 frames a second are read
+        now[0] = step / 10
+        polled.append(report.build({"frames_recognized": step // 2})["health"]["frames_per_s"])
+    assert report.build({"frames_recognized": 25}, tick=True)["health"]["frames_per_s"] == 5.0
+    assert polled[-1] == 5.0 and min(polled[9:]) >= 4.5  # a reader sees the period so far
+    now[0] = 10.0
+    assert report.build({"frames_recognized": 75}, tick=True)["health"]["frames_per_s"] == 10.0
+
+
+def test_announced_cameras_are_the_configured_and_a_bounded_few_that_expire() -> None:
+    from edge_anpr.publish.unconfigured import AnnouncedCameras
+
+    cams = AnnouncedCameras(["gate"], cap=2, expire_s=10)
+    assert [cams.seen(c, 0) for c in ("cam-1", "cam-2", "cam-3", "gate")] == [
+        True, True, False, True]
+    assert cams.refused == 1 and cams.announced_unconfigured() == ["cam-1", "cam-2"]
+    assert cams.seen("cam-1", 5) and cams.expire(12) == ["cam-2"]  # cam-1 was seen since
+    assert cams.seen("cam-3", 12) and cams.expire(100) == ["cam-1", "cam-3"]
+    assert cams.announced("gate") and not cams.announced("cam-1")
+    for n in range(10_000):  # refused names are not remembered
+        cams.seen(f"legacy-10.0.{n // 256}.{n % 256}", 200)
+    assert len(cams.announced_unconfigured()) == 2

@@ -151,8 +151,8 @@ async def raw(port: int, data: bytes, *, read_until: bytes = b"\r\n\r\n") -> byt
     return got
 
 
-async def test_connection_limit_slow_client_and_100_continue() -> None:
-    async with appliance(max_connections=2, timeout_s=0.5) as (pipeline, client):
+async def test_slow_client_and_100_continue() -> None:
+    async with appliance(max_connections=2, timeout_s=0.5) as (pipeline, _):
         port = pipeline.http_port
         assert port is not None
         # a client that announces a body and stops sending: 408 after http.timeout_s
@@ -174,13 +174,75 @@ async def test_connection_limit_slow_client_and_100_continue() -> None:
             while b"lql" not in got and b"815svn" not in got:
                 got += await stream.receive_some(65536)
         assert got.startswith(b"HTTP/1.1 201")
-        # two idle connections take both places: a third is refused with 429
+        await stream.aclose()
+
+
+async def test_idle_connections_give_their_places_up_and_busy_ones_keep_them() -> None:
+    """At ``http.max_connections``, a new connection closes the oldest idle one (a client that
+    sent nothing); when every place is a request being served, the newcomer gets 429."""
+    async with appliance(max_connections=2, timeout_s=5) as (pipeline, client):
+        port = pipeline.http_port
+        assert port is not None
         idle = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(2)]
         await trio.sleep(0.1)
-        r = await client.get("/health")
-        assert r.status_code == 429 and "max_connections" in r.json()["detail"]
-        for s in (*idle, stream):
+        with trio.fail_after(1):
+            r = await client.get("/health")
+        assert r.status_code == 200
+        with trio.fail_after(2):
+            assert await idle[0].receive_some(100) == b""  # closed to make room, unanswered
+        for s in idle:
             await s.aclose()
+        await client.aclose()
+        # two authorised requests whose bodies are slow hold both places: a third waits for
+        # nothing and is told so
+        head = (b"POST /v1/plate-reader/ HTTP/1.1\r\nHost: x\r\nAuthorization: Token " +
+                TOKEN.encode() + b"\r\nContent-Type: image/jpeg\r\nContent-Length: 1000\r\n\r\n")
+        busy = []
+        for _ in range(2):
+            s = await trio.open_tcp_stream("127.0.0.1", port)
+            await s.send_all(head + b"\xff\xd8")
+            busy.append(s)
+        await trio.sleep(0.2)
+        reply = await raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 429"), reply
+        assert b"max_connections" in reply
+        for s in busy:
+            await s.aclose()
+
+
+async def test_a_request_head_not_sent_in_time_is_answered_408() -> None:
+    async with appliance(timeout_s=0.5) as (pipeline, _):
+        port = pipeline.http_port
+        assert port is not None
+        started = trio.current_time()
+        reply = await raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\n")  # no blank line
+        assert reply.startswith(b"HTTP/1.1 408"), reply
+        assert b"http.timeout_s" in reply and trio.current_time() - started < 3
+        assert (await raw(port, b"")).startswith(b"HTTP/1.1 408")  # nothing sent at all
+
+
+async def test_head_is_answered_like_get_without_a_body(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with appliance() as (pipeline, client):
+        port = pipeline.http_port
+        assert port is not None
+        get = await client.get("/health")
+        for _ in range(20):
+            head = await client.head("/health")  # keep-alive: the same connection each time
+            assert head.status_code == 200 and head.content == b""
+            assert int(head.headers["content-length"]) > 0
+            assert head.headers["content-type"] == get.headers["content-type"]
+        assert (await client.head("/metrics")).status_code == 200
+        assert (await client.head("/nowhere")).status_code == 404
+        refused = await client.head("/v1/plate-reader/")
+        assert refused.status_code == 405 and refused.content == b""
+        assert (await client.get("/health")).status_code == 200  # the connection still works
+        reply = await raw(port, b"HEAD /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                          read_until=b"\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"\r\n\r\n"), reply
+    assert not [r for r in caplog.records if r.levelno >= 40], caplog.text
+    assert "Traceback" not in caplog.text
 
 
 async def test_stop_answers_the_request_in_progress_and_health_reports_stages() -> None:

@@ -138,10 +138,11 @@ def test_an_image_over_the_frame_limit_is_413_also_in_base64() -> None:
     with pytest.raises(BadUpload) as caught:
         parse_upload(body, ctype, "", max_image_bytes=1000)
     assert caught.value.status == 413
+    assert "ingest.max_frame_bytes" in caught.value.detail  # the setting to change
     body, ctype = encode(data={"upload": base64.b64encode(JPEG).decode()})
     with pytest.raises(BadUpload) as caught:
         parse_upload(body, ctype, "", max_image_bytes=1000)
-    assert caught.value.status == 413
+    assert caught.value.status == 413 and "ingest.max_frame_bytes" in caught.value.detail
 
 
 @settings(max_examples=300, deadline=None)
@@ -435,3 +436,33 @@ def test_recognize_command_prints_the_openalpr_shape(capsys: pytest.CaptureFixtu
         1280, 720)
     assert [r["plate"] for r in doc["results"]] == ["LQL7367"]
     assert len(doc["results"][0]["coordinates"]) == 4
+
+
+def test_admission_evicts_the_oldest_idle_connection_of_the_busiest_address() -> None:
+    from edge_anpr.http.server import Admission
+
+    places = Admission(cap=4)
+    for name, peer in (("a1", "10.0.0.1"), ("a2", "10.0.0.1"), ("me", "10.0.0.9"),
+                       ("a3", "10.0.0.1")):
+        assert places.admit(name, peer) == (True, None)
+    places.busy("a1")  # serving a request: keeps its place
+    assert places.admit("a4", "10.0.0.1") == (True, "a2")  # not "me", who came later
+    assert places.admit("a5", "10.0.0.1") == (True, "a3")
+    assert places.admit("a6", "10.0.0.1") == (True, "a4")
+    for name in ("a5", "a6", "me"):
+        places.busy(name)
+    assert places.admit("late", "10.0.0.2") == (False, None)  # every place is working
+    places.idle("a1")
+    assert places.admit("late", "10.0.0.2") == (True, "a1")
+    assert places.open == {"a5", "a6", "me", "late"}
+
+
+def test_python_multipart_warnings_about_malformed_bodies_are_rate_limited(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for n in range(200):
+        with pytest.raises(BadUpload):
+            parse_upload(b"--xyz\r\nbad header %d\r\n\r\n" % n,
+                         "multipart/form-data; boundary=xyz", "", max_image_bytes=1000)
+    lines = [r for r in caplog.records if r.name.startswith("python_multipart")]
+    assert len(lines) <= 1, [r.getMessage() for r in lines]  # 200 without the filter

@@ -260,3 +260,12 @@ def test_the_journal_writes_the_state_through_each_time_it_changes(tmp_path: Pat
     os.remove(path)
     journal.write()  # unchanged since the last write: no write
     assert not Path(path).exists()
+
+
+def test_a_stale_frame_says_it_may_be_a_replay_or_a_clock_problem() -> None:
+    from edge_anpr.ingest.replay import ReplayGuard
+
+    guard = ReplayGuard(5.0)
+    reason, detail = guard.check(1, 1_000_000_000, 1_000_000_000 + 60_000_000) or ("", "")
+    assert reason == "stale"
+    assert "recording sent again" in detail and "NTP" in detail

@@ -86,7 +86,7 @@ async def _send_stats(report: StatsReport, interval_s: float) -> None:
     """What the app's one stats loop does with the event stage's report."""
     while True:
         await trio.sleep(interval_s)
-        report.send(report.build({"frames": 7}))
+        report.send(report.build({"frames": 7}, tick=True))
 
 
 async def test_events_plate_known_gate_and_status(
@@ -459,3 +459,65 @@ async def test_unusable_tls_files_name_the_keys(mosquitto: Broker, tmp_path: Pat
     _send, recv = trio.open_memory_channel[PlateRead](1)
     with pytest.raises(PublishError, match=r"mqtt\.ca_file="):
         await run_event_stage(cfg, recv)
+
+
+async def retained_now(broker: Broker, subscriber_factory: Callable[..., Subscriber],
+                       topics: list[str], client_id: str) -> dict[str, bytes]:
+    """The retained messages a subscriber starting now gets (topic -> payload)."""
+    late = subscriber_factory(broker, topics, client_id=client_id)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(late.run)
+        await trio.sleep(0.5)  # retained messages come right after the subscription
+        nursery.cancel_scope.cancel()
+    return {m.topic: m.payload for m in late.messages if m.retain and m.payload}
+
+
+async def test_spoofed_cameras_get_bounded_retained_state_that_expires(
+    mosquitto: Broker, subscriber_factory: Callable[..., Subscriber], tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """50 made-up camera ids: at most mqtt.max_unconfigured_cameras of them get discovery and
+    retained plate topics, those expire after mqtt.unconfigured_expire_s quiet, a stale config
+    left by an earlier run is cleared on connect, and their event lines are rate-limited."""
+    caplog.set_level(logging.INFO)
+    cfg = make_cfg(mosquitto, tmp_path, max_unconfigured_cameras=2, unconfigured_expire_s=1.0)
+    discovery = ["homeassistant/+/test/+/config"]
+    state = [f"{PREFIX}/+/plate", f"{PREFIX}/+/snapshot"]
+    # an earlier run announced cam-999: its configs and retained plate are still on the broker
+    seed = subscriber_factory(mosquitto, [f"{PREFIX}/none"], client_id="seed")
+    stale_plate = f"{PREFIX}/cam-999/plate"
+    stale_config = "homeassistant/sensor/test/cam-999_plate/config"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(seed.run)
+        seed.client.publish(stale_plate, b'{"plate": "OLD1"}', qos=1, retain=True)
+        seed.client.publish(stale_config, json.dumps({"state_topic": stale_plate}), qos=1,
+                            retain=True)
+        await trio.sleep(0.3)
+        nursery.cancel_scope.cancel()
+    assert set(await retained_now(mosquitto, subscriber_factory, [stale_config, stale_plate],
+                                  "check-seed")) == {stale_config, stale_plate}
+
+    async with trio.open_nursery() as nursery:
+        send = await start_stage(nursery, cfg)
+        await send.send(plate_read("AB123CD", 0.0))  # the configured camera
+        for n in range(50):
+            await send.send(plate_read(f"SP{n:03d}X", 0.01 * n, camera=f"cam-{100 + n}"))
+        await trio.sleep(0.4)  # events written and published, well before the expiry
+        configs = await retained_now(mosquitto, subscriber_factory, discovery, "ha-1")
+        plates = await retained_now(mosquitto, subscriber_factory, state, "state-1")
+        await trio.sleep(2.0)  # quiet: the two announced made-up cameras expire
+        configs_after = await retained_now(mosquitto, subscriber_factory, discovery, "ha-2")
+        plates_after = await retained_now(mosquitto, subscriber_factory, state, "state-2")
+        nursery.cancel_scope.cancel()
+
+    entities = [t.split("/")[3].rsplit("_", 1) for t in configs]
+    cameras = {e[0] for e in entities if e[-1] in ("plate", "snapshot", "sighting", "known")}
+    assert cameras == {"gate", "cam-100", "cam-101"}, sorted(configs)
+    assert len(configs) == 3 * 4 + 5  # three cameras' four entities, the five diagnostics
+    assert set(plates) == {f"{PREFIX}/{c}/plate" for c in ("gate", "cam-100", "cam-101")}
+    assert stale_config not in configs and stale_plate not in plates  # cleared on connect
+    assert not [t for t in configs_after if "cam-1" in t], sorted(configs_after)
+    assert set(plates_after) == {f"{PREFIX}/gate/plate"}
+    lines = [r for r in caplog.records if "plate event" in r.getMessage()
+             and "camera=cam-" in r.getMessage()]
+    assert 1 <= len(lines) <= 2, [r.getMessage() for r in lines]  # 100 events (start and end)

@@ -77,6 +77,22 @@ def test_bounded_oldest_first_logged_once(
     assert sum("outbox full" in r.getMessage() for r in caplog.records) == 2
 
 
+def test_a_full_outbox_warns_once_however_often_a_snapshot_replaces_its_row(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(str(tmp_path / "o.sqlite"), 10)
+    for i in range(150):  # a broker away: events, and the camera's snapshot replaced each time
+        box.put("cam/event", str(i).encode())
+        box.put("cam/snapshot", b"jpeg", retain=True, replace=True)
+    assert len(box) == 10 and box.evicted == 141  # 150 events and one snapshot, 10 kept
+    assert sum("outbox full" in r.getMessage() for r in caplog.records) == 1
+    for m in box.pending()[:1]:  # the broker takes one: still about full
+        box.ack(m.id)
+    for i in range(5):
+        box.put("cam/event", str(i).encode())
+    assert sum("outbox full" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_expired_messages_are_dropped_not_sent(tmp_path: Path) -> None:
     wall = FakeWall()
     box = Outbox(":memory:", 100, wall_us=wall)
@@ -295,3 +311,45 @@ def test_adopt_keeps_the_bound_and_leaves_an_unreadable_file(tmp_path: Path) -> 
     assert box.adopt(str(junk)) == 0
     assert junk.exists(), "what cannot be read stays for a later try"
     assert len(box) == 3
+
+
+def test_a_full_disk_makes_health_degraded_and_is_in_the_stats_line(tmp_path: Path) -> None:
+    """SQLite's own "database or disk is full" (its page limit set to the file's size): every
+    event is lost, so /health must not say ok; once a write goes through again, it does."""
+    from edge_anpr.http.metrics import Observed, health_json
+    from edge_anpr.publish.stage import EventSink, StatsReport, report_log_fields
+    from edge_anpr.publish.topics import Topics
+    from edge_anpr.values import PlateEvent
+    from edge_anpr.vision.workers import LatencyHistogram
+
+    cfg = config_from_dict({})
+    box = Outbox(str(tmp_path / "o.sqlite"), 1000)
+    sink = EventSink(cfg, box, Topics.from_config(cfg))
+    report = StatsReport("dev")
+    report.attach(lambda: {"tracker": {"open_events": 0, "suppressed_reads": 0, **sink.stats()},
+                           "outbox": box.stats()}, None)
+
+    def health() -> tuple[int, dict[str, object]]:
+        return health_json(Observed(report=report.build({}), recognition=LatencyHistogram(),
+                                    silence_s={"events": 0.1}, max_silence_s=30))
+
+    def plate_event(n: int) -> PlateEvent:
+        return PlateEvent(f"e{n}", "start", "gate", "AB123CD", 0.9,
+                          (Candidate("AB123CD", 0.9),), "generic", (1, 2, 3, 4), 5, 5, 6, 2, 3,
+                          1.0)
+
+    sink.handle(plate_event(0))
+    assert health()[0] == 200 and health()[1]["status"] == "ok"
+    pages = box._db.execute("PRAGMA page_count").fetchone()[0]
+    box._db.execute(f"PRAGMA max_page_count = {pages}")
+    for n in range(1, 200):
+        sink.handle(plate_event(n))
+    status, body = health()
+    assert (status, body["status"], body["degraded"]) == (503, "degraded",
+                                                          ["outbox_write_failing"])
+    assert sink.outbox_errors > 0
+    line = report_log_fields(report.build({}, tick=True))
+    assert line["outbox_errors"] == sink.outbox_errors
+    box._db.execute("PRAGMA max_page_count = 1000000")  # room again
+    sink.handle(plate_event(200))
+    assert health()[1]["status"] == "ok"

@@ -130,6 +130,18 @@ def test_unit_has_the_required_settings() -> None:
     assert "DynamicUser" not in svc
 
 
+def test_open_files_limit_holds_the_most_http_connections_and_the_reserve() -> None:
+    from edge_anpr.config import HttpConfig
+    from edge_anpr.http.server import FD_RESERVE, connection_cap
+
+    svc = parse_unit(UNIT.read_text())["Service"]
+    assert "LimitNOFILE" in svc, "LimitNOFILE missing: systemd's soft default is 1024"
+    limit = int(svc["LimitNOFILE"][-1])
+    most = HttpConfig.__dataclass_fields__["max_connections"].metadata["hi"]
+    assert connection_cap(most, limit) == most and limit >= most + FD_RESERVE
+    assert connection_cap(most, 1024) == 1024 - FD_RESERVE
+
+
 def test_security_exposure_stays_low() -> None:
     proc = subprocess.run(
         ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(UNIT)],

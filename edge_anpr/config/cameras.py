@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,7 +18,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class CameraConfig:
     id: int = key_field(-1, "Camera id of the sequenced format (-1: none).", lo=-1, hi=65535)
-    source: str = key_field("", "Sender IP address of a legacy camera ('' = none).")
+    source: str = key_field(
+        "", "Sender IP address of a legacy camera ('' = none; written as the kernel reports it: "
+        "192.168.1.30, fd00::30).",
+    )
     key: str = key_field("", "HMAC key for this camera ('' = the global key).")
     roi: list[int] = key_field([], "Region of interest x, y, w, h in pixels ([] = whole frame).")
     min_plate_width_px: int = key_field(
@@ -93,6 +97,8 @@ def check_cameras(cfg: Config, source: str) -> None:
     for name, cam in cfg.cameras.items():
         if cam.regions:
             check_regions(cam.regions, f"cameras.{name}.regions", source)
+        if cam.source:
+            check_source(cam.source, f"cameras.{name}.source", source)
         if cam.roi and (len(cam.roi) != 4 or min(cam.roi[2:]) <= 0):
             raise ConfigError(f"{source}: cameras.{name}.roi must be [x, y, w, h] with w, h > 0")
         if cam.id >= 0:
@@ -101,3 +107,19 @@ def check_cameras(cfg: Config, source: str) -> None:
                     f"{source}: cameras.{name}.id {cam.id} is already used by camera {ids[cam.id]}"
                 )
             ids[cam.id] = name
+
+
+def check_source(address: str, key: str, source: str) -> None:
+    """A legacy camera's sender address: one IP address (``ipaddress``, strict: four decimal
+    octets without leading zeros, or IPv6), written as the kernel reports senders (lower case,
+    compressed), since frames are matched to the camera by that text. A typo would otherwise
+    leave the camera without its source protection."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        raise ConfigError(
+            f"{source}: {key} must be an IP address such as 192.168.1.30 or fd00::30, "
+            f"got {address!r}"
+        ) from None
+    if str(parsed) != address:
+        raise ConfigError(f"{source}: {key} must be written {str(parsed)!r}, got {address!r}")

@@ -36,12 +36,15 @@ class HttpConfig:
         "answered 429.", lo=1, hi=1024,
     )
     max_connections: int = key_field(
-        32, "Open HTTP connections; a request on one more is answered 429 and its connection "
-        "closed.", lo=1, hi=4096,
+        32, "Open HTTP connections. One more closes the oldest idle one (no request sent yet; "
+        "from the address with the most first), or is answered 429 and closed when every one "
+        "is serving a request. Lowered to the open-files limit less 128 (LimitNOFILE).",
+        lo=1, hi=4096,
     )
     timeout_s: float = key_field(
-        15.0, "A request must arrive whole (408 otherwise) and be answered (504) within this "
-        "many seconds; an idle kept-alive connection is closed after 5 s.", lo=0.5, hi=600,
+        15.0, "A request must arrive whole (408 and closed otherwise, the head too) and be "
+        "answered (504) within this many seconds; an idle kept-alive connection is closed "
+        "after 5 s.", lo=0.5, hi=600,
     )
     allow: list[str] = key_field(
         ["127.0.0.0/8", "::1/128"], "Networks (CIDR) whose clients need no token, as clients "

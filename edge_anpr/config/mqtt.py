@@ -39,6 +39,16 @@ class MqttConfig:
     outbox_max_messages: int = key_field(100000, "Outbox bound; oldest evicted first.", lo=10)
     homeassistant_discovery: bool = key_field(True, "Publish Home Assistant discovery config.")
     homeassistant_prefix: str = key_field("homeassistant", "Home Assistant discovery prefix.")
+    max_unconfigured_cameras: int = key_field(
+        4, "Cameras not in [cameras] (cam-<id>, legacy-<address>: any sender can make them up) "
+        "announced to Home Assistant at once, with retained plate and snapshot topics; more "
+        "are published without either (per process).", lo=0, hi=1024,
+    )
+    unconfigured_expire_s: float = key_field(
+        86400.0, "An announced camera not in [cameras] with no event for this long is removed: "
+        "its discovery configs and retained plate and snapshot are cleared.", lo=1,
+        hi=30 * 86400,
+    )
     snapshot_max_width_px: int = key_field(
         640, "Largest width of the JPEG snapshot of each plate event (0 = no snapshots).",
         lo=0, hi=4096,

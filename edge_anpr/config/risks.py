@@ -15,19 +15,21 @@ def config_warnings(cfg: Config) -> list[str]:
     warnings: list[str] = []
     gate_plates = [k.name or k.plate for k in cfg.known_plates if k.gate]
     keyed = bool(cfg.ingest.key) or any(cam.key for cam in cfg.cameras.values())
-    if gate_plates:
-        risky = [n for n, cam in cfg.cameras.items() if cam.allow_gate_unauthenticated]
-        for name in risky:
-            warnings.append(
-                f"cameras.{name}.allow_gate_unauthenticated = true: anyone on the network can "
-                f"open the gate with a forged frame of a gate plate ({gate_plates[0]}...)"
-            )
-        if not keyed and not risky:
-            warnings.append(
-                "known_plates with gate = true but no camera has a key (ingest.key or "
-                "cameras.<name>.key): unauthenticated frames never open the gate, so no gate "
-                "command will be sent"
-            )
+    risky = [n for n, cam in cfg.cameras.items() if cam.allow_gate_unauthenticated]
+    for name in risky:
+        # warned whenever set: a gate plate added later must not make it silently live
+        what = (f"a gate plate ({gate_plates[0]}...)" if gate_plates
+                else "any plate once a known_plates entry has gate = true")
+        warnings.append(
+            f"cameras.{name}.allow_gate_unauthenticated = true: anyone on the network can "
+            f"open the gate with a forged frame of {what}"
+        )
+    if gate_plates and not keyed and not risky:
+        warnings.append(
+            "known_plates with gate = true but no camera has a key (ingest.key or "
+            "cameras.<name>.key): unauthenticated frames never open the gate, so no gate "
+            "command will be sent"
+        )
     if keyed and cfg.ingest.replay_window_s == 0:
         warnings.append(
             "ingest.replay_window_s = 0: a captured authenticated frame can be sent again at "

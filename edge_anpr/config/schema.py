@@ -3,12 +3,14 @@
 A key is a dataclass field declared with ``key_field`` (its default, the sentence the key table
 shows, an optional range); ``build`` turns a TOML table into the dataclass, refusing an unknown
 key, a moved key, a value of the wrong type or out of range with a ``ConfigError`` naming the
-exact key path.
+exact key path. A float key is a finite number: ``nan`` and ``inf`` (TOML has both) are
+refused everywhere.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import field
@@ -107,6 +109,9 @@ def _convert(tp: Any, value: Any, path: str, source: str, fld: dataclasses.Field
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{source}: {path} must be a number, got {_show(value)}")
+        if not math.isfinite(value):
+            # TOML has nan and inf; no key means either (a sleep of nan seconds crashes)
+            raise ConfigError(f"{source}: {path} must be a finite number, got {value!r}")
         _check_range(float(value), path, source, fld)
         return float(value)
     if tp is str:

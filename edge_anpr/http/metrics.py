@@ -47,6 +47,9 @@ class Observed:
     """Requests answered, by (endpoint, status code)."""
     http_pending: int = 0
     """Posted images being recognised or waiting for a worker."""
+    http_connections: Mapping[str, int] = field(default_factory=dict)
+    """The HTTP server's connections: ``open``, ``cap`` and the counters ``evicted``,
+    ``refused`` and ``accept_errors`` (``http.server.HttpServer.observe``)."""
     stopping: bool = False
 
 
@@ -144,6 +147,8 @@ def _families(o: Observed) -> Iterable[Metric]:
                        num(tracker, "known_matches"))
         yield _counter("gate_commands", "Gate commands written to the outbox.",
                        num(tracker, "gate_commands"))
+        yield _counter("outbox_write_errors", "Outbox writes that failed (a full or broken "
+                       "disk): messages lost.", num(tracker, "outbox_errors"))
     outbox: Mapping[str, Any] = o.report.get("outbox", {})
     if outbox:
         yield _gauge("outbox_pending", "MQTT messages in the outbox, not yet acknowledged.",
@@ -170,6 +175,17 @@ def _families(o: Observed) -> Iterable[Metric]:
     yield requests
     yield _gauge("http_pending", "Posted images being recognised or waiting for a worker.",
                  float(o.http_pending))
+    conns = o.http_connections
+    if conns:
+        yield _gauge("http_connections", "HTTP connections open.", num(conns, "open"))
+        yield _gauge("http_connections_max", "HTTP connections held at most (http.max_connections "
+                     "within the open-files limit).", num(conns, "cap"))
+        yield _counter("http_connections_evicted", "Idle HTTP connections closed to make room.",
+                       num(conns, "evicted"))
+        yield _counter("http_connections_refused", "HTTP connections refused: every place was "
+                       "serving a request.", num(conns, "refused"))
+        yield _counter("http_accept_errors", "HTTP accepts failed for lack of file descriptors "
+                       "or memory (EMFILE...).", num(conns, "accept_errors"))
 
 
 def _le(bound: float) -> str:
@@ -177,21 +193,30 @@ def _le(bound: float) -> str:
 
 
 def health_json(o: Observed) -> tuple[int, dict[str, Any]]:
-    """``GET /health``: 200 with ``status`` ``ok`` while every stage beats, else 503 with
-    ``unhealthy`` (or ``stopping`` during the shutdown drain); each stage's silence, and the
-    stats report."""
+    """``GET /health``: 200 with ``status`` ``ok`` while every stage beats and the outbox takes
+    what is written to it, else 503 with ``unhealthy`` (a stage is silent), ``degraded``
+    (every stage beats but something is being lost: ``degraded`` names it, e.g.
+    ``outbox_write_failing`` on a full disk) or ``stopping`` (the shutdown drain); each
+    stage's silence, and the stats report."""
     stages = {
         stage: {"ok": seconds <= o.max_silence_s, "silent_s": round(seconds, 3)}
         for stage, seconds in o.silence_s.items()
     }
     ok = all(s["ok"] for s in stages.values())
-    status = "stopping" if o.stopping else ("ok" if ok else "unhealthy")
+    degraded = [] if o.report.get("health", {}).get("outbox_writable", True) else [
+        "outbox_write_failing"
+    ]
+    status = "stopping" if o.stopping else (
+        "unhealthy" if not ok else "degraded" if degraded else "ok"
+    )
     body = {
         "status": status,
+        "degraded": degraded,
         "stages": stages,
         "stats": dict(o.report),
         "http": {
             "pending": o.http_pending,
+            "connections": dict(o.http_connections),
             "requests": {f"{e} {c}": n for (e, c), n in sorted(o.http_requests.items())},
         },
     }

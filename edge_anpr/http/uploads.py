@@ -32,6 +32,8 @@ from urllib.parse import parse_qsl
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from edge_anpr.logs import rate_limit_logger
+
 IMAGE_FIELDS = ("upload", "image")
 """Names of the image field: Plate Recognizer's, then OpenALPR's."""
 MAX_FIELDS = 64
@@ -39,6 +41,10 @@ MAX_FIELDS = 64
 MAX_TEXT_BYTES = 4096
 """Longest value of a field other than the image."""
 _IMAGE_MAGIC = (b"\xff\xd8", b"\x89PNG", b"BM")
+
+rate_limit_logger("python_multipart.multipart", interval_s=60.0)
+"""python-multipart warns once per malformed body (the 400 answer already says why): one line
+a minute at most, whoever sends them."""
 
 
 class BadUpload(Exception):
@@ -137,7 +143,8 @@ def parse_upload(
         raise BadUpload(400, "no_upload", "upload: the image is empty")
     if len(image) > max_image_bytes:
         raise BadUpload(
-            413, "image_too_large", f"upload: {len(image)} bytes, at most {max_image_bytes}"
+            413, "image_too_large",
+            f"upload: {len(image)} bytes, at most {max_image_bytes} (ingest.max_frame_bytes)",
         )
     regions = merged.get("regions") or merged.get("country") or []
     return Upload(
@@ -185,7 +192,8 @@ def _from_base64(text: str, max_image_bytes: int) -> bytes:
     cleaned = "".join(text.split()) if "\n" in text or "\r" in text else text.replace(" ", "+")
     if len(cleaned) // 4 * 3 > max_image_bytes + 3:
         raise BadUpload(
-            413, "image_too_large", f"upload: over {max_image_bytes} bytes once decoded"
+            413, "image_too_large",
+            f"upload: over {max_image_bytes} bytes once decoded (ingest.max_frame_bytes)",
         )
     try:
         return base64.b64decode(cleaned, validate=True)

@@ -131,7 +131,9 @@ def parse_header(
     if index >= count:
         raise BadDatagram("malformed", f"index {index} >= count {count}")
     if length == 0 or length > max_frame_bytes:
-        raise BadDatagram("bad_length", f"frame length {length} (max {max_frame_bytes})")
+        raise BadDatagram(
+            "bad_length", f"frame length {length} (ingest.max_frame_bytes = {max_frame_bytes})"
+        )
     if count > length:
         raise BadDatagram("malformed", f"count {count} > length {length}: chunks cannot be empty")
     if n == 0:

@@ -47,7 +47,8 @@ class ReplayGuard:
         if abs(skew_us) > self._window_us:
             return "stale", (
                 f"capture time {skew_us / 1e6:+.3f} s from the appliance's clock "
-                f"(ingest.replay_window_s = {self._window_us / 1e6:g}): check NTP on both"
+                f"(ingest.replay_window_s = {self._window_us / 1e6:g}): a recording sent "
+                "again, or a clock problem (check NTP on camera and appliance)"
             )
         return self.check_newer(camera, time_us)
 

@@ -24,7 +24,12 @@ Status. Last will: ``offline`` retained on ``<prefix>/status``; ``online`` retai
 on every CONNACK, and ``offline`` before a clean disconnect. Home Assistant discovery
 (``homeassistant.py``) is published on connect, for each new camera, and again whenever
 ``<homeassistant_prefix>/status`` says ``online``. Both are regenerated state, so they are
-published directly, not through the outbox.
+published directly, not through the outbox. Only announced cameras have discovery
+(``publish.unconfigured``: the configured ones and a few others); an expired one's configs are
+cleared with empty retained messages (``remove_camera``; at the next connection if offline).
+With one appliance process, the retained discovery configs under this device's node id are
+read back on connect, and those of cameras no longer announced (left by an earlier run) are
+cleared with the retained plate and snapshot they point at.
 
 Reconnect: exponential backoff from ``mqtt.reconnect_min_s`` doubling to ``mqtt.reconnect_max_s``,
 with jitter in [delay/2, delay], reset once a connection has stayed up for ``STABLE_AFTER_S``
@@ -67,6 +72,9 @@ from edge_anpr.publish.topics import Topics
 from edge_anpr.system.processes import client_id_for
 
 log = logging.getLogger(__name__)
+
+MAX_PENDING_CLEARS = 4096
+"""Discovery topics waiting to be cleared while offline (oldest forgotten beyond)."""
 
 MISC_INTERVAL_S = 1.0
 IDLE_BEAT_S = 1.0
@@ -120,11 +128,15 @@ class MqttPublisher:
         """paho mid -> outbox id of messages sent on this connection and not yet acked."""
         self._last_sent_id = 0
         self._cameras: list[str] = []
+        self._to_clear: dict[str, None] = {}
+        """Discovery config topics to clear at the next connection (bounded)."""
         self.connected = False
         self.connections = 0
         self.published = 0
         self.rejected = 0
         self.poisoned = 0
+        self.stale_cleared = 0
+        """Retained discovery configs of cameras no longer announced, cleared on connect."""
         self._closing = False
         self._strikes: dict[str, int] = {}
         self._last_refusal = ""
@@ -143,6 +155,27 @@ class MqttPublisher:
         self._cameras.append(camera)
         if self.connected:
             self._publish_discovery([camera])
+
+    def remove_camera(self, camera: str) -> None:
+        """Withdraw a camera's discovery (empty retained configs), now or on reconnection."""
+        if camera in self._cameras:
+            self._cameras.remove(camera)
+        if not self._mqtt.homeassistant_discovery:
+            return
+        for topic, _ in homeassistant.camera_messages(self._cfg, self.topics, camera):
+            self._to_clear[topic] = None
+        while len(self._to_clear) > MAX_PENDING_CLEARS:
+            del self._to_clear[next(iter(self._to_clear))]
+        if self.connected:
+            self._clear_pending()
+
+    def _clear_pending(self) -> None:
+        client = self._client
+        if client is None:
+            return
+        for topic in list(self._to_clear):
+            client.publish(topic, b"", qos=1, retain=True)
+        self._to_clear.clear()
 
     def publish_direct(self, topic: str, payload: str | bytes, qos: int = 0,
                        retain: bool = False) -> bool:
@@ -460,7 +493,10 @@ class MqttPublisher:
         client.publish(self.topics.status, "online", qos=1, retain=True)
         if self._mqtt.homeassistant_discovery:
             client.subscribe(self.topics.homeassistant_status, qos=1)
+            self._clear_pending()
             self._publish_discovery(self._cameras, device=True)
+            if self.topics.processes == 1:
+                client.subscribe(self._own_discovery, qos=1)
         self._connack.set()
 
     def _on_publish(
@@ -479,10 +515,40 @@ class MqttPublisher:
         if len(self._outbox) == 0:
             self._progress.set()
 
+    @property
+    def _own_discovery(self) -> str:
+        """Every discovery config topic of this device."""
+        return f"{self._mqtt.homeassistant_prefix}/+/{homeassistant.node_id(self._cfg)}/+/config"
+
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         if message.topic == self.topics.homeassistant_status and message.payload == b"online":
             log.info("home assistant is online, republishing discovery")
             self._publish_discovery(self._cameras, device=True)
+        elif message.retain and message.payload:
+            self._clear_if_stale(client, message.topic, message.payload)
+
+    def _clear_if_stale(self, client: Any, topic: str, payload: bytes) -> None:
+        """A retained discovery config of this device on the broker (read back on connect):
+        cleared, with the retained plate or snapshot it points at, unless an announced
+        camera or the device's diagnostics publish it now."""
+        wanted = {t for t, _ in homeassistant.device_messages(self._cfg, self.topics)}
+        for camera in self._cameras:
+            wanted.update(t for t, _ in homeassistant.camera_messages(self._cfg, self.topics,
+                                                                      camera))
+        if topic in wanted:
+            return
+        client.publish(topic, b"", qos=1, retain=True)
+        try:
+            config = json.loads(payload)
+        except ValueError:
+            return
+        prefix = self.topics.prefix + "/"
+        for key in ("state_topic", "image_topic"):
+            target = config.get(key) if isinstance(config, dict) else None
+            if (isinstance(target, str) and target.startswith(prefix)
+                    and target.endswith(("/plate", "/snapshot"))):
+                client.publish(target, b"", qos=1, retain=True)
+        self.stale_cleared += 1
 
     def _publish_discovery(self, cameras: list[str], device: bool = False) -> None:
         """Discovery of ``cameras`` and, with ``device``, of the appliance's diagnostics."""

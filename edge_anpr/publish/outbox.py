@@ -7,7 +7,9 @@ or a restart of the appliance the pending messages go out again, in order, and n
 
 Size is bounded by ``mqtt.outbox_max_messages``: when full, the oldest rows are evicted first
 (a days-long outage keeps the newest events). Evictions are counted (``evicted``) and logged once
-per outage, not once per message. Rows can carry an expiry (wall clock): a gate command that
+per outage, not once per message: the warning is given again only after the outbox has drained
+below ``FULL_AGAIN_BELOW`` of its bound (a snapshot that replaces its own row, one out and one
+in, does not end the outage). Rows can carry an expiry (wall clock): a gate command that
 could not be sent within its TTL is dropped instead of opening a gate for a car long gone.
 
 Path: ``mqtt.outbox_path``; when empty, ``$STATE_DIRECTORY/outbox.sqlite`` (systemd sets
@@ -40,6 +42,9 @@ from edge_anpr.logs import fields
 log = logging.getLogger(__name__)
 
 DEFAULT_FILE = "edge-anpr-outbox.sqlite"
+FULL_AGAIN_BELOW = 0.9
+"""Fraction of ``mqtt.outbox_max_messages`` the outbox must drain below before a new overflow
+is warned about again."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -139,8 +144,6 @@ class Outbox:
         self.written += 1
         if self._count > self.max_messages:
             self._evict(self._count - self.max_messages)
-        else:
-            self._warned_full = False
         rowid = cur.lastrowid
         assert rowid is not None
         return rowid
@@ -195,6 +198,8 @@ class Outbox:
         cur = self._db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
         if cur.rowcount:
             self._count -= cur.rowcount
+            if self._count < self.max_messages * FULL_AGAIN_BELOW:
+                self._warned_full = False  # drained: the outage is over
             return True
         return False
 

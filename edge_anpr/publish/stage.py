@@ -84,6 +84,7 @@ from edge_anpr.publish.topics import (
     plate_payload,
     sighting_payload,
 )
+from edge_anpr.publish.unconfigured import AnnouncedCameras
 from edge_anpr.system.notify import Liveness
 from edge_anpr.values import PlateEvent, PlateRead
 
@@ -122,8 +123,16 @@ class EventSink:
     """Known-plate matches with ``gate = true`` whose event read stayed under
     ``mqtt.gate_min_confidence`` (counted once per event update)."""
     outbox_errors: int = 0
+    outbox_failing: bool = False
+    """The last write to the outbox failed (a full or broken disk): ``/health`` is degraded
+    until one succeeds again."""
     _bad_disk: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
     _refused_gate: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
+    _unconfigured_log: RateLimitedLog = field(
+        default_factory=lambda: RateLimitedLog(log, interval_s=60.0)
+    )
+    announced: AnnouncedCameras = field(init=False)
+    """The cameras with retained state (``publish.unconfigured``)."""
     snapshots: int = 0
     _state: OrderedDict[str, _EventState] = field(default_factory=OrderedDict)
     _holder: OrderedDict[str, tuple[str, str]] = field(default_factory=OrderedDict)
@@ -131,9 +140,14 @@ class EventSink:
 
     def __post_init__(self) -> None:
         self.known = KnownPlates(self.cfg.known_plates)
+        self.announced = AnnouncedCameras(
+            self.cfg.cameras, self.cfg.mqtt.max_unconfigured_cameras,
+            self.cfg.mqtt.unconfigured_expire_s,
+        )
 
     def handle(self, event: PlateEvent) -> None:
         self.events += 1
+        announced = self.announced.seen(event.camera, self.clock())
         state = self._state.get(event.event_id)
         if state is None:
             state = self._state[event.event_id] = _EventState()
@@ -143,7 +157,7 @@ class EventSink:
         payload = event_payload(self.cfg.device.name, event, match)
         self._put(self.topics.event(event.camera), payload)
         if self._takes_plate(event):
-            self._put(self.topics.plate(event.camera), plate_payload(event), retain=True)
+            self._put(self.topics.plate(event.camera), plate_payload(event), retain=announced)
         if event.kind == "start":
             self._put(self.topics.sighting(event.camera), sighting_payload(event, None))
         if match is not None:
@@ -151,12 +165,15 @@ class EventSink:
         if event.kind == "end":
             self._state.pop(event.event_id, None)
         latency_ms = round((self.clock() - event.latency_origin_s) * 1000, 1)
-        log.info(
-            "plate event %s",
-            fields(kind=event.kind, camera=event.camera, plate=event.text,
-                   confidence=event.confidence, reads=event.read_count, event_id=event.event_id,
-                   known=match.entry.name if match else "", latency_ms=latency_ms),
+        line = "plate event " + fields(
+            kind=event.kind, camera=event.camera, plate=event.text,
+            confidence=event.confidence, reads=event.read_count, event_id=event.event_id,
+            known=match.entry.name if match else "", latency_ms=latency_ms,
         )
+        if event.camera in self.cfg.cameras:
+            log.info("%s", line)
+        else:  # a name any sender can make up: one line a minute for all of them
+            self._unconfigured_log.info("unconfigured", line)
         if self.on_event is not None:
             self.on_event(payload)
 
@@ -178,7 +195,20 @@ class EventSink:
         """A snapshot of the read behind ``event`` is wanted: it started or improved (update)
         its camera's newest event."""
         holder = self._holder.get(event.camera)
-        return event.kind != "end" and holder is not None and holder[0] == event.event_id
+        return (event.kind != "end" and holder is not None and holder[0] == event.event_id
+                and self.announced.announced(event.camera))
+
+    def expire(self, now: float) -> list[str]:
+        """Unconfigured cameras quiet for ``mqtt.unconfigured_expire_s``: their retained plate
+        and snapshot are cleared (an empty retained message replaces any still pending)."""
+        gone = self.announced.expire(now)
+        for camera in gone:
+            self._holder.pop(camera, None)
+            for topic in (self.topics.plate(camera), self.topics.snapshot(camera)):
+                self._put_bytes(topic, b"", retain=True, replace=True)
+            log.info("%s", fields(event="camera_expired", camera=camera,
+                                  quiet_s=self.announced.expire_s))
+        return gone
 
     def snapshot(self, event: PlateEvent, jpeg: bytes) -> None:
         """Write ``jpeg`` as the camera's retained snapshot, unless a newer event has taken the
@@ -240,9 +270,11 @@ class EventSink:
     ) -> None:
         try:
             self.outbox.put(topic, data, qos=1, retain=retain, ttl_s=ttl_s, replace=replace)
+            self.outbox_failing = False
         except sqlite3.Error as exc:
             # A full or broken disk must not stop tracking (nor the stdout/log output).
             self.outbox_errors += 1
+            self.outbox_failing = True
             self._bad_disk.warning(
                 "outbox", f"outbox write failed {fields(topic=topic, error=exc)}"
             )
@@ -253,7 +285,8 @@ class EventSink:
             "gate_commands": self.gate_commands,
             "gate_refused_unauthenticated": self.gate_refused_unauthenticated,
             "gate_withheld_low_confidence": self.gate_withheld_low_confidence,
-            "outbox_errors": self.outbox_errors, "snapshots": self.snapshots,
+            "outbox_errors": self.outbox_errors, "outbox_failing": int(self.outbox_failing),
+            "snapshots": self.snapshots,
         }
 
 
@@ -264,9 +297,12 @@ class StatsReport:
     ``pipeline`` as given, plus the counters of the running event stage, plus ``health``: a
     few figures worked out from them for dashboards and Home Assistant's diagnostic sensors
     (frames per second since the previous report, drops of every reason, queue depth, outbox
-    pending, broker connected). ``send`` publishes it when a broker is connected. While no
-    event stage runs (before it starts, while it restarts) the report holds ``pipeline`` and
-    ``health`` only and ``send`` does nothing.
+    pending, outbox writable, broker connected). Only the stats loop's report (``tick``)
+    starts a new period of the frame rate: ``/health`` and ``/metrics`` build the report too,
+    as often as they are polled, and read the rate of the period so far without resetting
+    it. ``send`` publishes it when a broker is connected. While no event stage runs (before it
+    starts, while it restarts) the report holds ``pipeline`` and ``health`` only and ``send``
+    does nothing.
     """
 
     def __init__(self, device: str, clock: Callable[[], float] = time.monotonic) -> None:
@@ -285,20 +321,25 @@ class StatsReport:
     def detach(self) -> None:
         self._counters = self._send = None
 
-    def build(self, pipeline: dict[str, Any]) -> dict[str, Any]:
+    def build(self, pipeline: dict[str, Any], *, tick: bool = False) -> dict[str, Any]:
+        """The report now; ``tick`` (the stats loop's, once per ``device.stats_interval_s``)
+        ends the frame rate's period here. The first report of all starts it."""
         report: dict[str, Any] = {"v": 1, "device": self.device}
         if self._counters is not None:
             report.update(self._counters())
         report["pipeline"] = pipeline
-        report["health"] = self._health(pipeline, report)
+        report["health"] = self._health(pipeline, report, tick)
         return report
 
-    def _health(self, pipeline: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+    def _health(
+        self, pipeline: dict[str, Any], report: dict[str, Any], tick: bool
+    ) -> dict[str, Any]:
         now, frames = self._clock(), int(pipeline.get("frames_recognized", 0))
         rate = 0.0
         if self._previous is not None and now > self._previous[0]:
             rate = max(0, frames - self._previous[1]) / (now - self._previous[0])
-        self._previous = (now, frames)
+        if tick or self._previous is None:
+            self._previous = (now, frames)
         dropped = sum(int(n) for n in pipeline.get("dropped", {}).values()) + sum(
             int(pipeline.get(key, 0)) for key in ("frames_undecodable", "frames_too_large")
         )
@@ -307,6 +348,7 @@ class StatsReport:
             "dropped": dropped,
             "queue_depth": int(pipeline.get("queue_depth", 0)),
             "outbox_pending": int(report.get("outbox", {}).get("pending", 0)),
+            "outbox_writable": not report.get("tracker", {}).get("outbox_failing", 0),
             "broker_connected": bool(report.get("mqtt", {}).get("connected", False)),
         }
 
@@ -326,6 +368,7 @@ def report_log_fields(report: dict[str, Any]) -> dict[str, Any]:
         "events": report["tracker"]["events"],
         "outbox_pending": report["outbox"]["pending"],
         "outbox_evicted": report["outbox"]["evicted"],
+        "outbox_errors": report["tracker"].get("outbox_errors", 0),
         "mqtt_connected": report.get("mqtt", {}).get("connected", False),
     }
 
@@ -378,10 +421,14 @@ async def run_event_stage(
 
         def emit(events: list[PlateEvent]) -> None:
             for event in events:
-                if publisher is not None:
-                    publisher.add_camera(event.camera)
                 sink.handle(event)
-            if events and publisher is not None:
+                if publisher is not None and sink.announced.announced(event.camera):
+                    publisher.add_camera(event.camera)
+            expired = sink.expire(clock())
+            if publisher is not None:
+                for camera in expired:
+                    publisher.remove_camera(camera)
+            if (events or expired) and publisher is not None:
                 publisher.wake()
 
         def counters() -> dict[str, Any]:
