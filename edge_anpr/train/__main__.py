@@ -39,8 +39,10 @@ ALL_STEPS: list[tuple[str, list[str]]] = [
     ("detector", []),
     # refiner, round 1: verifies and re-boxes the detector's proposals (needs the detector)
     ("refiner", []),
-    # finder: full-frame plate proposals (its ignore boxes come from the cascade above)
+    # finder: full-frame plate proposals (its ignore boxes come from the cascade above), 16
+    # epochs, then 12 more from the checkpoint (a warm restart of the cosine schedule)
     ("finder", []),
+    ("finder", ["--resume", "--epochs", "28"]),
     # refiner, round 2: the HoG scanner's and the finder's proposals
     ("refiner", ["--finder", "edge_anpr/models/plate_finder.tflite"]),
     # the plate's region (country, US state) from the crop
