@@ -189,6 +189,33 @@ class Broker:
                 await trio.sleep(0.01)
 
 
+def serve_http(
+    config: Path, port: int, log_path: Path, *, timeout_s: float = 90.0,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.Popen[bytes]:
+    """A real ``edge-anpr serve --config config`` whose HTTP API on 127.0.0.1:``port`` has
+    answered ``/health`` 200 (its log in ``log_path``); the caller stops it. Fails with the
+    log when the service exits or is not up within ``timeout_s``."""
+    import urllib.error
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_anpr", "serve", "--config", str(config)],
+        stdout=subprocess.DEVNULL, stderr=log_path.open("wb"), preexec_fn=preexec_fn,
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert proc.poll() is None, log_path.read_text()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return proc
+        except (OSError, urllib.error.URLError):
+            pass
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.2)
+
+
 def make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
     """A throwaway CA and a server certificate for 127.0.0.1 and localhost, made by openssl."""
     ca_key, ca = workdir / "ca.key", workdir / "ca.crt"

@@ -38,8 +38,6 @@ import base64
 import json
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,6 +45,7 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import free_tcp_port, serve_http
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -80,10 +79,6 @@ def session_from(source: str, retry: Retry | None = None) -> requests.Session:
     return s
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def other_host_reachable() -> bool:
@@ -119,21 +114,8 @@ allow = ["127.0.0.1/32"]
 {http}
 """)
     log_path = tmp_path / f"serve-{port}.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge_anpr", "serve", "--config", str(config)],
-        stdout=subprocess.DEVNULL, stderr=log_path.open("wb"),
-    )
+    proc = serve_http(config, port, log_path)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        assert proc.poll() is None, log_path.read_text()
-        try:
-            if requests.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert time.monotonic() < deadline, log_path.read_text()
-        time.sleep(0.2)
     return proc, base, log_path
 
 

@@ -15,14 +15,13 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import trio
+from conftest import free_tcp_port, serve_http
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge_anpr.assets import DEMO_DIR
@@ -37,12 +36,6 @@ RSS_GROWTH_LIMIT_MB = 200
 """Peak RSS the load may add to the service (measured: see the test's printed line)."""
 
 
-def free_tcp_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -76,21 +69,8 @@ max_pending = 8
 max_connections = 256
 """)
     log_path = tmp_path / "serve.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge_anpr", "serve", "--config", str(config)],
-        stdout=subprocess.DEVNULL, stderr=log_path.open("wb"),
-    )
+    proc = serve_http(config, port, log_path)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        assert proc.poll() is None, log_path.read_text()
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, log_path.read_text()
-        time.sleep(0.2)
     try:
         yield proc, base, log_path
     finally:

@@ -18,14 +18,13 @@ from __future__ import annotations
 import os
 import resource
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import free_tcp_port, serve_http
 
 from edge_anpr.assets import DEMO_DIR
 
@@ -38,10 +37,6 @@ HEAD = b"POST /v1/plate-reader/ HTTP/1.1\r\nHost: appliance\r\nContent-Type: ima
 """A request head that never ends (no blank line)."""
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def open_fds(pid: int) -> int:
@@ -126,23 +121,10 @@ max_connections = {max_connections}
     def low_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (SERVER_FILES, SERVER_FILES))
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge_anpr", "serve", "--config", str(config)],
-        stdout=subprocess.DEVNULL, stderr=log_path.open("wb"), preexec_fn=low_limit,
-    )
+    proc = serve_http(config, port, log_path, preexec_fn=low_limit)
     base = f"http://127.0.0.1:{port}"
     socks: list[socket.socket] = []
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
         lines_before = len(log_lines(log_path))
         started = time.monotonic()
 

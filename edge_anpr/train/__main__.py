@@ -10,10 +10,9 @@ extra is one line that names it (``TRAIN_EXTRA``), not a traceback.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
-_CACHE = os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache")
+from edge_anpr.train.cache import CACHE as _CACHE
 
 COMMANDS = {
     "reader": "edge_anpr.train.reader",  # segmenter + character classifier -> *.tflite

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import pickle
 import subprocess
 import sys
@@ -56,6 +55,7 @@ from edge_anpr.lab.datasplit import (
 )
 from edge_anpr.lab.scenes import IMAGE_SUFFIXES, find_boxed_frames, find_scenes, normalise
 from edge_anpr.models import bundled_models_dir
+from edge_anpr.train.cache import CACHE
 from edge_anpr.train.reader import _tf, export_int8
 from edge_anpr.vision.finder import (
     INPUT_H,
@@ -66,7 +66,6 @@ from edge_anpr.vision.finder import (
     letterbox_scale,
 )
 
-CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
 FRAMES_FILE = "finder_frames_v1.pkl"
 PATCH = 256
 Box = tuple[float, float, float, float]

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from edge_anpr.models import bundled_models_dir
+from edge_anpr.train.cache import CACHE
 from edge_anpr.vision.reader import CLASSES, PlateReader, to_grey
 
-CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
 """The training cache, shared with ``train.reader`` (which reads ``mined.npz`` from it)."""
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from edge_anpr.lab.labels import labelled_rows
 from edge_anpr.lab.scenes import find_scenes, read_labels
 from edge_anpr.models import bundled_models_dir
 from edge_anpr.train.augment import degrade_plate
+from edge_anpr.train.cache import CACHE
 from edge_anpr.train.render import render_plate
 from edge_anpr.vision.reader import (
     CHAR_H,
@@ -51,7 +51,6 @@ from edge_anpr.vision.reader import (
 GH, GW = SEG_H // SEG_STRIDE, SEG_W // SEG_STRIDE
 DEFAULT_REAL_REPS = 4
 REPO = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
 RENDER_VERSION = 4
 """Bump when the renderer or augmentation changes, so cached synthetic sets are rebuilt."""
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import subprocess
 import sys
 import time
@@ -56,12 +55,12 @@ from edge_anpr.lab.scenes import (
     scale_box,
 )
 from edge_anpr.models import bundled_models_dir
+from edge_anpr.train.cache import CACHE
 from edge_anpr.train.detector import holdout
 from edge_anpr.train.reader import _tf, export_int8
 from edge_anpr.vision.hog import PlateDetector, load_detector
 from edge_anpr.vision.refine import WINDOW_H, WINDOW_W, Window, cut_window, window_of
 
-CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
 WINDOWS_FILE = "refiner_windows_v2.npz"
 HARD_FILE = "refiner_hard_v2.npz"
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ from edge_anpr.lab.datasplit import shared_data_dir, split_of, split_of_plate
 from edge_anpr.lab.labels import EU_LABELLED, labelled_rows, read_label_rows
 from edge_anpr.lab.scenes import find_scenes
 from edge_anpr.models import bundled_models_dir
+from edge_anpr.train.cache import CACHE
 from edge_anpr.vision.region import (
     REGION_CLASSES,
     REGION_FILE,
@@ -49,8 +49,6 @@ from edge_anpr.vision.region import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE",
-                            Path.home() / ".cache" / "edge-anpr-train"))
 DATA_VERSION = 1
 """Bump when what ``prepare`` keeps changes, so the cached set is rebuilt."""
 STORE_H, STORE_W = 2 * REGION_H, 2 * REGION_W

@@ -5,7 +5,7 @@ A ``.box`` line is ``CHAR x0 y0 x1 y1 page`` with y measured from the BOTTOM of 
 each font and each of 0-9 and A-Z we keep a few clean instances: those whose height and aspect
 are closest to the character's median (outliers are cut-off or merged boxes), as tight
 anti-aliased ink masks of ``GLYPH_HEIGHT`` rows. They are cached as one ``.npz`` per font under
-``$EDGE_ANPR_TRAIN_CACHE`` (default ``/tmp/edge_anpr_reader_cache``), never in the repository.
+``$EDGE_ANPR_TRAIN_CACHE`` (default ``~/.cache/edge-anpr-train``), never in the repository.
 
 The source is optional: without the data folder ``GlyphLibrary`` is empty and the renderer
 draws with TrueType fonts only.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +45,9 @@ class GlyphLibrary:
 
 
 def _default_cache() -> Path:
-    return Path(os.environ.get("EDGE_ANPR_TRAIN_CACHE", "/tmp/edge_anpr_reader_cache"))
+    from edge_anpr.train.cache import CACHE
+
+    return CACHE
 
 
 def _clean_mask(crop: NDArray[np.uint8]) -> NDArray[np.uint8] | None:
