@@ -1,0 +1,36 @@
+"""``edge-anpr demo``: every plate it does not read is named with its frame and the reason.
+
+The demo waits for each frame's outcome before it sends the next (so a slow box reads 8 of 8:
+``tests/test_arm64_root.py`` runs it under arm64 emulation, about 2 s a frame). Here the frames
+are refused by a configured pixel limit, so none is read and each must say why.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXPECTED = json.loads((REPO / "edge_anpr" / "assets" / "demo" / "expected.json").read_text())
+
+
+@pytest.mark.slow
+def test_each_plate_not_read_is_named_with_its_frame_and_why(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[ingest]\nmax_frame_pixels = 4096\n")  # 1280x720 frames: all too large
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge_anpr", "demo", "--config", str(config)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    last = proc.stdout.splitlines()[-1]
+    assert last.startswith("demo: read 0 of 8 plates in the bundled frames; not read: "), last
+    why = "dropped: too_many_pixels"
+    for name, item in EXPECTED.items():
+        for plate in item["plates"]:
+            assert f"{plate} ({name}: {why})" in last
+        assert f"frame  {name} {why}" in proc.stdout.splitlines()
+    assert proc.returncode == 1  # nothing read
