@@ -53,8 +53,8 @@ log = logging.getLogger(__name__)
 DEMO_FPS = 4.0
 """The fastest the demo sends: a fast box still shows reads arriving as from a live camera."""
 FRAME_TIMEOUT_S = 120.0
-"""How long the demo waits for one frame's outcome before it sends the next (a frame takes
-about 2 s under arm64 emulation, 0.1 s on a PC)."""
+"""How long the demo waits for one frame's outcome before it sends the next (a frame takes a few
+seconds under arm64 emulation, a tenth of a second on a PC)."""
 
 
 @dataclasses.dataclass
@@ -77,9 +77,11 @@ class DemoLog:
                     continue
                 if sequence is None:
                     why = "not sent (the demo was stopped)"
+                elif (outcome := self.outcome_of.get(name, "no outcome")) == "recognized":
+                    reads = sorted(self.reads_of.get(sequence, ()))
+                    why = f"recognized, read {', '.join(reads)}" if reads else "recognized, no read"
                 else:
-                    outcome = self.outcome_of.get(name, "no outcome")
-                    why = "recognized, this plate not read" if outcome == "recognized" else outcome
+                    why = outcome
                 lines.append(f"{plate} ({name}: {why})")
         return lines
 
@@ -98,13 +100,13 @@ def demo_main(
         ),
         tracker=dataclasses.replace(cfg.tracker, quiet_time_s=min(cfg.tracker.quiet_time_s, 1.5)),
     )
-    log_ = DemoLog()
+    demo_log = DemoLog()
     with tempfile.TemporaryDirectory(prefix="edge-anpr-demo-") as tmp:
-        run_trio(_demo, cfg, loop, str(Path(tmp) / "outbox.sqlite"), log_, early)
-    seen = log_.seen
+        run_trio(_demo, cfg, loop, str(Path(tmp) / "outbox.sqlite"), demo_log, early)
+    seen = demo_log.seen
     expected = expected_plates()
     found, extra = expected & set(seen), set(seen) - expected
-    missed = log_.not_read(_expected_by_frame())
+    missed = demo_log.not_read(_expected_by_frame())
     print(
         f"demo: read {len(found)} of {len(expected)} plates in the bundled frames"
         + (f"; not read: {', '.join(missed)}" if missed else "")
@@ -125,15 +127,15 @@ def _expected_by_frame() -> dict[str, list[str]]:
     }
 
 async def _demo(
-    cfg: Config, loop: bool, outbox_path: str, log_: DemoLog, early: Sequence[int]
+    cfg: Config, loop: bool, outbox_path: str, demo_log: DemoLog, early: Sequence[int]
 ) -> None:
-    seen = log_.seen
+    seen = demo_log.seen
 
     def on_read(read: PlateRead) -> None:
         text = read.text
         seen[text.text] = max(seen.get(text.text, 0.0), text.confidence)
         if read.frame_sequence is not None:
-            log_.reads_of.setdefault(read.frame_sequence, set()).add(text.text)
+            demo_log.reads_of.setdefault(read.frame_sequence, set()).add(text.text)
         latency_ms = (time.monotonic() - read.completed_monotonic_s) * 1000
         print(
             f"read   {text.text:<10} confidence={text.confidence:.2f} region={text.region} "
@@ -153,12 +155,12 @@ async def _demo(
         async with running_pipeline(cfg, sinks=sinks, outbox_path=outbox_path) as (
             pipeline, helpers
         ):
-            await _send_demo_frames(pipeline, helpers, signals, early, loop, log_)
+            await _send_demo_frames(pipeline, helpers, signals, early, loop, demo_log)
 
 
 async def _send_demo_frames(
     pipeline: Pipeline, helpers: trio.Nursery, signals: AsyncIterator[int], early: Sequence[int],
-    loop: bool, log_: DemoLog,
+    loop: bool, demo_log: DemoLog,
 ) -> None:
     print(f"demo: serving on udp 127.0.0.1:{pipeline.port}, sending {DEMO_DIR}", flush=True)
     # Ctrl-C drains like SIGTERM does for `serve`; a second Ctrl-C stops at once.
@@ -175,9 +177,9 @@ async def _send_demo_frames(
                 if pipeline.stopping:
                     break
                 next_at = trio.current_time() + 1 / DEMO_FPS
-                log_.sequence_of[name] = sequence
+                demo_log.sequence_of[name] = sequence
                 outcome = await _send_and_wait(pipeline, sock, jpeg, sequence)
-                log_.outcome_of[name] = outcome
+                demo_log.outcome_of[name] = outcome
                 if outcome != "recognized":
                     print(f"frame  {name} {outcome}", flush=True)
                 sequence = (sequence + 1) % SEQ_MODULO
@@ -189,8 +191,9 @@ async def _send_demo_frames(
 async def _send_and_wait(
     pipeline: Pipeline, sock: trio.socket.SocketType, jpeg: bytes, sequence: int
 ) -> str:
-    """Send one frame and wait for its outcome: ``recognized``, ``dropped: <reasons>`` or
-    ``no outcome within <timeout>``. Only this frame is in flight, so any change of the
+    """Send one frame and wait for its outcome: ``recognized`` or ``dropped: <reason>`` (the
+    ingest stage's drop reasons, the workers' ``undecodable``/``too_many_pixels``/failure, or
+    no outcome within ``FRAME_TIMEOUT_S``). Only this frame is in flight, so any change of the
     counters is its doing."""
     stats, workers = pipeline.reassembler.stats, pipeline.worker_stats
     done, before, drops = pipeline.frames_done(), _worker_outcomes(workers), Counter(stats.drops)
@@ -199,8 +202,7 @@ async def _send_and_wait(
     with trio.move_on_after(FRAME_TIMEOUT_S):
         while True:
             if pipeline.frames_done() > done:
-                (outcome,) = _worker_outcomes(workers) - before
-                return outcome
+                return ", ".join(sorted(_worker_outcomes(workers) - before))
             new = Counter(stats.drops) - drops
             if new:
                 return "dropped: " + ", ".join(sorted(new))
