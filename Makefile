@@ -32,9 +32,10 @@ test: $(VENV)/.test-deps system-test-deps
 	$(BIN)/python -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder
 
 ## deploy-check: ansible-lint (production profile), systemd-analyze verify/security on the unit,
-## the sd_notify tests and a real Ansible apply into a throwaway root (also part of `make test`)
+## the sd_notify tests, a real Ansible apply into a throwaway root and one into an arm64 root under
+## qemu (also part of `make test`)
 deploy-check: $(VENV)/.test-deps system-test-deps
-	$(BIN)/python -m pytest -q tests/test_notify_systemd.py tests/test_systemd_unit.py tests/test_systemd_sandbox.py tests/test_systemd_live.py tests/test_ansible_role.py
+	$(BIN)/python -m pytest -q tests/test_notify_systemd.py tests/test_systemd_unit.py tests/test_systemd_sandbox.py tests/test_systemd_live.py tests/test_ansible_role.py tests/test_arm64_root.py
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check edge_anpr tests
