@@ -22,17 +22,20 @@ run: $(BIN)/edge-anpr
 system-test-deps:
 	bash scripts/ensure-system-packages
 
-## test: install the test tools (and mosquitto when missing) and run the whole suite
+## test: install the test tools (and mosquitto, qemu-user-static, debootstrap when missing) and run
+## the whole suite on two workers, one test module per worker at a time (module fixtures such as
+## the Ansible apply are made once; tests/conftest.py puts the two longest modules first)
 test: $(VENV)/.test-deps system-test-deps
 	$(BIN)/ruff check edge_anpr tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder
 
 ## deploy-check: ansible-lint (production profile), systemd-analyze verify/security on the unit,
-## the sd_notify tests and a real Ansible apply into a throwaway root (also part of `make test`)
+## the sd_notify tests, a real Ansible apply into a throwaway root and one into an arm64 root under
+## qemu (also part of `make test`)
 deploy-check: $(VENV)/.test-deps system-test-deps
-	$(BIN)/python -m pytest -q tests/test_notify_systemd.py tests/test_systemd_unit.py tests/test_systemd_sandbox.py tests/test_systemd_live.py tests/test_ansible_role.py
+	$(BIN)/python -m pytest -q tests/test_notify_systemd.py tests/test_systemd_unit.py tests/test_systemd_sandbox.py tests/test_systemd_live.py tests/test_ansible_role.py tests/test_arm64_root.py
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check edge_anpr tests

@@ -25,6 +25,7 @@ pytest's cache, so a fresh venv installs offline (``pip install --no-index --fin
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -38,6 +39,20 @@ from pathlib import Path
 import pytest
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+LONGEST_FIRST = ("test_ansible_role.py", "test_arm64_root.py")
+"""The longest modules (minutes each), collected first: ``make test`` runs the suite on two
+workers, one module per worker at a time (``-n 2 --dist loadscope --no-loadscope-reorder``),
+and the first two modules go one to each worker, so these two run side by side instead of one
+after the other at the end."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within each module and among the rest is kept
 
 
 @pytest.fixture(autouse=True)
@@ -456,12 +471,15 @@ def wheelhouse(request: pytest.FixtureRequest, wheel: Path) -> Path:
     download only what changed. A site with no index copies such a folder to the Pi (the
     Ansible role's ``edge_anpr_wheelhouse``)."""
     folder = Path(request.config.cache.mkdir("wheelhouse"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
-         "--dest", str(folder), "--find-links", str(folder), str(wheel)],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    for own in folder.glob("edge_anpr-*.whl"):
-        own.unlink()
+    # One filler at a time: the workers of a parallel run (pytest -n) share this folder.
+    with (folder.parent / "wheelhouse.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+             "--dest", str(folder), "--find-links", str(folder), str(wheel)],
+            capture_output=True, text=True, timeout=900,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        for own in folder.glob("edge_anpr-*.whl"):
+            own.unlink()
     return folder

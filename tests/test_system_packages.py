@@ -34,14 +34,18 @@ fi
         'if [ -e "$STATE/$pkg" ]; then printf installed; else printf not-installed; fi\n'
     ),
     "sudo": 'exec "$@"\n',
+    "update-binfmts": 'echo "update-binfmts $*" >> "$STATE/log"\n',
 }
 
 
 def run_script(
-    tmp_path: Path, installed: set[str], pulled_in: tuple[str, ...] = ()
+    tmp_path: Path, installed: set[str], pulled_in: tuple[str, ...] = (),
+    arm64_handler: str = "enabled",
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     """Run the script with the packages ``installed`` present; an install also brings
-    ``pulled_in`` (as apt does with dependencies). Returns the result and the recorded calls."""
+    ``pulled_in`` (as apt does with dependencies); ``arm64_handler`` is the first line of the
+    qemu-aarch64 binfmt_misc entry ("" when there is none). Returns the result and the recorded
+    calls."""
     fakes = tmp_path / "bin"
     fakes.mkdir()
     state = tmp_path / "state"
@@ -55,9 +59,14 @@ def run_script(
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
     for package in installed:
         (state / package).touch()
+    binfmt = tmp_path / "binfmt_misc"
+    binfmt.mkdir()
+    if arm64_handler:
+        (binfmt / "qemu-aarch64").write_text(f"{arm64_handler}\ninterpreter /usr/bin/x\n")
     proc = subprocess.run(
         ["bash", str(SCRIPT)], capture_output=True, text=True, timeout=60,
-        env={**os.environ, "STATE": str(state), "PATH": f"{fakes}:{os.environ['PATH']}"},
+        env={**os.environ, "STATE": str(state), "PATH": f"{fakes}:{os.environ['PATH']}",
+             "BINFMT_MISC": str(binfmt)},
     )
     log = state / "log"
     return proc, log.read_text().splitlines() if log.exists() else []
@@ -69,6 +78,10 @@ def _machine_has_the_tools() -> None:
     for tool in ("mosquitto", "mosquitto_passwd", "systemd-analyze", "openssl", "fc-list"):
         if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists():
             pytest.skip(f"{tool} missing: run scripts/ensure-system-packages once")
+    for path in ("/usr/bin/qemu-aarch64-static", "/usr/sbin/update-binfmts",
+                 "/usr/sbin/debootstrap", "/usr/share/binfmts/qemu-aarch64"):
+        if not Path(path).exists():
+            pytest.skip(f"{path} missing: run scripts/ensure-system-packages once")
     for fonts in ("dejavu", "liberation2", "freefont"):
         if not Path("/usr/share/fonts/truetype", fonts).is_dir():
             pytest.skip("fonts missing: run scripts/ensure-system-packages once")
@@ -103,3 +116,13 @@ def test_the_broker_this_run_installed_is_disabled_and_said(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr
     assert log[-1] == "systemctl disable --now mosquitto.service"
     assert "mosquitto was just installed by this script" in proc.stderr
+
+
+@pytest.mark.parametrize("state", ["disabled", ""])
+def test_arm64_emulation_is_enabled_when_off_and_nothing_else(tmp_path: Path, state: str) -> None:
+    # qemu-user-static's handler registered but off (binfmt_misc was not mounted when the
+    # package was installed), or not registered at all: only that one format is enabled.
+    proc, log = run_script(tmp_path, {"python3-seccomp", "mosquitto"}, arm64_handler=state)
+    assert proc.returncode == 0, proc.stderr
+    assert log == ["update-binfmts --enable qemu-aarch64"]
+    assert "enabling the qemu-aarch64 binfmt handler" in proc.stderr
