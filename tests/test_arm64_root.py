@@ -144,8 +144,9 @@ def venv_reusable(root: Path, wheel: Path) -> bool:
     stamp = root / VENV / ".edge-anpr-test-deps"
     with zipfile.ZipFile(wheel) as whl:
         (meta,) = [n for n in whl.namelist() if n.endswith(".dist-info/METADATA")]
+        # The run-time dependencies only: the extras' (test, train) are never in the venv.
         deps = "".join(line + "\n" for line in whl.read(meta).decode().splitlines()
-                       if line.startswith("Requires-Dist:"))
+                       if line.startswith("Requires-Dist:") and "extra ==" not in line)
     fresh_enough = stamp.exists() and time.time() - stamp.stat().st_mtime < VENV_MAX_AGE_S
     if fresh_enough and stamp.read_text() == deps:
         return True
