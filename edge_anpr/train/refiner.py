@@ -62,7 +62,7 @@ from edge_anpr.vision.hog import PlateDetector, load_detector
 from edge_anpr.vision.refine import WINDOW_H, WINDOW_W, Window, cut_window, window_of
 
 WINDOWS_FILE = "refiner_windows_v2.npz"
-HARD_FILE = "refiner_hard_v2.npz"
+HARD_FILE = "refiner_hard_v3.npz"
 
 
 def say(msg: str) -> None:
@@ -283,11 +283,12 @@ def build_windows(data: Path, jitters: int, seed: int,
     return {"x": np.stack(out.x), "y": y}
 
 
-def mine_hard_negatives(data: Path, model_path: Path, seed: int) -> dict[str, np.ndarray]:
-    """Windows the cascade with the model at ``model_path`` takes for plates and that are not:
-    every refined proposal of a training scene (holdout excluded) or a training negative
-    image with a plate probability >= 0.3 and no labelled plate in its window, four jittered
-    windows each. Scenes label one or two plates, not every car's: a window in a scene whose
+def mine_hard_negatives(data: Path, model_path: Path, seed: int,
+                        finder: Path | None = None) -> dict[str, np.ndarray]:
+    """Windows the cascade with the model at ``model_path`` (and the finder at ``finder``, when
+    given) takes for plates and that are not: every refined proposal of a training scene
+    (holdout excluded) or a training negative image with a plate probability >= 0.3 and no
+    labelled plate in its window, four jittered windows each. Scenes label one or two plates, not every car's: a window in a scene whose
     read looks like a plate number (5 or more characters, at least 2 of them digits) is left
     out, since it is more likely an unlabelled plate than a sticker (stickers and badges read
     as names: SALVADOR, DFBRASILA)."""
@@ -302,6 +303,9 @@ def mine_hard_negatives(data: Path, model_path: Path, seed: int) -> dict[str, np
     reader = make_reader(cfg)
     detector = PlateDetector(load_detector(), verify=False)
     refiner = PlateRefiner(model_path)
+    from edge_anpr.vision.finder import PlateFinder
+
+    plate_finder = PlateFinder(finder) if finder is not None else None
     det = cfg.detector
     out = Windows([], [])
     items: list[tuple[Path, list[BoxPx]]] = []
@@ -315,9 +319,13 @@ def mine_hard_negatives(data: Path, model_path: Path, seed: int) -> dict[str, np
             continue
         gray, factor = normalise(img)
         plates = [scale_box(b, factor) for b in raw_plates]
-        props = detector.detect(gray, min_plate_width_px=40, max_plate_width_px=640,
-                                threshold=det.proposal_threshold, limit=det.max_proposals)
-        for r in refiner.refine(gray, [p.box_px for p in props]):
+        props = [p.box_px for p in detector.detect(
+            gray, min_plate_width_px=40, max_plate_width_px=640,
+            threshold=det.proposal_threshold, limit=det.max_proposals)]
+        if plate_finder is not None:
+            props += [p.box_px for p in plate_finder.propose(
+                gray, min_score=det.min_finder_score, limit=det.max_proposals)]
+        for r in refiner.refine(gray, props):
             if r.score < 0.3:
                 continue
             if raw_plates:
@@ -412,7 +420,7 @@ def main(argv: list[str]) -> int:
         np.savez_compressed(cached, **d)
     hard = CACHE / HARD_FILE
     if args.mine is not None and not hard.exists():
-        np.savez_compressed(hard, **mine_hard_negatives(data, args.mine, args.seed))
+        np.savez_compressed(hard, **mine_hard_negatives(data, args.mine, args.seed, args.finder))
     if hard.exists():
         h = dict(np.load(hard))
         say(f"hard negatives from {hard}: {len(h['x'])}")
