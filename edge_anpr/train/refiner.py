@@ -288,10 +288,10 @@ def mine_hard_negatives(data: Path, model_path: Path, seed: int,
     """Windows the cascade with the model at ``model_path`` (and the finder at ``finder``, when
     given) takes for plates and that are not: every refined proposal of a training scene
     (holdout excluded) or a training negative image with a plate probability >= 0.3 and no
-    labelled plate in its window, four jittered windows each. Scenes label one or two plates, not every car's: a window in a scene whose
-    read looks like a plate number (5 or more characters, at least 2 of them digits) is left
-    out, since it is more likely an unlabelled plate than a sticker (stickers and badges read
-    as names: SALVADOR, DFBRASILA)."""
+    labelled plate in its window, four jittered windows each. Scenes label one or two plates,
+    not every car's: a window in a scene whose read looks like a plate number (5 or more
+    characters, at least 2 of them digits) is left out, since it is more likely an unlabelled
+    plate than a sticker (stickers and badges read as names: SALVADOR, DFBRASILA)."""
     from edge_anpr.config import load_config
     from edge_anpr.vision.refine import PlateRefiner
 
