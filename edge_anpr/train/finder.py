@@ -57,6 +57,7 @@ from edge_anpr.lab.scenes import IMAGE_SUFFIXES, find_boxed_frames, find_scenes,
 from edge_anpr.models import bundled_models_dir
 from edge_anpr.train.cache import CACHE
 from edge_anpr.train.reader import _tf, export_int8
+from edge_anpr.train.refiner import reads_like_plate_number
 from edge_anpr.vision.finder import (
     INPUT_H,
     INPUT_W,
@@ -99,10 +100,6 @@ def _at_run_scale(gray: np.ndarray) -> tuple[np.ndarray, float]:
     return small, s
 
 
-def _looks_like_number(text: str) -> bool:
-    return len(text) >= 5 and sum(c.isdigit() for c in text) >= 2
-
-
 class IgnoreFinder:
     """Plates the current cascade reports (in 1280-wide frame pixels), to ignore where unboxed."""
 
@@ -120,7 +117,8 @@ class IgnoreFinder:
         reads = self.recognizer.recognize(gray1280)
         out = []
         for r in reads:
-            if all(iou(r.box_px, b) < 0.3 for b in labelled) and _looks_like_number(r.text.text):
+            unboxed = all(iou(r.box_px, b) < 0.3 for b in labelled)
+            if unboxed and reads_like_plate_number(r.text.text):
                 out.append(tuple(float(v) for v in r.box_px))
         return out  # type: ignore[return-value]
 

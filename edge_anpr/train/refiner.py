@@ -140,13 +140,23 @@ class Proposer:
             props += [p.box_px for p in self.finder.propose(gray, min_score=0.05, limit=20)]
         return props
 
-    def looks_like_plate(self, gray: np.ndarray, box: tuple[float, float, float, float]) -> bool:
+    def look_like_plates(
+        self, gray: np.ndarray, boxes: list[tuple[float, float, float, float]]
+    ) -> list[bool]:
+        """Whether each box reads like a plate number (``reads_like_plate_number``), read in
+        one batch."""
         from edge_anpr.vision.recognize import plate_crop
 
-        b = tuple(round(v) for v in box)
-        (read,) = self.reader.read_many([plate_crop(gray, b)])  # type: ignore[arg-type]
-        return read is not None and len(read.text) >= 5 and sum(
-            c.isdigit() for c in read.text) >= 2
+        crops = [plate_crop(gray, tuple(round(v) for v in b)) for b in boxes]  # type: ignore[arg-type]
+        return [read is not None and reads_like_plate_number(read.text)
+                for read in self.reader.read_many(crops)]
+
+
+def reads_like_plate_number(text: str) -> bool:
+    """5 or more characters, 2 or more of them digits: in a training frame, a read like this
+    outside every labelled box is more likely a plate nobody boxed than clutter (stickers and
+    badges read as names: SALVADOR, DFBRASILA)."""
+    return len(text) >= 5 and sum(c.isdigit() for c in text) >= 2
 
 
 def scene_windows(rng: np.random.Generator, data: Path, out: Windows, proposer: Proposer,
@@ -177,12 +187,14 @@ def scene_windows(rng: np.random.Generator, data: Path, out: Windows, proposer: 
                 kind, edges = label_window(win, [tuple(v * f for v in q) for q in plates])  # type: ignore[misc]
                 if kind == "pos":
                     out.add(photometric(rng, cut_window(g, win)), 1.0, edges, 1.0, 1.0)
-        for box in proposer.boxes(gray):
+        labelled = [(box, *label_window(window_of(box), plates)) for box in proposer.boxes(gray)]
+        negatives = [box for box, kind, _ in labelled if kind == "neg"]
+        unboxed = dict(zip(negatives, proposer.look_like_plates(gray, negatives), strict=True))
+        for box, kind, edges in labelled:
             win = window_of(box)
-            kind, edges = label_window(win, plates)
             if kind == "pos":
                 out.add(photometric(rng, cut_window(gray, win)), 1.0, edges, 1.0, 1.0)
-            elif kind == "neg" and not proposer.looks_like_plate(gray, box):
+            elif kind == "neg" and not unboxed[box]:
                 out.add(photometric(rng, cut_window(gray, win)), 0.0, edges, 1.0, 0.0)
 
 
@@ -330,9 +342,7 @@ def mine_hard_negatives(data: Path, model_path: Path, seed: int,
                 continue
             if raw_plates:
                 (read,) = reader.read_many([plate_crop(gray, r.box_px)])
-                if read is not None and len(read.text) >= 5 and sum(
-                    c.isdigit() for c in read.text
-                ) >= 2:
+                if read is not None and reads_like_plate_number(read.text):
                     continue
             for k in range(4):
                 x, y, w, h = r.box_px
