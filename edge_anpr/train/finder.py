@@ -64,7 +64,8 @@ from edge_anpr.vision.finder import (
     MODEL_FILE,
     STRIDE,
     encode_width,
-    letterbox_scale,
+    fit_to_input,
+    letterbox,
 )
 
 FRAMES_FILE = "finder_frames_v1.pkl"
@@ -88,16 +89,6 @@ class Frame:
 
 def _scaled(box: tuple[float, ...], f: float) -> Box:
     return (box[0] * f, box[1] * f, box[2] * f, box[3] * f)
-
-
-def _at_run_scale(gray: np.ndarray) -> tuple[np.ndarray, float]:
-    h, w = gray.shape[:2]
-    s = letterbox_scale(w, h)
-    if s >= 1.0:
-        return gray, 1.0
-    small = cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))),
-                       interpolation=cv2.INTER_AREA)
-    return small, s
 
 
 class IgnoreFinder:
@@ -137,7 +128,7 @@ def real_frames(data: Path) -> list[Frame]:
         plates = [_scaled(p.box_px, factor) for p in sc.plates]
         skip = [_scaled(p.box_px, factor) for p in sc.unlabelled]
         skip += ignore.unboxed(gray, plates)
-        small, s = _at_run_scale(gray)
+        small, s = fit_to_input(gray)
         frames.append(Frame(small, [_scaled(b, s) for b in plates],
                             [_scaled(b, s) for b in skip], sc.group))
     negs = sorted(p for p in (data / "negatives").iterdir()
@@ -146,7 +137,7 @@ def real_frames(data: Path) -> list[Frame]:
         img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if img is None:
             continue
-        small, _ = _at_run_scale(normalise(img)[0])
+        small, _ = fit_to_input(normalise(img)[0])
         frames.append(Frame(small, [], [], "negatives"))
     return frames
 
@@ -425,13 +416,9 @@ def main(argv: list[str]) -> int:
         fixed = build_model(INPUT_H, INPUT_W)
         fixed.set_weights(trained.get_weights())
         rng = np.random.default_rng(args.seed)
-        rep = []
-        for k in rng.permutation(len(frames))[:120]:
-            img = frames[int(k)].image
-            canvas = np.zeros((INPUT_H, INPUT_W), np.uint8)
-            h, w = min(img.shape[0], INPUT_H), min(img.shape[1], INPUT_W)
-            canvas[:h, :w] = img[:h, :w]
-            rep.append(canvas.astype(np.float32)[..., None] / 255.0)
+        # frames are stored at run-time scale: letterbox only pads them
+        rep = [letterbox(frames[int(k)].image)[0].astype(np.float32)[..., None] / 255.0
+               for k in rng.permutation(len(frames))[:120]]
         export_int8(fixed, np.stack(rep), args.out, samples=120)
         return 0
     start = 0

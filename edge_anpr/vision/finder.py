@@ -17,9 +17,9 @@ over ``PROPOSAL_ASPECT``: what follows, the plate refiner, looks at a window set
 alone and finds the plate's own edges). ``PlateFinder`` runs the interpreter; everything else
 here is numpy in, numbers out.
 
-Invariant: the training code builds its inputs with ``letterbox`` and its targets with
-``encode_width`` and the same ``STRIDE``, so what the network learnt and what ``decode``
-reads are one geometry (``tests/test_finder.py`` holds a box's round trip).
+Invariant: the training code builds its inputs with ``fit_to_input`` and ``letterbox`` and its
+targets with ``encode_width`` and the same ``STRIDE``, so what the network learnt and what
+``decode`` reads are one geometry (``tests/test_finder.py`` holds a box's round trip).
 """
 
 from __future__ import annotations
@@ -54,14 +54,22 @@ def letterbox_scale(width: int, height: int) -> float:
     return min(INPUT_W / width, INPUT_H / height, 1.0)
 
 
-def letterbox(gray: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], float]:
-    """The network's input image (``INPUT_H`` x ``INPUT_W``, the frame shrunk by averaging and
-    padded with 0 below and on the right) and the factor applied."""
+def fit_to_input(gray: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], float]:
+    """The frame shrunk by averaging to fit the input (``letterbox_scale``; itself when it
+    fits already) and the factor applied: the frame as the network sees it, before padding."""
     h, w = gray.shape[:2]
     s = letterbox_scale(w, h)
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
-    small = gray if (nw, nh) == (w, h) else cv2.resize(gray, (nw, nh),
-                                                          interpolation=cv2.INTER_AREA)
+    if (nw, nh) == (w, h):
+        return gray, s
+    return np.asarray(cv2.resize(gray, (nw, nh), interpolation=cv2.INTER_AREA), np.uint8), s
+
+
+def letterbox(gray: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], float]:
+    """The network's input image (``INPUT_H`` x ``INPUT_W``, ``fit_to_input`` padded with 0
+    below and on the right) and the factor applied."""
+    small, s = fit_to_input(gray)
+    nh, nw = small.shape[:2]
     out = np.zeros((INPUT_H, INPUT_W), np.uint8)
     out[: min(nh, INPUT_H), : min(nw, INPUT_W)] = small[:INPUT_H, :INPUT_W]
     return out, s
@@ -166,6 +174,7 @@ __all__ = [
     "decode",
     "decode_width",
     "encode_width",
+    "fit_to_input",
     "heat_at",
     "letterbox",
     "letterbox_scale",
