@@ -277,11 +277,12 @@ class FrameRecognizer:
     def _finder_heat(
         self, box: BoxPx, roi: tuple[int, int, int, int] | None
     ) -> float | None:
-        """The finder's heat at a refined box of this frame (None without the finder)."""
+        """The finder's heat at a refined box of this frame (None without the finder, or when
+        it did not look at this frame)."""
         if self.finder is None or self.finder.last_answer is None:
             return None
         answer, scale = self.finder.last_answer
-        x0, y0 = (max(0, roi[0]), max(0, roi[1])) if roi is not None else (0, 0)
+        x0, y0 = _roi_origin(roi)
         return heat_at(answer, scale, (box[0] - x0, box[1] - y0, box[2], box[3]))
 
     def finder_proposals(
@@ -291,15 +292,14 @@ class FrameRecognizer:
         ROI is seen at a finer scale), those of a plausible width (``FINDER_WIDTH_SLACK``)."""
         assert self.finder is not None
         det = self.cfg.detector
-        x0 = y0 = 0
+        self.finder.last_answer = None  # an earlier frame's answer never scores this one
+        x0, y0 = _roi_origin(roi)
         area = gray
         if roi is not None:
-            x0, y0 = max(0, roi[0]), max(0, roi[1])
             area = gray[y0 : y0 + max(1, roi[3]), x0 : x0 + max(1, roi[2])]
             if area.size == 0:
                 return []
         out = []
-        self.finder.last_answer = None
         for p in self.finder.propose(area, min_score=det.min_finder_score,
                                      limit=det.max_proposals):
             x, y, w, h = p.box_px
@@ -507,6 +507,11 @@ the same at 64 and 80."""
 def scan_floor(kind: str, configured: int) -> int:
     """The HoG scanner's narrowest plate width for a detector kind (``SCAN_FLOOR_PX``)."""
     return configured or SCAN_FLOOR_PX[kind]
+
+
+def _roi_origin(roi: tuple[int, int, int, int] | None) -> tuple[int, int]:
+    """The top-left corner of the part of the frame the finder looks at (0, 0 without ROI)."""
+    return (max(0, roi[0]), max(0, roi[1])) if roi is not None else (0, 0)
 
 
 def _letters_and_digits(text: str) -> bool:
