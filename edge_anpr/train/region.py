@@ -38,6 +38,7 @@ from edge_anpr.lab.labels import EU_LABELLED, labelled_rows, read_label_rows
 from edge_anpr.lab.scenes import find_scenes
 from edge_anpr.models import bundled_models_dir
 from edge_anpr.train.cache import CACHE
+from edge_anpr.train.reader import export_int8
 from edge_anpr.vision.region import (
     REGION_CLASSES,
     REGION_FILE,
@@ -267,25 +268,6 @@ def score(model, items: dict[str, np.ndarray], idx: np.ndarray) -> str:  # type:
             part += f" state {state_right / states:.3f}"
         parts.append(part)
     return "; ".join(parts)
-
-
-def export_int8(model, rep: np.ndarray, path: Path) -> int:  # type: ignore[no-untyped-def]
-    tf = _tf()
-
-    def gen():  # type: ignore[no-untyped-def]
-        for i in range(min(len(rep), 300)):
-            yield [rep[i : i + 1].astype(np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = gen
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    data = conv.convert()
-    path.write_bytes(data)
-    say(f"wrote {path} ({len(data)} bytes)")
-    return len(data)
 
 
 def main(argv: list[str]) -> int:
