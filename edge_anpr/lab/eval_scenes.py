@@ -21,6 +21,12 @@ Per sub-folder and overall:
   those are counted apart and never scored; ``--raw-labels`` counts them as false plates);
 * medians of decode (+ resize), detect, read and total milliseconds.
 
+A boxes-only folder (``lab.scenes.is_boxes_only``: ``labels.csv`` of ``file,x,y,w,h``, such as
+``scenes-ro``) has no plate texts: only detection recall, found, tight boxes and the width and
+day/night lines are printed (a plate reported outside every box may be one nobody boxed, so
+false plates are not scored either); ``--split`` then follows the time blocks of its videos.
+Found is also printed per light (``light_of``) and for plates 64 px and wider.
+
 Each sub-folder is recognised as the camera of the same name: when the configuration has a
 ``[cameras.<folder>]`` table, its settings (plate-format regions, plate widths, ROI) apply, the
 way a deployment configures each camera for the plates it sees.
