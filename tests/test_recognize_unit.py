@@ -9,7 +9,13 @@ import numpy as np
 
 from edge_anpr.lab.eval_scenes import score_image
 from edge_anpr.values import Candidate, PlateRead, PlateText
-from edge_anpr.vision.recognize import MotionGate, decode_jpeg, plate_crop
+from edge_anpr.vision.recognize import (
+    NO_DIGIT_MIN_CONFIDENCE,
+    MotionGate,
+    decode_jpeg,
+    plate_crop,
+    read_is_plate,
+)
 
 
 def test_decode_jpeg_round_trip_and_garbage() -> None:
@@ -107,3 +113,29 @@ def test_detector_file_is_taken_from_the_models_dir_when_there(tmp_path: Path) -
     assert detector_path(only_reader) == default_model_path()
     (tmp_path / "plate_hog.npz").write_bytes(b"x")
     assert detector_path(only_reader) == tmp_path / "plate_hog.npz"
+
+
+def _plate(text: str, conf: float, *, sure: bool = False, specific: bool = False,
+           fitting: bool = False) -> bool:
+    return read_is_plate(text, conf, min_conf=0.85, fit_conf=0.7, sure_conf=0.5,
+                         specific=specific, fitting=fitting, sure=sure)
+
+
+def test_a_read_without_a_digit_needs_the_higher_confidence_whatever_the_candidate() -> None:
+    """Signs and dealer frames read as words (RFERRA, COLLJ in the training scenes); plates
+    nearly always hold a digit, so a word is a plate only at ``NO_DIGIT_MIN_CONFIDENCE``."""
+    assert not _plate("RFERRA", 0.915)
+    assert not _plate("RFERRA", 0.96, sure=True)
+    assert _plate("FZRULZ", NO_DIGIT_MIN_CONFIDENCE)
+    # with a digit the ordinary threshold holds, and the sure rule lowers it
+    assert _plate("RF3RRA", 0.86)
+    assert not _plate("RF3RRA", 0.6)
+    assert _plate("RF3RRA", 0.6, sure=True)
+    assert not _plate("123456", 0.6, sure=True)  # the sure rule wants letters and digits
+    # configured regions: a fitting read at the lower threshold; a word that fits none, never
+    assert _plate("ABC1234", 0.75, specific=True, fitting=True)
+    assert not _plate("ABC1234", 0.75, specific=True)
+    assert not _plate("ABCDEF", 0.99, specific=True)
+    # length bounds
+    assert not _plate("A12", 1.0, sure=True)
+    assert not _plate("A123456789", 1.0, sure=True)

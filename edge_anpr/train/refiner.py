@@ -160,18 +160,24 @@ def reads_like_plate_number(text: str) -> bool:
 
 
 def scene_windows(rng: np.random.Generator, data: Path, out: Windows, proposer: Proposer,
-                  jitters: int) -> None:
+                  jitters: int, ro_jitters: int | None = None) -> None:
+    """Windows of the training scenes and of the ``train`` part of ``scenes-ro``: ``jitters``
+    jittered proposals per labelled plate (``ro_jitters`` per ``scenes-ro`` plate, when given),
+    then the proposer's real proposals."""
     scenes = [s for s in find_scenes(data / "scenes", "train") if not holdout(s.image_path.name)]
     scenes += [s for s in find_boxed_frames(data / "scenes-ro", "all")
                if frame_part(s.image_path.name) == "train"]
     for sc in tqdm(scenes, desc="scenes", unit="img"):
+        per_plate = jitters
+        if ro_jitters is not None and sc.image_path.parent.name == "scenes-ro":
+            per_plate = ro_jitters
         img = cv2.imread(str(sc.image_path), cv2.IMREAD_GRAYSCALE)
         if img is None:
             continue
         gray, factor = normalise(img)
         plates = [scale_box(p.box_px, factor) for p in sc.plates]
         for p in plates:
-            for j in range(jitters):
+            for j in range(per_plate):
                 g, f = gray, 1.0
                 if j % 3 == 0 and p[2] > 80:
                     f = rng.uniform(36, 72) / p[2]
@@ -279,11 +285,11 @@ def pasted_windows(rng: np.random.Generator, data: Path, out: Windows) -> None:
 
 
 def build_windows(data: Path, jitters: int, seed: int,
-                  finder: Path | None) -> dict[str, np.ndarray]:
+                  finder: Path | None, ro_jitters: int | None = None) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     proposer = Proposer(PlateDetector(load_detector(), verify=False), finder)
     out = Windows([], [])
-    scene_windows(rng, data, out, proposer, jitters)
+    scene_windows(rng, data, out, proposer, jitters, ro_jitters)
     n_scene = len(out.x)
     negative_windows(rng, data, out, proposer)
     n_neg = len(out.x) - n_scene
@@ -405,6 +411,8 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m edge_anpr.train refiner")
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--jitters", type=int, default=24, help="jittered windows per scene plate")
+    ap.add_argument("--ro-jitters", type=int, default=None,
+                    help="jittered windows per scenes-ro plate (default: --jitters)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--resume", action="store_true", help="continue from the cached checkpoint")
     ap.add_argument("--out", type=Path, default=bundled_models_dir() / "plate_refiner.tflite")
@@ -420,13 +428,17 @@ def main(argv: list[str]) -> int:
         print("refiner: ../shared/data not found", file=sys.stderr)
         return 1
     CACHE.mkdir(parents=True, exist_ok=True)
-    cached = CACHE / (WINDOWS_FILE if args.finder is None
-                      else WINDOWS_FILE.replace(".npz", f"_{args.finder.stem}.npz"))
+    stem = WINDOWS_FILE.replace(".npz", "")
+    if args.finder is not None:
+        stem += f"_{args.finder.stem}"
+    if args.ro_jitters is not None:
+        stem += f"_ro{args.ro_jitters}"
+    cached = CACHE / f"{stem}.npz"
     if cached.exists():
         d = dict(np.load(cached))
         say(f"windows from {cached}: {len(d['x'])}")
     else:
-        d = build_windows(data, args.jitters, args.seed, args.finder)
+        d = build_windows(data, args.jitters, args.seed, args.finder, args.ro_jitters)
         np.savez_compressed(cached, **d)
     hard = CACHE / HARD_FILE
     if args.mine is not None and not hard.exists():
@@ -487,7 +499,9 @@ def main(argv: list[str]) -> int:
     # after fit: "'NoneType' object is not callable"); a fresh process converts the checkpoint.
     return subprocess.call([sys.executable, "-m", "edge_anpr.train.refiner", "--export-only",
                             "--out", str(args.out), "--seed", str(args.seed),
-                            *(["--finder", str(args.finder)] if args.finder else [])])
+                            *(["--finder", str(args.finder)] if args.finder else []),
+                            *(["--ro-jitters", str(args.ro_jitters)]
+                              if args.ro_jitters is not None else [])])
 
 
 if __name__ == "__main__":

@@ -396,18 +396,11 @@ class FrameRecognizer:
         sure_conf = min(min_conf, self.cfg.reader.min_sure_plate_confidence)
 
         def accepted(text: PlateText | None, sure: bool = False) -> bool:
-            """A plate: confident enough, or a little less when it fits a region's pattern
-            (junk rarely reads as a whole plate number of the configured format), or, for a
-            candidate the detector is sure of (``is_sure``), a read of letters and digits at
-            ``reader.min_sure_plate_confidence``."""
-            if text is None or not MIN_PLATE_CHARS <= len(text.text) <= MAX_PLATE_CHARS:
-                return False
-            if specific and not in_format(text) and not any(c.isdigit() for c in text.text):
-                return False  # every format of the configured regions has digits
-            fitting = specific and in_format(text)
-            if text.confidence >= (fit_conf if fitting else min_conf):
-                return True
-            return sure and text.confidence >= sure_conf and _letters_and_digits(text.text)
+            return text is not None and read_is_plate(
+                text.text, text.confidence, min_conf=min_conf, fit_conf=fit_conf,
+                sure_conf=sure_conf, specific=specific, fitting=specific and in_format(text),
+                sure=sure,
+            )
 
         reads: list[PlateRead] = []
         ranked = sorted(cands, key=lambda c: -c.score)
@@ -514,6 +507,29 @@ def _roi_origin(roi: tuple[int, int, int, int] | None) -> tuple[int, int]:
     return (max(0, roi[0]), max(0, roi[1])) if roi is not None else (0, 0)
 
 
+def read_is_plate(
+    text: str, confidence: float, *, min_conf: float, fit_conf: float, sure_conf: float,
+    specific: bool, fitting: bool, sure: bool,
+) -> bool:
+    """Whether a read of a detector candidate is a plate (``read_candidates``).
+
+    A plate has ``MIN_PLATE_CHARS`` to ``MAX_PLATE_CHARS`` characters and is confident enough:
+    ``min_conf``, or ``fit_conf`` when it ``fitting`` a pattern of the camera's ``specific``
+    regions (junk rarely reads as a whole plate number of the configured format), or, for a
+    candidate the detector is ``sure`` of (``FrameRecognizer.is_sure``), letters and digits at
+    ``sure_conf``. With specific regions a read that fits none and has no digit is never a
+    plate (every format of the tables has digits); without a digit a read needs
+    ``NO_DIGIT_MIN_CONFIDENCE`` whatever else holds."""
+    if not MIN_PLATE_CHARS <= len(text) <= MAX_PLATE_CHARS:
+        return False
+    has_digit = any(c.isdigit() for c in text)
+    if not has_digit:
+        return not (specific and not fitting) and confidence >= NO_DIGIT_MIN_CONFIDENCE
+    if confidence >= (fit_conf if fitting else min_conf):
+        return True
+    return sure and confidence >= sure_conf and _letters_and_digits(text)
+
+
 def _letters_and_digits(text: str) -> bool:
     return any(c.isdigit() for c in text) and any(c.isalpha() for c in text)
 
@@ -521,6 +537,11 @@ def _letters_and_digits(text: str) -> bool:
 MIN_PLATE_CHARS = 4
 """Reads with fewer characters are not plates (on the training holdout every false read of
 2-3 characters was junk)."""
+NO_DIGIT_MIN_CONFIDENCE = 0.97
+"""A read without a digit is a plate only at this confidence. Such reads of the training scenes
+were all false plates (COLLJ 0.958, RFERRA 0.915, RESDET 0.887: a dealer's frame, a sign),
+while 3 of the 296 scene labels have no digit; of the 46 US training crops read without a
+digit (vanity plates), 4 read under 0.97."""
 SURE_READ_CONFIDENCE = 0.99
 """A first read at least this confident that fits the camera's formats (any read, without
 specific regions) is not read again from box variants: the same exact reads on the training
@@ -586,4 +607,5 @@ __all__ = [
     "StageTiming",
     "decode_jpeg",
     "plate_crop",
+    "read_is_plate",
 ]
