@@ -62,7 +62,8 @@ from edge_anpr.vision.hog import PlateDetector, load_detector
 from edge_anpr.vision.refine import WINDOW_H, WINDOW_W, Window, cut_window, window_of
 
 WINDOWS_FILE = "refiner_windows_v2.npz"
-HARD_FILE = "refiner_hard_v3.npz"
+HARD_FILE = "refiner_hard_v4.npz"
+RENDERED_FILE = "refiner_rendered_v1.npz"
 
 
 def say(msg: str) -> None:
@@ -244,44 +245,80 @@ def crop_files(data: Path) -> list[Path]:
     return files
 
 
-def pasted_windows(rng: np.random.Generator, data: Path, out: Windows) -> None:
-    """Real plate crops pasted into negative backgrounds (plate/no-plate target only), and as
-    many pasted background patches (negatives)."""
+def _backgrounds(data: Path) -> list[np.ndarray]:
+    """The first 120 training negatives, normalised: what plates are pasted into."""
     backgrounds = []
     for path in negative_images(data)[:120]:
         img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if img is not None:
             backgrounds.append(normalise(img)[0])
+    return backgrounds
+
+
+def _paste(rng: np.random.Generator, backgrounds: list[np.ndarray], plate: np.ndarray,
+           out: Windows) -> None:
+    """``plate`` pasted whole into a window of a background (a positive), then a background
+    patch of the same size pasted the same way (a negative): plate/no-plate targets only."""
+    for positive in (True, False):
+        bg = backgrounds[int(rng.integers(len(backgrounds)))]
+        h, w = bg.shape
+        win_w = float(rng.uniform(150, min(600, w - 1)))
+        win_h = win_w * WINDOW_H / WINDOW_W
+        x0 = rng.uniform(0, w - win_w)
+        y0 = rng.uniform(0, max(1.0, h - win_h))
+        canvas = cut_window(bg, (x0, y0, win_w, win_h)).copy()
+        if positive:
+            patch = plate
+        else:
+            other = backgrounds[int(rng.integers(len(backgrounds)))]
+            ph, pw = plate.shape
+            oy = int(rng.integers(0, max(1, other.shape[0] - ph)))
+            ox = int(rng.integers(0, max(1, other.shape[1] - pw)))
+            patch = other[oy : oy + ph, ox : ox + pw]
+            if patch.shape[0] < 4 or patch.shape[1] < 4:
+                continue
+        share = rng.uniform(0.45, 0.85)
+        tw = int(share * WINDOW_W)
+        th = max(4, min(WINDOW_H - 2, round(tw * patch.shape[0] / patch.shape[1])))
+        small = cv2.resize(patch, (tw, th), interpolation=cv2.INTER_AREA)
+        px = int(rng.integers(0, WINDOW_W - tw + 1))
+        py = int(rng.integers(0, WINDOW_H - th + 1))
+        canvas[py : py + th, px : px + tw] = small
+        out.add(photometric(rng, canvas), 1.0 if positive else 0.0, (0, 0, 0, 0), 1.0, 0.0)
+
+
+def pasted_windows(rng: np.random.Generator, data: Path, out: Windows) -> None:
+    """Real plate crops pasted into negative backgrounds (plate/no-plate target only), and as
+    many pasted background patches (negatives)."""
+    backgrounds = _backgrounds(data)
     for path in tqdm(crop_files(data), desc="crops", unit="crop"):
         crop = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if crop is None or crop.shape[0] < 8 or crop.shape[1] < 16:
             continue
-        for positive in (True, False):
-            bg = backgrounds[int(rng.integers(len(backgrounds)))]
-            h, w = bg.shape
-            win_w = float(rng.uniform(150, min(600, w - 1)))
-            win_h = win_w * WINDOW_H / WINDOW_W
-            x0 = rng.uniform(0, w - win_w)
-            y0 = rng.uniform(0, max(1.0, h - win_h))
-            canvas = cut_window(bg, (x0, y0, win_w, win_h)).copy()
-            if positive:
-                patch = crop
-            else:
-                other = backgrounds[int(rng.integers(len(backgrounds)))]
-                ph, pw = crop.shape
-                oy = int(rng.integers(0, max(1, other.shape[0] - ph)))
-                ox = int(rng.integers(0, max(1, other.shape[1] - pw)))
-                patch = other[oy : oy + ph, ox : ox + pw]
-                if patch.shape[0] < 4 or patch.shape[1] < 4:
-                    continue
-            share = rng.uniform(0.45, 0.85)
-            tw = int(share * WINDOW_W)
-            th = max(4, min(WINDOW_H - 2, round(tw * patch.shape[0] / patch.shape[1])))
-            small = cv2.resize(patch, (tw, th), interpolation=cv2.INTER_AREA)
-            px = int(rng.integers(0, WINDOW_W - tw + 1))
-            py = int(rng.integers(0, WINDOW_H - th + 1))
-            canvas[py : py + th, px : px + tw] = small
-            out.add(photometric(rng, canvas), 1.0 if positive else 0.0, (0, 0, 0, 0), 1.0, 0.0)
+        _paste(rng, backgrounds, crop, out)
+
+
+def rendered_windows(data: Path, count: int, seed: int) -> dict[str, np.ndarray]:
+    """``count`` plates drawn by the project's renderer (every layout, by its weights) with a
+    margin of a flat grey body, pasted like the real crops (``_paste``), each with a pasted
+    background patch as its negative: plate styles the real crops lack (separators, bands,
+    stacked lines) stay plates after the hard-negative round."""
+    from edge_anpr.train.render import render_plate
+
+    rng = np.random.default_rng(seed + 1)
+    backgrounds = _backgrounds(data)
+    out = Windows([], [])
+    for _ in tqdm(range(count), desc="rendered", unit="plate"):
+        plate = render_plate(rng)
+        grey = np.asarray(cv2.cvtColor(plate.image, cv2.COLOR_RGB2GRAY), np.uint8)
+        ph, pw = grey.shape
+        my, mx = int(rng.uniform(0.05, 0.3) * ph), int(rng.uniform(0.02, 0.12) * pw)
+        body = int(rng.integers(20, 236))
+        grey = np.asarray(cv2.copyMakeBorder(grey, my, my, mx, mx, cv2.BORDER_CONSTANT,
+                                             value=body), np.uint8)
+        _paste(rng, backgrounds, grey, out)
+    say(f"rendered windows: {len(out.x)}")
+    return {"x": np.stack(out.x), "y": np.stack(out.y)}
 
 
 def build_windows(data: Path, jitters: int, seed: int,
@@ -420,6 +457,8 @@ def main(argv: list[str]) -> int:
                     help="only convert the cached checkpoint to the int8 model file")
     ap.add_argument("--finder", type=Path, default=None, metavar="MODEL",
                     help="also take this plate finder model's proposals as windows")
+    ap.add_argument("--rendered", type=int, default=0, metavar="N",
+                    help="add N rendered plates pasted into backgrounds (cached)")
     ap.add_argument("--mine", type=Path, default=None, metavar="MODEL",
                     help="first mine hard negatives with this refiner model (cached; adds them)")
     args = ap.parse_args(argv)
@@ -447,6 +486,13 @@ def main(argv: list[str]) -> int:
         h = dict(np.load(hard))
         say(f"hard negatives from {hard}: {len(h['x'])}")
         d = {"x": np.concatenate([d["x"], h["x"]]), "y": np.concatenate([d["y"], h["y"]])}
+    if args.rendered:
+        rendered = CACHE / RENDERED_FILE.replace(".npz", f"_{args.rendered}.npz")
+        if not rendered.exists():
+            np.savez_compressed(rendered, **rendered_windows(data, args.rendered, args.seed))
+        r = dict(np.load(rendered))
+        say(f"rendered windows from {rendered}: {len(r['x'])}")
+        d = {"x": np.concatenate([d["x"], r["x"]]), "y": np.concatenate([d["y"], r["y"]])}
     tf = _tf()
     x = d["x"].astype(np.float32)[..., None] / 255.0
     y = d["y"]
@@ -501,7 +547,8 @@ def main(argv: list[str]) -> int:
                             "--out", str(args.out), "--seed", str(args.seed),
                             *(["--finder", str(args.finder)] if args.finder else []),
                             *(["--ro-jitters", str(args.ro_jitters)]
-                              if args.ro_jitters is not None else [])])
+                              if args.ro_jitters is not None else []),
+                            "--rendered", str(args.rendered)])
 
 
 if __name__ == "__main__":
