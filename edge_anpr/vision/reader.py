@@ -38,7 +38,8 @@ from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError, ModelError
 from edge_anpr.models import bundled_models_dir
 from edge_anpr.plates.formats import check_regions, prefer_group_kind, rank_candidates
-from edge_anpr.plates.origin import formats_for
+from edge_anpr.plates.origin import formats_for, us_serials
+from edge_anpr.plates.us import write_us
 from edge_anpr.values import NO_REGION, Candidate, PlateRegion, PlateText
 from edge_anpr.vision.region import REGION_FILE, RegionReader
 from edge_anpr.vision.tflite import Int8Model
@@ -485,34 +486,47 @@ class PlateReader:
             if len(keep) >= max(1, self.min_chars):
                 groups = char_groups([box_rows[j] for j in keep])
                 origin = origins[i]
+                configured = regions or self.regions
                 results[i] = self._text(
                     prefer_group_kind([alternatives[j] for j in keep], groups),
-                    [rows[j] for j in keep], formats_for(regions or self.regions, origin),
-                    origin,
+                    [rows[j] for j in keep], formats_for(configured, origin), origin,
+                    us_serials(configured, origin),
                 )
         return results
 
     def _text(
         self, alternatives: list[list[tuple[str, float]]], rows: list[list[float]],
         regions: Sequence[str], origin: PlateRegion = NO_REGION,
+        us: tuple[str, ...] | None = None,
     ) -> PlateText:
         """The ranked reading of one crop from its characters' top alternatives and scores,
         with ``origin``, the region the plate was read to be from.
 
         The plate is reported with its own confidence (a format it does not fit never lowers
         it), the other candidates with their ranking scores (``rank_candidates``), which are
-        no higher: the candidates are sorted by what they report."""
+        no higher: the candidates are sorted by what they report. With ``us`` (the serials of
+        ``plates.origin.us_serials``), the plate and every candidate are written by the US
+        convention (``plates.us.write_us``); a candidate that then equals an earlier one is
+        dropped. Writing changes no confidence: the characters' are those of the reading."""
         ranked = rank_candidates(alternatives, regions, self.top_n)
         best = ranked[0]
         char_conf = tuple(
             row[CLASSES.index(c)] for row, c in zip(rows, best.text, strict=True)
         )
+        texts = [r.text for r in ranked]
+        if us is not None:
+            texts = [
+                write_us(t, [row[CLASSES.index(c)] for row, c in zip(rows, t, strict=True)], us)
+                for t in texts
+            ]
+        written: dict[str, float] = {texts[0]: best.confidence}
+        for text, r in zip(texts[1:], ranked[1:], strict=True):
+            written.setdefault(text, r.score)
         return PlateText(
-            text=best.text,
+            text=texts[0],
             confidence=best.confidence,
             char_confidences=char_conf,
-            candidates=(Candidate(best.text, best.confidence),
-                        *(Candidate(r.text, r.score) for r in ranked[1:])),
+            candidates=tuple(Candidate(t, score) for t, score in written.items()),
             format_region=best.region,
             region=origin,
         )
