@@ -41,6 +41,7 @@ from edge_anpr.plates.formats import check_regions, prefer_group_kind, rank_cand
 from edge_anpr.plates.origin import formats_for, us_serials
 from edge_anpr.plates.us import write_us
 from edge_anpr.values import NO_REGION, Candidate, PlateRegion, PlateText
+from edge_anpr.vision.marks import drop_end_marks
 from edge_anpr.vision.region import REGION_FILE, RegionReader
 from edge_anpr.vision.tflite import Int8Model
 
@@ -483,6 +484,8 @@ class PlateReader:
             end = start + len(bs)
             keep = [j for j in range(start, end) if is_char[j]]
             start = end
+            keep = [keep[k] for k in drop_end_marks([box_rows[j] for j in keep],
+                                                    [top_p[j][0] for j in keep])]
             if len(keep) >= max(1, self.min_chars):
                 groups = char_groups([box_rows[j] for j in keep])
                 origin = origins[i]
