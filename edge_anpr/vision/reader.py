@@ -37,8 +37,8 @@ from numpy.typing import NDArray
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError, ModelError
 from edge_anpr.models import bundled_models_dir
-from edge_anpr.plates.formats import check_regions, prefer_group_kind, rank_candidates
-from edge_anpr.plates.origin import formats_for, us_serials
+from edge_anpr.plates.formats import check_regions, fits_any, prefer_group_kind, rank_candidates
+from edge_anpr.plates.origin import formats_for, us_plate, us_serials
 from edge_anpr.plates.us import write_us
 from edge_anpr.values import NO_REGION, Candidate, PlateRegion, PlateText
 from edge_anpr.vision.marks import drop_end_marks
@@ -493,14 +493,14 @@ class PlateReader:
                 results[i] = self._text(
                     prefer_group_kind([alternatives[j] for j in keep], groups),
                     [rows[j] for j in keep], formats_for(configured, origin), origin,
-                    us_serials(configured, origin),
+                    us_serials(configured, origin), us_plate(configured, origin),
                 )
         return results
 
     def _text(
         self, alternatives: list[list[tuple[str, float]]], rows: list[list[float]],
         regions: Sequence[str], origin: PlateRegion = NO_REGION,
-        us: tuple[str, ...] | None = None,
+        us: tuple[str, ...] | None = None, us_ranked: bool = False,
     ) -> PlateText:
         """The ranked reading of one crop from its characters' top alternatives and scores,
         with ``origin``, the region the plate was read to be from.
@@ -510,18 +510,24 @@ class PlateReader:
         no higher: the candidates are sorted by what they report. With ``us`` (the serials of
         ``plates.origin.us_serials``), the plate and every candidate are written by the US
         convention (``plates.us.write_us``); a candidate that then equals an earlier one is
-        dropped. Writing changes no confidence: the characters' are those of the reading."""
+        dropped. With ``us_ranked`` (a US plate, ``plates.origin.us_plate``, ranked as with
+        ``generic``), the format region is ``us`` when the plate fits a US serial, else
+        ``generic``. Writing changes no confidence: the characters' are those of the
+        reading."""
         ranked = rank_candidates(alternatives, regions, self.top_n)
         best = ranked[0]
         char_conf = tuple(
             row[CLASSES.index(c)] for row, c in zip(rows, best.text, strict=True)
         )
         texts = [r.text for r in ranked]
+        format_region = best.region
         if us is not None:
             texts = [
                 write_us(t, [row[CLASSES.index(c)] for row, c in zip(rows, t, strict=True)], us)
                 for t in texts
             ]
+        if us_ranked:
+            format_region = "us" if fits_any(texts[0], ("us",)) else "generic"
         written: dict[str, float] = {texts[0]: best.confidence}
         for text, r in zip(texts[1:], ranked[1:], strict=True):
             written.setdefault(text, r.score)
@@ -530,7 +536,7 @@ class PlateReader:
             confidence=best.confidence,
             char_confidences=char_conf,
             candidates=tuple(Candidate(t, score) for t, score in written.items()),
-            format_region=best.region,
+            format_region=format_region,
             region=origin,
         )
 
