@@ -514,8 +514,16 @@ def _fitting_regions(
 
 
 def fits_any(text: str, regions: Sequence[str]) -> bool:
-    """``text`` fits a pattern of one of ``regions`` (``generic`` has none)."""
-    return _first_fitting(text, [r for r in regions if r != "generic"]) is not None
+    """``text`` fits a pattern of one of ``regions`` (``generic`` has none): one look-up of
+    its letter/digit shape when the patterns allow it (the reader asks this of every US
+    read)."""
+    specific = tuple(r for r in regions if r != "generic")
+    if not specific:
+        return False
+    shapes = _compiled(specific).shapes
+    if shapes is not None:
+        return text.translate(_KINDS) in shapes
+    return _first_fitting(text, list(specific)) is not None
 
 
 def _first_fitting(text: str, specific: list[str]) -> int | None:

@@ -92,6 +92,8 @@ US_SERIALS: tuple[str, ...] = _unique(
 
 _TO_DIGIT = {"O": "0", "I": "1"}
 _TO_LETTER = {"0": "O", "1": "I"}
+LOOKALIKES = frozenset("O0I1")
+"""The characters ``write_us`` may change: a read without any is written as read."""
 
 
 def serials_of(state: str) -> tuple[str, ...]:
@@ -120,6 +122,8 @@ def write_us(text: str, probs: Sequence[float], patterns: Sequence[str]) -> str:
     classifier's probability of each of its characters and ``patterns`` the serials it may be
     (``serials_of``): fitted to the serial needing the fewest changes (the first listed on a
     tie), else every O written 0."""
+    if LOOKALIKES.isdisjoint(text):
+        return text  # nothing to write: every read runs this, holding the GIL
     best: tuple[int, str] | None = None
     for pattern in patterns:
         changes = _slot_changes(text, probs, pattern)

@@ -26,7 +26,6 @@ dropped 4 and none. Looser values (0.85 / 0.1; 1.2) dropped characters of correc
 from __future__ import annotations
 
 from collections.abc import Sequence
-from statistics import median
 
 END_MARK_HEIGHT = 0.8
 END_MARK_DY = 0.15
@@ -36,23 +35,35 @@ ON_LINE_DY = 0.2
 MIN_BOXES = 4
 
 
+def _median(values: list[float]) -> float:
+    """``statistics.median`` without its overhead (every read runs this)."""
+    data = sorted(values)
+    n = len(data)
+    return data[n // 2] if n % 2 else (data[n // 2 - 1] + data[n // 2]) / 2
+
+
 def drop_end_marks(boxes: Sequence[Sequence[float]], top_p: Sequence[float]) -> list[int]:
     """The indices of ``boxes`` (x0, y0, x1, y1 first, in reading order) to keep, in order;
     ``top_p`` is the classifier's probability of each box's best character."""
     n = len(boxes)
+    keep = list(range(n))
     if n < MIN_BOXES:
-        return list(range(n))
-    heights = [b[3] - b[1] for b in boxes]
-    widths = [b[2] - b[0] for b in boxes]
-    centres = [(b[1] + b[3]) / 2 for b in boxes]
-    h, w, line = median(heights), median(widths), median(centres)
+        return keep
+    h = _median([b[3] - b[1] for b in boxes])
+    line = _median([b[1] + b[3] for b in boxes]) / 2
+    w = 0.0  # the median width, worked out when an end box is unsure enough to need it
 
-    def mark(i: int, neighbour: int) -> bool:
-        if abs(centres[neighbour] - line) >= ON_LINE_DY * h:
-            return False
-        small = heights[i] < END_MARK_HEIGHT * h and abs(centres[i] - line) > END_MARK_DY * h
-        emblem = widths[i] > EMBLEM_WIDTH * w and top_p[i] < EMBLEM_MAX_P
-        return small or emblem
+    def off_line(box: Sequence[float]) -> float:
+        return abs((box[1] + box[3]) / 2 - line)
 
-    drop = {i for i, neighbour in ((0, 1), (n - 1, n - 2)) if mark(i, neighbour)}
-    return [i for i in range(n) if i not in drop]
+    for i, neighbour in ((n - 1, n - 2), (0, 1)):
+        box = boxes[i]
+        if off_line(boxes[neighbour]) >= ON_LINE_DY * h:
+            continue
+        small = box[3] - box[1] < END_MARK_HEIGHT * h and off_line(box) > END_MARK_DY * h
+        if not small and top_p[i] < EMBLEM_MAX_P:
+            w = w or _median([b[2] - b[0] for b in boxes])
+            small = box[2] - box[0] > EMBLEM_WIDTH * w
+        if small:
+            del keep[i]
+    return keep

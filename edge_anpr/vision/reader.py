@@ -39,7 +39,7 @@ from edge_anpr.errors import ConfigError, ModelError
 from edge_anpr.models import bundled_models_dir
 from edge_anpr.plates.formats import check_regions, fits_any, prefer_group_kind, rank_candidates
 from edge_anpr.plates.origin import formats_for, us_plate, us_serials
-from edge_anpr.plates.us import write_us
+from edge_anpr.plates.us import LOOKALIKES, write_us
 from edge_anpr.values import NO_REGION, Candidate, PlateRegion, PlateText
 from edge_anpr.vision.marks import drop_end_marks
 from edge_anpr.vision.region import REGION_FILE, RegionReader
@@ -52,6 +52,7 @@ SEG_CHANNELS = 5
 CHAR_H, CHAR_W = 32, 24
 CLASSES = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 NOT_A_CHAR = len(CLASSES)
+_CLASS_INDEX = {c: i for i, c in enumerate(CLASSES)}
 SEGMENTER_FILE = "segmenter.tflite"
 CLASSIFIER_FILE = "classifier.tflite"
 HEAT_THRESHOLD = 0.3
@@ -523,7 +524,8 @@ class PlateReader:
         format_region = best.region
         if us is not None:
             texts = [
-                write_us(t, [row[CLASSES.index(c)] for row, c in zip(rows, t, strict=True)], us)
+                t if LOOKALIKES.isdisjoint(t) else
+                write_us(t, [row[_CLASS_INDEX[c]] for row, c in zip(rows, t, strict=True)], us)
                 for t in texts
             ]
         if us_ranked:
