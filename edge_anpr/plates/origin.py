@@ -43,8 +43,9 @@ COUNTRY_FORMATS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 here: the region model tells the continent, not the country, and the ``eu`` table (every
 member state's patterns at once) fits nearly any text of 5-8 characters, so it swaps look-alikes
 without knowing the country's rules (European crops of many countries read 0.872 / 0.702 one-
-/ two-line with it against 0.894 / 0.809 without). The US is not here either: its ``us`` table
-covers common serials only, and a US plate read with it reads worse than with ``generic``."""
+/ two-line with it against 0.894 / 0.809 without). The US is not here either: a US plate is
+ranked as with ``generic`` on every camera (``us_plate``) and its state's serials decide how the
+read is written (``us_serials``)."""
 
 US_MIN_SCORE = 0.8
 """A plate is written as a US one (``us_serials``) on a camera not configured for US plates
