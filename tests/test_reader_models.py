@@ -13,6 +13,7 @@ from edge_anpr.errors import ConfigError, ModelError
 from edge_anpr.lab.datasplit import plate_in_split, shared_data_dir
 from edge_anpr.lab.labels import labelled_rows
 from edge_anpr.models import bundled_models_dir
+from edge_anpr.plates.formats import fits_any
 from edge_anpr.vision.reader import (
     CHAR_H,
     CHAR_W,
@@ -223,7 +224,8 @@ def test_candidates_are_ranked_and_the_first_is_the_read(reader: PlateReader) ->
     assert confs == sorted(confs, reverse=True) and len(confs) <= 5
     assert len({c.text for c in got.candidates}) == len(confs)
     assert all(0.0 <= c <= 1.0 for c in got.char_confidences)
-    assert got.format_region == "generic"
+    # a US plate is ranked as with generic and says whether it fits a US serial
+    assert got.format_region == ("us" if fits_any(got.text, ["us"]) else "generic")
 
 
 def test_batched_reads_equal_single_reads() -> None:

@@ -68,14 +68,15 @@ def test_a_confident_region_picks_formats_only_for_a_camera_with_none() -> None:
     assert formats_for(["generic"], sure) == ("br", "mercosur")
     assert formats_for(["generic"], unsure) == ("generic",)
     assert formats_for(["generic"], NO_REGION) == ("generic",)
-    # the US and Europe have no formats to pick here (docs/configuration.md says why)
+    # the US and Europe have no formats to pick here (docs/configuration.md says why): a US
+    # plate is ranked as generic and written by the US convention (tests/test_us_plates.py)
     assert formats_for(["generic"], PlateRegion("us-ca", 0.99)) == ("generic",)
     assert formats_for(["generic"], PlateRegion("eu", 0.99)) == ("generic",)
 
 
 def test_a_configured_camera_keeps_its_list_and_the_region_orders_it() -> None:
     assert formats_for(["sk", "br"], PlateRegion("br", 0.6)) == ("br", "sk")
-    assert formats_for(["uk", "us"], PlateRegion("us-ca", 0.9)) == ("us", "uk")
+    assert formats_for(["uk", "br"], PlateRegion("br", 0.9)) == ("br", "uk")
     assert formats_for(["sk", "cz"], PlateRegion("br", 0.99)) == ("sk", "cz")
     assert formats_for(["uk", "us"], NO_REGION) == ("uk", "us")
 

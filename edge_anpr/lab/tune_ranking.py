@@ -44,9 +44,10 @@ class _Recording(PlateReader):
     def _text(
         self, alternatives: list[list[tuple[str, float]]], rows: list[list[float]],
         regions: Sequence[str], origin: PlateRegion = NO_REGION,
+        us: tuple[str, ...] | None = None, us_ranked: bool = False,
     ) -> PlateText:
         self.last = (alternatives, tuple(regions))
-        return super()._text(alternatives, rows, regions, origin)
+        return super()._text(alternatives, rows, regions, origin, us, us_ranked)
 
 
 def collect(data: Path) -> list[Item]:

@@ -31,6 +31,8 @@ from operator import itemgetter
 from types import MappingProxyType
 from typing import cast
 
+from edge_anpr.plates.us import US_SERIALS
+
 
 def _unique(patterns: Iterable[str]) -> tuple[str, ...]:
     """The patterns in first-seen order, each once."""
@@ -122,12 +124,6 @@ _AT = _unique([
 # Switzerland: the canton's two letters and a number of 1-6 digits (ZH 123456).
 _CH = tuple("@@" + "#" * n for n in range(1, 7))
 
-# US: common state serial formats (vanity plates fall back to generic)
-_US = (
-    "@@@###", "###@@@", "@@@####", "#@@@###", "###@###", "##@@###", "#@@####",
-    "@@####", "@##@@@", "@@@@###", "######", "#####",
-)
-
 # Europe for a user who knows no more: every pattern of the EU member states above.
 _EU = _unique([*_DE, *_NL, *_FR, *_BE, *_IT, *_ES, *_PL, *_SK, *_CZ, *_AT])
 
@@ -139,7 +135,8 @@ REGIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     # sees both lists both, the likelier first.
     "br": ("@@@####",),
     "mercosur": ("@@@#@##",),
-    "us": _US,
+    # US: every state serial of plates.us (a vanity plate fits none and reads as read)
+    "us": US_SERIALS,
     "eu": _EU,
     "de": _DE,
     "nl": _NL,
@@ -164,7 +161,8 @@ REGION_NOTES: Mapping[str, str] = MappingProxyType({
                "that fits any region's pattern ranks first.",
     "br": "Brazil, grey plates issued until 2018: ABC 1234.",
     "mercosur": "Brazil, Mercosur plates since 2018: ABC 1D23.",
-    "us": "United States, common state serials (ABC 1234, 1ABC234, 123 ABC, ...).",
+    "us": "United States, every state serial of plates/us.py (ABC 1234, 1ABC234, 123 ABC, "
+          "AB1 C2D, ...).",
     "eu": "Europe, any of the EU member tables below (de nl fr be it es pl sk cz at).",
     "de": "Germany: district 1-3 letters, 1-2 letters, 1-4 digits, at most 8 "
           "(B AB 1234), E or H suffix (M AB 123E), Bundeswehr Y 123456.",
@@ -516,8 +514,16 @@ def _fitting_regions(
 
 
 def fits_any(text: str, regions: Sequence[str]) -> bool:
-    """``text`` fits a pattern of one of ``regions`` (``generic`` has none)."""
-    return _first_fitting(text, [r for r in regions if r != "generic"]) is not None
+    """``text`` fits a pattern of one of ``regions`` (``generic`` has none): one look-up of
+    its letter/digit shape when the patterns allow it (the reader asks this of every US
+    read)."""
+    specific = tuple(r for r in regions if r != "generic")
+    if not specific:
+        return False
+    shapes = _compiled(specific).shapes
+    if shapes is not None:
+        return text.translate(_KINDS) in shapes
+    return _first_fitting(text, list(specific)) is not None
 
 
 def _first_fitting(text: str, specific: list[str]) -> int | None:

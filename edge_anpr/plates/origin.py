@@ -12,6 +12,15 @@ The region model (``vision.region``) says which country a plate is from (``us-ca
   their configured order): the list's own order decides between near-equal readings, so the
   plate's country decides between a camera's countries. A list without the plate's country is
   kept as it is: the configuration is the user's word.
+* a US plate (``us_plate``) is ranked as with ``generic``, whatever US regions are
+  configured: a US table fits nearly every serial-length text, so ranked with its swaps and
+  its prior it forces readings a vanity plate never had (hidden US scenes read 0.541 with
+  ``us`` against 0.703 with ``generic``); the state's serials decide how the read is written.
+
+``us_plate`` says whether a plate is a US one: read as one, or read by a camera configured for
+US plates only. ``us_serials`` says whether a read is written by the US convention
+(``plates.us.write_us``), a US plate read more surely, and with which serials: its state's,
+when the region names a state ``plates.us`` knows.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
+from edge_anpr.plates.us import STATE_SERIALS
 from edge_anpr.values import PlateRegion
 
 REGION_MIN_SCORE = 0.5
@@ -33,8 +43,16 @@ COUNTRY_FORMATS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 here: the region model tells the continent, not the country, and the ``eu`` table (every
 member state's patterns at once) fits nearly any text of 5-8 characters, so it swaps look-alikes
 without knowing the country's rules (European crops of many countries read 0.872 / 0.702 one-
-/ two-line with it against 0.894 / 0.809 without). The US is not here either: its ``us`` table
-covers common serials only, and a US plate read with it reads worse than with ``generic``."""
+/ two-line with it against 0.894 / 0.809 without). The US is not here either: a US plate is
+ranked as with ``generic`` on every camera (``us_plate``) and its state's serials decide how the
+read is written (``us_serials``)."""
+
+US_MIN_SCORE = 0.8
+"""A plate is written as a US one (``us_serials``) on a camera not configured for US plates
+only when its region is read as the US with at least this score (it is ranked as one from
+``REGION_MIN_SCORE``) (chosen on the training split,
+docs/performance.md "US plates": 0.5 wrote two Brazilian scene plates read as US at 0.54 and
+0.65 with O as 0; 0.7, 0.8 and 0.9 read every training set alike; 0.8, the middle, kept)."""
 
 FORMAT_COUNTRY: Mapping[str, str] = MappingProxyType({
     "br": "br", "mercosur": "br", "us": "us",
@@ -47,6 +65,8 @@ FORMAT_COUNTRY: Mapping[str, str] = MappingProxyType({
 def formats_for(configured: Sequence[str], region: PlateRegion) -> tuple[str, ...]:
     """The plate-format regions to read a plate with (see the module docstring)."""
     country = region.code.split("-", 1)[0]
+    if us_plate(configured, region):
+        return ("generic",)
     if not country:
         return tuple(configured)
     if all(name == "generic" for name in configured):
@@ -57,3 +77,37 @@ def formats_for(configured: Sequence[str], region: PlateRegion) -> tuple[str, ..
     if not own:
         return tuple(configured)
     return (*own, *(name for name in configured if name not in own))
+
+
+def us_plate(
+    configured: Sequence[str], region: PlateRegion, min_score: float = REGION_MIN_SCORE
+) -> bool:
+    """Whether a plate is read as a US one: its region is read as ``us`` (or a state) with at
+    least ``min_score`` on a camera configured with ``generic`` or a US region, or, on a camera
+    whose configured regions are all US ones, it is not read as another country with that
+    score. A camera configured without US regions never reads a US plate: the configuration is
+    the user's word. A US plate is ranked as with ``generic`` (``formats_for``)."""
+    country = region.code.split("-", 1)[0]
+    sure = region.score >= min_score
+    kinds = {"generic" if name == "generic" else FORMAT_COUNTRY.get(name) for name in configured}
+    if kinds == {"us"}:
+        return not (country and country != "us" and sure)
+    return country == "us" and sure and bool(kinds & {"generic", "us"})
+
+
+def us_serials(configured: Sequence[str], region: PlateRegion) -> tuple[str, ...] | None:
+    """The serials a read is written with by the US convention (``plates.us.write_us``), or
+    None when it is not written so: a ``us_plate`` at ``US_MIN_SCORE``.
+
+    The serials are its state's (``plates.us.STATE_SERIALS``) when the region names a state
+    (the region model names one only when it is likelier than all the others together); with
+    no state, or a state the table does not hold, there are none, so the read is written as a
+    vanity plate (O as 0). Chosen on the training split (docs/performance.md, "US plates"):
+    the union of every state's serials for a plate whose state is not known wrote the training
+    scene plates' O in letter slots, which their labels write 0.
+    """
+    if not us_plate(configured, region, US_MIN_SCORE):
+        return None
+    state = region.code[3:] if region.code.startswith("us-") else ""
+    entry = STATE_SERIALS.get(state)
+    return entry[0] if entry is not None else ()

@@ -37,9 +37,11 @@ from numpy.typing import NDArray
 from edge_anpr.config import Config
 from edge_anpr.errors import ConfigError, ModelError
 from edge_anpr.models import bundled_models_dir
-from edge_anpr.plates.formats import check_regions, prefer_group_kind, rank_candidates
-from edge_anpr.plates.origin import formats_for
+from edge_anpr.plates.formats import check_regions, fits_any, prefer_group_kind, rank_candidates
+from edge_anpr.plates.origin import formats_for, us_plate, us_serials
+from edge_anpr.plates.us import LOOKALIKES, write_us
 from edge_anpr.values import NO_REGION, Candidate, PlateRegion, PlateText
+from edge_anpr.vision.marks import drop_end_marks
 from edge_anpr.vision.region import REGION_FILE, RegionReader
 from edge_anpr.vision.tflite import Int8Model
 
@@ -50,6 +52,7 @@ SEG_CHANNELS = 5
 CHAR_H, CHAR_W = 32, 24
 CLASSES = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 NOT_A_CHAR = len(CLASSES)
+_CLASS_INDEX = {c: i for i, c in enumerate(CLASSES)}
 SEGMENTER_FILE = "segmenter.tflite"
 CLASSIFIER_FILE = "classifier.tflite"
 HEAT_THRESHOLD = 0.3
@@ -482,38 +485,60 @@ class PlateReader:
             end = start + len(bs)
             keep = [j for j in range(start, end) if is_char[j]]
             start = end
+            keep = [keep[k] for k in drop_end_marks([box_rows[j] for j in keep],
+                                                    [top_p[j][0] for j in keep])]
             if len(keep) >= max(1, self.min_chars):
                 groups = char_groups([box_rows[j] for j in keep])
                 origin = origins[i]
+                configured = regions or self.regions
                 results[i] = self._text(
                     prefer_group_kind([alternatives[j] for j in keep], groups),
-                    [rows[j] for j in keep], formats_for(regions or self.regions, origin),
-                    origin,
+                    [rows[j] for j in keep], formats_for(configured, origin), origin,
+                    us_serials(configured, origin), us_plate(configured, origin),
                 )
         return results
 
     def _text(
         self, alternatives: list[list[tuple[str, float]]], rows: list[list[float]],
         regions: Sequence[str], origin: PlateRegion = NO_REGION,
+        us: tuple[str, ...] | None = None, us_ranked: bool = False,
     ) -> PlateText:
         """The ranked reading of one crop from its characters' top alternatives and scores,
         with ``origin``, the region the plate was read to be from.
 
         The plate is reported with its own confidence (a format it does not fit never lowers
         it), the other candidates with their ranking scores (``rank_candidates``), which are
-        no higher: the candidates are sorted by what they report."""
+        no higher: the candidates are sorted by what they report. With ``us`` (the serials of
+        ``plates.origin.us_serials``), the plate and every candidate are written by the US
+        convention (``plates.us.write_us``); a candidate that then equals an earlier one is
+        dropped. With ``us_ranked`` (a US plate, ``plates.origin.us_plate``, ranked as with
+        ``generic``), the format region is ``us`` when the plate fits a US serial, else
+        ``generic``. Writing changes no confidence: the characters' are those of the
+        reading."""
         ranked = rank_candidates(alternatives, regions, self.top_n)
         best = ranked[0]
         char_conf = tuple(
             row[CLASSES.index(c)] for row, c in zip(rows, best.text, strict=True)
         )
+        texts = [r.text for r in ranked]
+        format_region = best.region
+        if us is not None:
+            texts = [
+                t if LOOKALIKES.isdisjoint(t) else
+                write_us(t, [row[_CLASS_INDEX[c]] for row, c in zip(rows, t, strict=True)], us)
+                for t in texts
+            ]
+        if us_ranked:
+            format_region = "us" if fits_any(texts[0], ("us",)) else "generic"
+        written: dict[str, float] = {texts[0]: best.confidence}
+        for text, r in zip(texts[1:], ranked[1:], strict=True):
+            written.setdefault(text, r.score)
         return PlateText(
-            text=best.text,
+            text=texts[0],
             confidence=best.confidence,
             char_confidences=char_conf,
-            candidates=(Candidate(best.text, best.confidence),
-                        *(Candidate(r.text, r.score) for r in ranked[1:])),
-            format_region=best.region,
+            candidates=tuple(Candidate(t, score) for t, score in written.items()),
+            format_region=format_region,
             region=origin,
         )
 

@@ -43,6 +43,7 @@ from edge_anpr.boxes import BoxPx, crop_bounds, iou, nms
 from edge_anpr.config import Config
 from edge_anpr.models import bundled_models_dir
 from edge_anpr.plates.formats import OFF_FORMAT_PENALTY, REGIONS
+from edge_anpr.plates.origin import us_plate
 from edge_anpr.values import PlateRead, PlateText
 from edge_anpr.vision.finder import MODEL_FILE as FINDER_FILE
 from edge_anpr.vision.finder import PlateFinder, heat_at
@@ -386,9 +387,22 @@ class FrameRecognizer:
 
         fit_conf = min(min_conf, self.cfg.reader.min_fitting_plate_confidence)
 
+        def fits_format(text: PlateText) -> bool:
+            """Fits a pattern of the camera's specific regions, or, for a plate written as a
+            US one (``plates.origin.us_plate``) on any camera, a US serial: a US plate is
+            ranked as with ``generic`` whatever is configured, so a ``generic`` and a ``us``
+            camera judge its reads alike (a read of a box cut to part of the plate, 5TGN55 of
+            5TGN556, fits no serial)."""
+            if us_plate(regions, text.region):
+                return text.format_region != "generic"
+            return specific and text.format_region != "generic"
+
         def in_format(text: PlateText) -> bool:
-            """Fits a pattern of the camera's regions (always true with no specific region)."""
-            return not specific or text.format_region != "generic"
+            """``fits_format``, or any read of another plate on a camera with no specific
+            region."""
+            if fits_format(text):
+                return True
+            return not specific and not us_plate(regions, text.region)
 
         def rank(text: PlateText) -> tuple[bool, float]:
             return (in_format(text), text.confidence)
@@ -398,8 +412,7 @@ class FrameRecognizer:
         def accepted(text: PlateText | None, sure: bool = False) -> bool:
             return text is not None and read_is_plate(
                 text.text, text.confidence, min_conf=min_conf, fit_conf=fit_conf,
-                sure_conf=sure_conf, specific=specific, fitting=specific and in_format(text),
-                sure=sure,
+                sure_conf=sure_conf, specific=specific, fitting=fits_format(text), sure=sure,
             )
 
         reads: list[PlateRead] = []
