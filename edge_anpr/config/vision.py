@@ -61,7 +61,7 @@ class DetectorConfig:
         0.2, "cascade, dnn: the finder's plate-centre probability a proposal needs.", lo=0, hi=1,
     )
     sure_plate_score: float = key_field(
-        0.95, "cascade, dnn: a candidate with at least this refiner probability and "
+        0.8, "cascade, dnn: a candidate with at least this refiner probability and "
         "sure_finder_score is a plate the detector is sure of (reader.min_sure_plate_confidence "
         "applies; 1 = none).", lo=0, hi=1,
     )

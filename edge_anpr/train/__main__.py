@@ -44,6 +44,14 @@ ALL_STEPS: list[tuple[str, list[str]]] = [
     ("finder", ["--resume", "--epochs", "28"]),
     # refiner, round 2: the HoG scanner's and the finder's proposals
     ("refiner", ["--finder", "edge_anpr/models/plate_finder.tflite"]),
+    # refiner, round 3: hard negatives mined with round 2 and the finder, twice the jittered
+    # windows per scenes-ro plate
+    ("refiner", ["--finder", "edge_anpr/models/plate_finder.tflite", "--ro-jitters", "48",
+                 "--mine", "edge_anpr/models/plate_refiner.tflite"]),
+    # refiner, round 4 (shipped): one more epoch of round 3 at a low rate with 3,000 rendered
+    # plates pasted in, so plate styles the real crops lack stay plates
+    ("refiner", ["--finder", "edge_anpr/models/plate_finder.tflite", "--ro-jitters", "48",
+                 "--rendered", "3000", "--resume", "--resume-lr", "1e-4", "--epochs", "1"]),
     # the plate's region (country, US state) from the crop
     ("region", []),
     # demo frames drawn last, so they are checked against the models just trained

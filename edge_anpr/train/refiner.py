@@ -452,6 +452,8 @@ def main(argv: list[str]) -> int:
                     help="jittered windows per scenes-ro plate (default: --jitters)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--resume", action="store_true", help="continue from the cached checkpoint")
+    ap.add_argument("--resume-lr", type=float, default=5e-4,
+                    help="--resume: the constant learning rate of the continued run")
     ap.add_argument("--out", type=Path, default=bundled_models_dir() / "plate_refiner.tflite")
     ap.add_argument("--export-only", action="store_true",
                     help="only convert the cached checkpoint to the int8 model file")
@@ -513,7 +515,12 @@ def main(argv: list[str]) -> int:
     n_val = len(x) // 20
     val, train = order[:n_val], order[n_val:]
     sched = tf.keras.optimizers.schedules.CosineDecay(2e-3, args.epochs * (len(train) // 128))
-    model.optimizer.learning_rate = sched if not args.resume else 5e-4
+    if args.resume:
+        # a fresh optimizer at a low constant rate: the checkpoint's optimizer carries the
+        # finished cosine schedule, which cannot be replaced
+        model.compile(tf.keras.optimizers.Adam(args.resume_lr), loss=refiner_loss)
+    else:
+        model.optimizer.learning_rate = sched
 
     class Augmented(tf.keras.utils.Sequence):  # type: ignore[misc,name-defined]
         def __init__(self) -> None:
