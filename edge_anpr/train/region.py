@@ -1,6 +1,12 @@
 """Train the plate-region model (country, and the state of a US plate) -> region.tflite (int8).
 
-    nice -n 10 .venv-train/bin/python -m edge_anpr.train region [--epochs N] [--resume]
+    nice -n 10 .venv-train/bin/python -m edge_anpr.train region --scene-weight 6 --pad 0.2 \
+        [--epochs N] [--scene-fold I/K] [--resume]
+    nice -n 10 .venv-train/bin/python -m edge_anpr.train region --shapes
+
+The first trains the shipped model (the settings of ``edge_anpr/models/region.md``); the second
+counts the reader's read shapes per country into ``region_shapes.json`` (``vision.region``
+``ShapeTable``), outside the holdout.
 
 Data, TRAINING split only (``lab.datasplit``; validation items are never opened):
 
@@ -15,7 +21,9 @@ Data, TRAINING split only (``lab.datasplit``; validation items are never opened)
 * ``scenes-ro``: Romanian dashcam plate boxes (Europe), split by video.
 
 A fixed sixth of the training items (``in_region_holdout``, by plate text or file name) is held
-out of training to choose settings; the script prints its scores every epoch. Prepared crops are
+out of training to choose settings; the script prints its scores every 5 epochs. Its 40 scene
+plates are too few to tell settings apart, so ``--scene-fold I/K`` holds out fold I of K of the
+scene plates as well (train each fold, score the held-out folds together). Prepared crops are
 cached in ``$EDGE_ANPR_TRAIN_CACHE`` (default ``~/.cache/edge-anpr-train``), and the model is
 checkpointed there after each epoch so an interrupted run resumes with ``--resume``.
 """
