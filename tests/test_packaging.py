@@ -30,8 +30,10 @@ def test_wheel_carries_the_models_and_licence_but_not_training(wheel: Path) -> N
     assert wheel.stat().st_size < MAX_WHEEL_BYTES
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
-        shipped = sorted(p.name for p in MODELS.iterdir() if p.suffix in {".tflite", ".npz"})
-        assert {"segmenter.tflite", "classifier.tflite", "plate_hog.npz"} <= set(shipped)
+        shipped = sorted(p.name for p in MODELS.iterdir()
+                         if p.suffix in {".tflite", ".npz", ".json"})
+        assert {"segmenter.tflite", "classifier.tflite", "plate_hog.npz", "region.tflite",
+                "region_shapes.json"} <= set(shipped)
         for name in shipped:
             assert zf.read(f"edge_anpr/models/{name}") == (MODELS / name).read_bytes(), name
         assert "edge_anpr/models/README.md" in names

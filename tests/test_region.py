@@ -3,17 +3,32 @@ interpreter, real files), the formats it picks, and the vote of an event's reads
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import cv2
 import pytest
 
+from edge_anpr.errors import ModelError
 from edge_anpr.lab.datasplit import plate_in_split, shared_data_dir
 from edge_anpr.lab.eval_crops import state_column
 from edge_anpr.lab.labels import EU_LABELLED, labelled_rows, read_label_rows
+from edge_anpr.models import bundled_models_dir
 from edge_anpr.plates.origin import REGION_MIN_SCORE, formats_for
 from edge_anpr.plates.tracker import region_vote
 from edge_anpr.values import NO_REGION, PlateRegion
 from edge_anpr.vision.reader import PlateReader
-from edge_anpr.vision.region import REGION_CLASSES, country_of, summarise
+from edge_anpr.vision.region import (
+    REGION_CLASSES,
+    REGION_FILE,
+    SHAPES_FILE,
+    RegionReader,
+    ShapeTable,
+    country_of,
+    given_read,
+    summarise,
+    text_shape,
+)
 
 DATA = shared_data_dir()
 
@@ -87,3 +102,63 @@ def test_an_events_region_is_the_one_its_reads_give_most_weight() -> None:
     assert region_vote(reads) == PlateRegion("us-ca", pytest.approx(1.3 / 4))
     assert region_vote([NO_REGION, NO_REGION]) == NO_REGION
     assert region_vote([]) == NO_REGION
+
+
+def _row(us_ca: float, br: float, eu: float) -> list[float]:
+    probs = [0.0] * len(REGION_CLASSES)
+    probs[REGION_CLASSES.index("us-ca")] = us_ca
+    probs[REGION_CLASSES.index("br")] = br
+    probs[REGION_CLASSES.index("eu")] = eu
+    return probs
+
+
+def test_a_shape_read_in_one_country_only_weighs_for_it() -> None:
+    table = ShapeTable({"us": {"LLNLNL": 30, "LLLNNNN": 10}, "br": {"LLLNNNN": 100},
+                        "eu": {"LLNNNLL": 50, "LLLNNNN": 5}}, 20.0)
+    assert text_shape("AB1C2D") == "LLNLNL"
+    us, br, eu = table.likelihoods("AB1C2D")
+    assert us > 10 * br and us > 10 * eu
+    us, br, eu = table.likelihoods("ABC1234")
+    assert br > us > eu
+    # a shape nobody was read with weighs no country much against another
+    us, br, eu = table.likelihoods("1")
+    assert min(us, br, eu) > 0
+    assert max(us, br, eu) < 5 * min(us, br, eu)
+
+
+def test_the_read_turns_an_unsure_region_and_leaves_a_sure_one() -> None:
+    shipped = RegionReader(bundled_models_dir() / REGION_FILE)
+    assert shipped.shapes is not None  # the table ships beside the model
+    unsure, sure = _row(0.75, 0.25, 0.0), _row(0.999, 0.001, 0.0)
+    assert summarise(unsure).region.code == "us-ca"
+    # ABC1234: nearly every Brazilian plate, about one US plate in ten
+    assert shipped.region_given(unsure, "ABC1234").code == "br"
+    assert shipped.region_given(sure, "ABC1234").code == "us-ca"
+    # and a read Brazilian plates never have weighs against Brazil
+    assert shipped.region_given(_row(0.3, 0.7, 0.0), "1ABC234").code.startswith("us")
+    posterior = given_read(unsure, shipped.shapes.likelihoods("ABC1234"))
+    assert sum(posterior) == pytest.approx(1.0)
+
+
+def test_a_models_folder_without_a_shape_table_weighs_nothing_by_the_read(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / REGION_FILE).write_bytes((bundled_models_dir() / REGION_FILE).read_bytes())
+    alone = RegionReader(tmp_path / REGION_FILE)
+    assert alone.shapes is None
+    assert alone.region_given(_row(0.75, 0.25, 0.0), "ABC1234").code == "us-ca"
+
+
+@pytest.mark.parametrize("content", [
+    "not json", json.dumps({"prior_weight": 20}),
+    json.dumps({"prior_weight": 0, "counts": {"us": {}, "br": {}, "eu": {}}}),
+    json.dumps({"prior_weight": 20, "counts": {"us": {}, "br": {}}}),
+    json.dumps({"prior_weight": 20, "counts": {"us": {"LL": -1}, "br": {}, "eu": {}}}),
+])
+def test_a_bad_shape_table_is_a_model_error_naming_the_file(
+    tmp_path: Path, content: str
+) -> None:
+    (tmp_path / REGION_FILE).write_bytes((bundled_models_dir() / REGION_FILE).read_bytes())
+    (tmp_path / SHAPES_FILE).write_text(content)
+    with pytest.raises(ModelError, match=SHAPES_FILE):
+        RegionReader(tmp_path / REGION_FILE)

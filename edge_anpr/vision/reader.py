@@ -457,8 +457,9 @@ class PlateReader:
         t0 = time.perf_counter()
         boxes = self._segment_many([greys[i] for i in usable])
         tr = time.perf_counter()
-        origins = dict(zip(usable, self._region.regions([greys[i] for i in usable]),
-                           strict=True))
+        region_rows = dict(zip(
+            usable, self._region.probabilities([greys[i] for i in usable]).tolist(), strict=True
+        ))
         t1 = time.perf_counter()
         owners = [greys[i] for i, bs in zip(usable, boxes, strict=True) for _ in range(len(bs))]
         if not owners:
@@ -489,14 +490,23 @@ class PlateReader:
                                                     [top_p[j][0] for j in keep])]
             if len(keep) >= max(1, self.min_chars):
                 groups = char_groups([box_rows[j] for j in keep])
-                origin = origins[i]
-                configured = regions or self.regions
+                alts = prefer_group_kind([alternatives[j] for j in keep], groups)
+                configured = tuple(regions or self.regions)
+                origin = self._region.region_given(
+                    region_rows[i], self._evidence(alts, configured)
+                )
                 results[i] = self._text(
-                    prefer_group_kind([alternatives[j] for j in keep], groups),
-                    [rows[j] for j in keep], formats_for(configured, origin), origin,
+                    alts, [rows[j] for j in keep], formats_for(configured, origin), origin,
                     us_serials(configured, origin), us_plate(configured, origin),
                 )
         return results
+
+    def _evidence(self, alternatives: list[list[tuple[str, float]]],
+                  configured: tuple[str, ...]) -> str:
+        """The text the plate's region is weighed with (``RegionReader.region_given``): its
+        best reading with the camera's own formats, before the region picks any, so that
+        formats the region picked cannot make the text agree with the region."""
+        return rank_candidates(alternatives, configured, 1)[0].text
 
     def _text(
         self, alternatives: list[list[tuple[str, float]]], rows: list[list[float]],
