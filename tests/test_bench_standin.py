@@ -51,9 +51,16 @@ def test_the_stand_in_costs_the_real_recognizers_cpu_per_frame(
 ) -> None:
     assert calibration.chunks > 0
     assert calibration.stand_in_ms == pytest.approx(calibration.real_ms, rel=0.25)
-    # measured again, apart from the calibration
-    again = cpu_ms_per_frame(calibration.factory()(), demo_jpegs(), CALIBRATION_PASSES)
-    assert again == pytest.approx(calibration.real_ms, rel=0.25)
+    # Measured again, apart from the calibration, each against the real recognizer measured
+    # right after it: the two then run under the same load from the other tests (a fixed
+    # figure from earlier drifts with it), and the median of three pairs is compared.
+    stand_in, real = calibration.factory()(), FrameRecognizer(Config())
+    ratios = sorted(
+        cpu_ms_per_frame(stand_in, demo_jpegs(), CALIBRATION_PASSES)
+        / cpu_ms_per_frame(real, demo_jpegs(), CALIBRATION_PASSES)
+        for _ in range(3)
+    )
+    assert ratios[1] == pytest.approx(1.0, rel=0.25), ratios
 
 
 def test_stand_in_is_refused_for_other_benches(capsys: pytest.CaptureFixture[str]) -> None:
