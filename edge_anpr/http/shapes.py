@@ -29,8 +29,8 @@ from edge_anpr.http.regions import plate_region
 from edge_anpr.plates.formats import fits_any
 from edge_anpr.values import Candidate, PlateRead
 
-DSCORE_A = 2.9694
-DSCORE_B = -1.0073
+DSCORE_A = 1.7232
+DSCORE_B = 0.8945
 """``dscore = 1 / (1 + exp(-(DSCORE_A * box score + DSCORE_B)))``: Platt scaling of the refiner's
 box score to the share of reported boxes that are plates, fitted on the scenes' training holdout
 (``edge-anpr calibrate-dscore ../shared/data/scenes --split holdout --negatives
