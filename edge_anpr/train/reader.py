@@ -273,23 +273,28 @@ def _tf():  # type: ignore[no-untyped-def]
     return tf
 
 
+def conv_block(x, channels: int, stride: int = 1, dilation: int = 1):  # type: ignore[no-untyped-def]
+    """A 3x3 convolution (no bias), batch normalisation and ReLU6: the stage every network of
+    the reader, the refiner and the region model is built of."""
+    layers = _tf().keras.layers
+    x = layers.Conv2D(channels, 3, strides=stride, dilation_rate=dilation, padding="same",
+                      use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU(6.0)(x)
+
+
 def build_segmenter():  # type: ignore[no-untyped-def]
     tf = _tf()
     L = tf.keras.layers
 
-    def conv(x, c, s=1, d=1):  # type: ignore[no-untyped-def]
-        x = L.Conv2D(c, 3, strides=s, dilation_rate=d, padding="same", use_bias=False)(x)
-        x = L.BatchNormalization()(x)
-        return L.ReLU(6.0)(x)
-
     inp = tf.keras.Input((SEG_H, SEG_W, 1))
-    x = conv(inp, 12, 2)
-    x = conv(x, 24)
-    x = conv(x, 40, 2)
-    skip = conv(x, 40)
-    x = conv(skip, 40, d=2)
-    x = conv(x, 40, d=4)
-    x = conv(x, 40, d=8)
+    x = conv_block(inp, 12, 2)
+    x = conv_block(x, 24)
+    x = conv_block(x, 40, 2)
+    skip = conv_block(x, 40)
+    x = conv_block(skip, 40, dilation=2)
+    x = conv_block(x, 40, dilation=4)
+    x = conv_block(x, 40, dilation=8)
     x = L.Concatenate()([x, skip])
     x = L.Conv2D(32, 1, activation="relu")(x)
     out = L.Conv2D(SEG_CHANNELS, 1, activation="sigmoid")(x)
@@ -313,18 +318,14 @@ def build_classifier():  # type: ignore[no-untyped-def]
     tf = _tf()
     L = tf.keras.layers
 
-    def conv(x, c, s=1):  # type: ignore[no-untyped-def]
-        x = L.Conv2D(c, 3, strides=s, padding="same", use_bias=False)(x)
-        x = L.BatchNormalization()(x)
-        return L.ReLU(6.0)(x)
 
     inp = tf.keras.Input((CHAR_H, CHAR_W, 1))
-    x = conv(inp, 16)
-    x = conv(x, 32, 2)
-    x = conv(x, 32)
-    x = conv(x, 64, 2)
-    x = conv(x, 64)
-    x = conv(x, 64, 2)
+    x = conv_block(inp, 16)
+    x = conv_block(x, 32, 2)
+    x = conv_block(x, 32)
+    x = conv_block(x, 64, 2)
+    x = conv_block(x, 64)
+    x = conv_block(x, 64, 2)
     x = L.Flatten()(x)
     x = L.Dropout(0.3)(x)
     x = L.Dense(128, activation="relu")(x)

@@ -57,7 +57,7 @@ from edge_anpr.lab.scenes import (
 from edge_anpr.models import bundled_models_dir
 from edge_anpr.train.cache import CACHE
 from edge_anpr.train.detector import holdout
-from edge_anpr.train.reader import _tf, export_int8
+from edge_anpr.train.reader import _tf, conv_block, export_int8
 from edge_anpr.vision.hog import PlateDetector, load_detector
 from edge_anpr.vision.refine import WINDOW_H, WINDOW_W, Window, cut_window, window_of
 
@@ -408,19 +408,15 @@ def build_model():  # type: ignore[no-untyped-def]
     tf = _tf()
     L = tf.keras.layers
 
-    def conv(x, c, s=1):  # type: ignore[no-untyped-def]
-        x = L.Conv2D(c, 3, strides=s, padding="same", use_bias=False)(x)
-        x = L.BatchNormalization()(x)
-        return L.ReLU(6.0)(x)
 
     inp = tf.keras.Input((WINDOW_H, WINDOW_W, 1))
-    x = conv(inp, 16, 2)  # 32x64
-    x = conv(x, 24, 2)  # 16x32
-    x = conv(x, 24)
-    x = conv(x, 32, 2)  # 8x16
-    x = conv(x, 32)
-    x = conv(x, 48, 2)  # 4x8
-    x = conv(x, 48)
+    x = conv_block(inp, 16, 2)  # 32x64
+    x = conv_block(x, 24, 2)  # 16x32
+    x = conv_block(x, 24)
+    x = conv_block(x, 32, 2)  # 8x16
+    x = conv_block(x, 32)
+    x = conv_block(x, 48, 2)  # 4x8
+    x = conv_block(x, 48)
     x = L.Flatten()(x)
     x = L.Dense(96)(x)
     x = L.ReLU(6.0)(x)
@@ -442,6 +438,13 @@ def augment_batch(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
     gain = rng.uniform(0.8, 1.2, (len(x), 1, 1, 1)).astype(np.float32)
     bias = rng.uniform(-0.08, 0.08, (len(x), 1, 1, 1)).astype(np.float32)
     return np.clip(x * gain + bias, 0.0, 1.0)
+
+
+def _appended(d: dict[str, np.ndarray], path: Path, what: str) -> dict[str, np.ndarray]:
+    """``d``'s windows with those cached at ``path`` after them."""
+    more = dict(np.load(path))
+    say(f"{what} from {path}: {len(more['x'])}")
+    return {k: np.concatenate([d[k], more[k]]) for k in ("x", "y")}
 
 
 def main(argv: list[str]) -> int:
@@ -485,16 +488,12 @@ def main(argv: list[str]) -> int:
     if args.mine is not None and not hard.exists():
         np.savez_compressed(hard, **mine_hard_negatives(data, args.mine, args.seed, args.finder))
     if hard.exists():
-        h = dict(np.load(hard))
-        say(f"hard negatives from {hard}: {len(h['x'])}")
-        d = {"x": np.concatenate([d["x"], h["x"]]), "y": np.concatenate([d["y"], h["y"]])}
+        d = _appended(d, hard, "hard negatives")
     if args.rendered:
         rendered = CACHE / RENDERED_FILE.replace(".npz", f"_{args.rendered}.npz")
         if not rendered.exists():
             np.savez_compressed(rendered, **rendered_windows(data, args.rendered, args.seed))
-        r = dict(np.load(rendered))
-        say(f"rendered windows from {rendered}: {len(r['x'])}")
-        d = {"x": np.concatenate([d["x"], r["x"]]), "y": np.concatenate([d["y"], r["y"]])}
+        d = _appended(d, rendered, "rendered windows")
     tf = _tf()
     x = d["x"].astype(np.float32)[..., None] / 255.0
     y = d["y"]

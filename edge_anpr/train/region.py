@@ -49,7 +49,7 @@ from edge_anpr.lab.labels import EU_LABELLED, labelled_rows, read_label_rows
 from edge_anpr.lab.scenes import find_scenes, normalise, scale_box
 from edge_anpr.models import bundled_models_dir
 from edge_anpr.train.cache import CACHE
-from edge_anpr.train.reader import export_int8
+from edge_anpr.train.reader import _tf, conv_block, export_int8
 from edge_anpr.vision.reader import PlateReader
 from edge_anpr.vision.region import (
     COUNTRIES,
@@ -293,32 +293,18 @@ def augment(rng: np.random.Generator, stored: np.ndarray, *, pad: float = 0.0,
     return np.clip(out, 0, 255).astype(np.uint8)[..., None]
 
 
-def _tf():  # type: ignore[no-untyped-def]
-    import tensorflow as tf
-
-    # the thread counts of ``train.reader``'s, whose int8 export this module uses: TensorFlow
-    # refuses a different count once it has started
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(2)
-    return tf
-
-
 def build_model(width: int):  # type: ignore[no-untyped-def]
     tf = _tf()
     L = tf.keras.layers
 
-    def conv(x, c, s=1):  # type: ignore[no-untyped-def]
-        x = L.Conv2D(c, 3, strides=s, padding="same", use_bias=False)(x)
-        x = L.BatchNormalization()(x)
-        return L.ReLU(6.0)(x)
 
     inp = tf.keras.Input((REGION_H, REGION_W, 1))
-    x = conv(inp, width, 2)
-    x = conv(x, 2 * width, 2)
-    x = conv(x, 2 * width)
-    x = conv(x, 4 * width, 2)
-    x = conv(x, 4 * width)
-    x = conv(x, 6 * width, 2)
+    x = conv_block(inp, width, 2)
+    x = conv_block(x, 2 * width, 2)
+    x = conv_block(x, 2 * width)
+    x = conv_block(x, 4 * width, 2)
+    x = conv_block(x, 4 * width)
+    x = conv_block(x, 6 * width, 2)
     x = L.Flatten()(x)
     x = L.Dropout(0.4)(x)
     out = L.Dense(len(REGION_CLASSES), activation="softmax")(x)
