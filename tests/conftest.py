@@ -204,6 +204,33 @@ class Broker:
                 await trio.sleep(0.01)
 
 
+def write_serve_config(
+    path: Path, port: int, token: str, outbox: Path, *, workers: int = 1, http: str = "",
+) -> Path:
+    """A ``serve`` config at ``path`` for a test of the HTTP API: UDP ingest on a loopback
+    port of the system's choosing, ``workers`` recognition workers, MQTT off with its outbox at
+    ``outbox``, the API on 127.0.0.1:``port`` with ``token``, and ``http``'s lines added to its
+    ``[http]`` section."""
+    path.write_text(f"""
+[ingest]
+bind = "127.0.0.1"
+port = 0
+
+[workers]
+count = {workers}
+
+[mqtt]
+enabled = false
+outbox_path = "{outbox}"
+
+[http]
+port = {port}
+token = "{token}"
+{http}
+""")
+    return path
+
+
 def serve_http(
     config: Path, port: int, log_path: Path, *, timeout_s: float = 90.0,
     preexec_fn: Callable[[], None] | None = None,

@@ -45,7 +45,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import free_tcp_port, serve_http
+from conftest import free_tcp_port, serve_http, write_serve_config
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -94,25 +94,10 @@ def other_host_reachable() -> bool:
 
 def start_serve(tmp_path: Path, http: str) -> tuple[subprocess.Popen[bytes], str, Path]:
     port = free_tcp_port()
-    config = tmp_path / f"config-{port}.toml"
-    config.write_text(f"""
-[ingest]
-bind = "127.0.0.1"
-port = 0
-
-[workers]
-count = 1
-
-[mqtt]
-enabled = false
-outbox_path = "{tmp_path / f'outbox-{port}.sqlite'}"
-
-[http]
-port = {port}
-token = "{TOKEN}"
-allow = ["127.0.0.1/32"]
-{http}
-""")
+    config = write_serve_config(
+        tmp_path / f"config-{port}.toml", port, TOKEN, tmp_path / f"outbox-{port}.sqlite",
+        http=f'allow = ["127.0.0.1/32"]\n{http}',
+    )
     log_path = tmp_path / f"serve-{port}.log"
     proc = serve_http(config, port, log_path)
     base = f"http://127.0.0.1:{port}"

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from conftest import free_tcp_port, serve_http
+from conftest import free_tcp_port, serve_http, write_serve_config
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge_anpr.assets import DEMO_DIR
@@ -48,26 +48,10 @@ def peak_rss_mb(pid: int) -> float:
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
     port = free_tcp_port()
-    config = tmp_path / "config.toml"
-    config.write_text(f"""
-[ingest]
-bind = "127.0.0.1"
-port = 0
-
-[workers]
-count = 2
-
-[mqtt]
-enabled = false
-outbox_path = "{tmp_path / 'outbox.sqlite'}"
-
-[http]
-port = {port}
-token = "{TOKEN}"
-allow = []
-max_pending = 8
-max_connections = 256
-""")
+    config = write_serve_config(
+        tmp_path / "config.toml", port, TOKEN, tmp_path / "outbox.sqlite", workers=2,
+        http="allow = []\nmax_pending = 8\nmax_connections = 256",
+    )
     log_path = tmp_path / "serve.log"
     proc = serve_http(config, port, log_path)
     base = f"http://127.0.0.1:{port}"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_tcp_port, serve_http
+from conftest import free_tcp_port, serve_http, write_serve_config
 
 from edge_anpr.assets import DEMO_DIR
 
@@ -98,24 +98,8 @@ def test_slow_connections_never_starve_token_holders_nor_flood_the_log(
     tmp_path: Path, own_files_limit: None, max_connections: int,
 ) -> None:
     port = free_tcp_port()
-    config = tmp_path / "config.toml"
-    config.write_text(f"""
-[ingest]
-bind = "127.0.0.1"
-port = 0
-
-[workers]
-count = 1
-
-[mqtt]
-enabled = false
-outbox_path = "{tmp_path / 'outbox.sqlite'}"
-
-[http]
-port = {port}
-token = "{TOKEN}"
-max_connections = {max_connections}
-""")
+    config = write_serve_config(tmp_path / "config.toml", port, TOKEN, tmp_path / "outbox.sqlite",
+                                http=f"max_connections = {max_connections}")
     log_path = tmp_path / "serve.log"
 
     def low_limit() -> None:
