@@ -537,14 +537,10 @@ def read_is_plate(
         return False
     has_digit = any(c.isdigit() for c in text)
     if not has_digit:
-        return not (specific and not fitting) and confidence >= NO_DIGIT_MIN_CONFIDENCE
+        return (fitting or not specific) and confidence >= NO_DIGIT_MIN_CONFIDENCE
     if confidence >= (fit_conf if fitting else min_conf):
         return True
-    return sure and confidence >= sure_conf and _letters_and_digits(text)
-
-
-def _letters_and_digits(text: str) -> bool:
-    return any(c.isdigit() for c in text) and any(c.isalpha() for c in text)
+    return sure and confidence >= sure_conf and any(c.isalpha() for c in text)
 
 
 MIN_PLATE_CHARS = 4
